@@ -1,0 +1,216 @@
+/**
+ * One validated configuration. Sources, later wins: defaults < YAML file < MASKFLEET_* environment
+ * < CLI flags. The old single-image script's YAML keys (candidate_prompts, seed_range, ...) load
+ * unchanged and are mapped onto the new keys; an invalid value fails with the key named.
+ */
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+
+const seedRange = z
+  .object({ from: z.number().int().min(0).max(2147483646), to: z.number().int().min(0).max(2147483646) })
+  .refine((r) => r.from <= r.to, { message: "seed range start must not exceed its end" });
+
+export const configSchema = z.strictObject({
+  /** What to mask: "face", "auto" (the main object), "boxes" (given per image in a manifest), or a label like "Car". */
+  target: z.string().min(1).default("face"),
+  /** Where boxes come from: local ONNX models, or Amazon Rekognition (AWS issue). */
+  detector: z.enum(["local", "rekognition"]).default("local"),
+  /** Face detector: a manifest name or a local .onnx file / model folder. */
+  detectorModel: z.string().min(1).default("ultraface-rfb-320"),
+  /** Minimum detector confidence, 0-1. */
+  minConfidence: z.number().min(0).max(1).default(0.7),
+  /** Keep at most this many boxes per image (highest scores first). */
+  maxObjects: z.number().int().min(1).max(64).default(16),
+  /** Segment Anything model: a manifest name or a local model folder. */
+  samModel: z.string().min(1).default("sam-vit-b"),
+  executionProvider: z.enum(["cpu", "cuda"]).default("cpu"),
+  /** onnxruntime intra-op threads per session; 0 = onnxruntime's default (all cores). */
+  threads: z.number().int().min(0).max(256).default(0),
+  /** Mask clean-up before generation. */
+  growPx: z.number().int().min(-256).max(256).default(0),
+  featherPx: z.number().min(0).max(256).default(2),
+  fillHoles: z.boolean().default(true),
+  minIslandArea: z.number().int().min(0).default(64),
+  /** Generator for each (prompt, seed): local compositing, or Bedrock (AWS issue). */
+  generator: z.enum(["composite", "titan", "nova"]).default("composite"),
+  /** outpaint keeps the object and replaces the rest; inpaint replaces the object. */
+  mode: z.enum(["outpaint", "inpaint"]).default("outpaint"),
+  prompts: z.array(z.string().min(1).max(1024)).min(1).default(["studio white background"]),
+  negativePrompt: z.string().max(1024).optional(),
+  seeds: seedRange.default({ from: 0, to: 0 }),
+  /** Composite background: a colour ("#ffffff", "white"), "blur", or a path to an image. */
+  background: z.string().min(1).default("#ffffff"),
+  blurSigma: z.number().min(0.3).max(1000).default(25),
+  /** Bedrock settings kept from the old script. */
+  modelId: z.string().min(1).default("amazon.titan-image-generator-v2:0"),
+  cfgScale: z.number().min(1.1).max(10).default(8),
+  width: z.number().int().min(64).max(4096).optional(),
+  height: z.number().int().min(64).max(4096).optional(),
+  resize: z.boolean().default(false),
+  region: z.string().min(1).default("us-east-1"),
+  /** Output folder (or s3:// prefix in the AWS issue). */
+  out: z.string().min(1).default("./out"),
+  redisUrl: z.string().min(1).default("redis://127.0.0.1:6379"),
+  /** Largest image accepted, in pixels (decompression-bomb guard). */
+  maxPixels: z.number().int().min(1).default(100_000_000),
+  /** Attempts per job for transient errors (bad input never retries). */
+  attempts: z.number().int().min(1).max(100).default(3),
+  concurrency: z
+    .strictObject({
+      detect: z.number().int().min(1).max(256).default(2),
+      mask: z.number().int().min(1).max(64).default(1),
+      generate: z.number().int().min(1).max(256).default(4),
+      finalize: z.number().int().min(1).max(256).default(2),
+    })
+    .default({ detect: 2, mask: 1, generate: 4, finalize: 2 }),
+  /** Model download cache. */
+  cacheDir: z.string().min(1).optional(),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = Record<string, unknown>;
+
+/** Known Meta SAM checkpoints of the old script -> the manifest's ONNX export of the same weights. */
+const checkpointModels: Record<string, string> = {
+  sam_vit_h_4b8939: "sam-vit-h",
+  sam_vit_l_0b3195: "sam-vit-l",
+  sam_vit_b_01ec64: "sam-vit-b",
+};
+
+/** Maps the old script's YAML keys onto the new ones; unknown keys pass through to fail validation. */
+export function fromLegacyKeys(raw: ConfigInput): ConfigInput {
+  const out: ConfigInput = {};
+  for (const [key, value] of Object.entries(raw)) {
+    switch (key) {
+      case "candidate_prompts":
+        out.prompts = value;
+        break;
+      case "seed_range":
+        out.seeds = parseSeedRange(value, key);
+        break;
+      case "result_path":
+        out.out = value;
+        break;
+      case "use_cuda":
+        if (typeof value !== "boolean") throw new ConfigError(key, "expected true or false");
+        out.executionProvider = value ? "cuda" : "cpu";
+        break;
+      case "target_region":
+        out.target = value;
+        break;
+      case "checkpoint":
+        out.samModel = checkpointToModel(value, key);
+        break;
+      default:
+        out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** "34,46", "34-46", [34, 46] or {from, to} -> {from, to}, inclusive. */
+export function parseSeedRange(value: unknown, key = "seeds"): { from: number; to: number } {
+  let parts: unknown[];
+  if (typeof value === "string") parts = value.split(/[,-]/).map((s) => s.trim());
+  else if (typeof value === "number") parts = [value, value];
+  else if (Array.isArray(value)) parts = value;
+  else if (value && typeof value === "object" && "from" in value && "to" in value) parts = [value.from, value.to];
+  else throw new ConfigError(key, `expected a range like "34,46", got ${JSON.stringify(value)}`);
+  if (parts.length === 1) parts = [parts[0], parts[0]];
+  const nums = parts.map((p) => (typeof p === "number" ? p : Number(p)));
+  if (nums.length !== 2 || nums.some((n) => !Number.isInteger(n))) {
+    throw new ConfigError(key, `expected two whole numbers like "34,46", got ${JSON.stringify(value)}`);
+  }
+  return { from: nums[0] as number, to: nums[1] as number };
+}
+
+function checkpointToModel(value: unknown, key: string): string {
+  if (typeof value !== "string") throw new ConfigError(key, "expected a checkpoint name");
+  const base = value.replace(/^.*[\\/]/, "").replace(/\.pth$/, "");
+  const model = checkpointModels[base];
+  if (model) return model;
+  if (/\.pth$/.test(value)) {
+    throw new ConfigError(key, `${value} is a PyTorch checkpoint; export it to ONNX (see models/EXPORT.md) and pass the folder as samModel`);
+  }
+  return value;
+}
+
+/** MASKFLEET_SAM_MODEL=... -> { samModel: "..." }; values parsed as JSON when they look like it. */
+export function fromEnv(env: NodeJS.ProcessEnv): ConfigInput {
+  const out: ConfigInput = {};
+  const keys = Object.keys(configSchema.shape);
+  for (const key of keys) {
+    const name = `MASKFLEET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+    const value = env[name];
+    if (value !== undefined && value !== "") out[key] = parseScalar(value);
+  }
+  return out;
+}
+
+function parseScalar(text: string): unknown {
+  if (/^(true|false|-?\d+(\.\d+)?|\[.*\]|\{.*\})$/s.test(text.trim())) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text; // not JSON after all: keep the text, validation names the key if it is wrong
+    }
+  }
+  return text;
+}
+
+export function readConfigFile(path: string): ConfigInput {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError("config", `cannot read ${path}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError("config", `${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  if (raw === null || raw === undefined) return {};
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("config", `${path} must hold a mapping of keys`);
+  return fromLegacyKeys(raw as ConfigInput);
+}
+
+/** Merge sources (later wins, nested `concurrency` merged key by key) and validate. */
+export function resolveConfig(...sources: ConfigInput[]): Config {
+  const merged: ConfigInput = {};
+  for (const source of sources) {
+    for (const [key, value] of Object.entries(source)) {
+      if (value === undefined) continue;
+      const prev = merged[key];
+      merged[key] =
+        key === "concurrency" && isPlainObject(prev) && isPlainObject(value) ? { ...prev, ...value } : value;
+    }
+  }
+  if (merged.seeds !== undefined) merged.seeds = parseSeedRange(merged.seeds, "seeds");
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    if (issue?.code === "unrecognized_keys") {
+      throw new ConfigError(issue.keys.join(", "), "unknown key (see the README's config reference)");
+    }
+    const key = issue?.path.length ? issue.path.join(".") : "config";
+    throw new ConfigError(key, issue?.message ?? "invalid");
+  }
+  return parsed.data;
+}
+
+/** The usual stack: defaults < file < env < overrides. */
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: ConfigInput } = {}): Config {
+  return resolveConfig(
+    opts.file ? readConfigFile(opts.file) : {},
+    fromEnv(opts.env ?? process.env),
+    opts.overrides ?? {},
+  );
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,133 @@
+/**
+ * Job payloads (validated when enqueued and when picked up) and deterministic ids. Jobs carry
+ * references (paths, store keys), never image bytes. An image's id is a hash of its content and
+ * of every option that changes its outputs, so enqueueing it again is a no-op.
+ */
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import type { Config } from "./config.js";
+
+const boxSchema = z.object({
+  x0: z.number(),
+  y0: z.number(),
+  x1: z.number(),
+  y1: z.number(),
+  score: z.number().optional(),
+  label: z.string().optional(),
+});
+
+/** The options that change an image's outputs, copied from the config into every job. */
+export const imageOptionsSchema = z.object({
+  target: z.string().min(1),
+  detector: z.enum(["local", "rekognition"]),
+  detectorModel: z.string(),
+  minConfidence: z.number(),
+  maxObjects: z.number().int(),
+  samModel: z.string(),
+  growPx: z.number().int(),
+  featherPx: z.number(),
+  fillHoles: z.boolean(),
+  minIslandArea: z.number().int(),
+  generator: z.enum(["composite", "titan", "nova"]),
+  mode: z.enum(["outpaint", "inpaint"]),
+  prompts: z.array(z.string().min(1)).min(1),
+  negativePrompt: z.string().optional(),
+  seeds: z.object({ from: z.number().int(), to: z.number().int() }),
+  background: z.string(),
+  blurSigma: z.number(),
+  modelId: z.string(),
+  cfgScale: z.number(),
+  width: z.number().int().optional(),
+  height: z.number().int().optional(),
+  resize: z.boolean(),
+  maxPixels: z.number().int(),
+});
+export type ImageOptions = z.infer<typeof imageOptionsSchema>;
+
+export const imageJobSchema = z.object({
+  runId: z.string().min(1),
+  imageId: z.string().regex(/^[0-9a-f]{16,64}$/),
+  /** Absolute path (or URI) of the input image. */
+  input: z.string().min(1),
+  /** The name shown to people: the path relative to what was enqueued. */
+  name: z.string().min(1),
+  /** Output root and this image's key prefix under it. */
+  out: z.string().min(1),
+  outPrefix: z.string().min(1),
+  options: imageOptionsSchema,
+  /** Boxes given by the user (target "boxes"). */
+  boxes: z.array(boxSchema).optional(),
+});
+export type ImageJob = z.infer<typeof imageJobSchema>;
+
+export const generateJobSchema = z.object({
+  image: imageJobSchema,
+  promptIndex: z.number().int().min(0),
+  prompt: z.string().min(1),
+  seed: z.number().int().min(0),
+  /** Store key of the result, deterministic in (image, prompt, seed, generator options). */
+  resultKey: z.string().min(1),
+});
+export type GenerateJob = z.infer<typeof generateJobSchema>;
+
+export function pickImageOptions(config: Config): ImageOptions {
+  const shape = imageOptionsSchema.shape;
+  const picked: Record<string, unknown> = {};
+  for (const key of Object.keys(shape)) picked[key] = config[key as keyof Config];
+  return imageOptionsSchema.parse(picked);
+}
+
+/** A stable JSON encoding (sorted keys) so equal options always hash the same. */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function sha256Hex(...parts: (Buffer | string)[]): string {
+  const hash = createHash("sha256");
+  for (const part of parts) hash.update(part);
+  return hash.digest("hex");
+}
+
+/** Image id: content hash + output root + options + given boxes. */
+export function imageIdOf(content: Buffer, out: string, options: ImageOptions, boxes?: unknown): string {
+  return sha256Hex(sha256Hex(content), "\0", out, "\0", stableJson({ options, boxes })).slice(0, 24);
+}
+
+/** Output key prefix: a readable stem plus the id, so names never collide and never change. */
+export function outPrefixOf(name: string, imageId: string): string {
+  const stem = name.replace(/\.[^./\\]+$/, "").replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^_+|_+$/g, "").slice(-60);
+  return `${stem || "image"}-${imageId.slice(0, 10)}`;
+}
+
+/** Every (prompt, seed) of an image, in a fixed order. */
+export function generateJobsOf(image: ImageJob): GenerateJob[] {
+  const { prompts, seeds } = image.options;
+  const jobs: GenerateJob[] = [];
+  prompts.forEach((prompt, promptIndex) => {
+    for (let seed = seeds.from; seed <= seeds.to; seed++) {
+      const tag = sha256Hex(stableJson({ prompt, seed, o: image.options })).slice(0, 8);
+      jobs.push({ image, promptIndex, prompt, seed, resultKey: `${image.outPrefix}/results/p${promptIndex}-s${seed}-${tag}.png` });
+    }
+  });
+  return jobs;
+}
+
+/** The store keys one image's stages write. */
+export function outputKeys(outPrefix: string) {
+  return {
+    detections: `${outPrefix}/detections.json`,
+    mask: `${outPrefix}/mask.png`,
+    bedrockMask: `${outPrefix}/mask-bedrock.png`,
+    cutout: `${outPrefix}/cutout.png`,
+    maskInfo: `${outPrefix}/mask.json`,
+    manifest: `${outPrefix}/manifest.json`,
+    contactSheet: `${outPrefix}/contact-sheet.jpg`,
+  };
+}

@@ -1,0 +1,36 @@
+/** Shared test plumbing: scratch folders, one Redis database per test file, the tiny models. */
+import { mkdir, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Redis } from "ioredis";
+
+export const repoRoot = resolve(import.meta.dirname, "..");
+
+export async function scratchDir(name: string): Promise<string> {
+  const dir = join(repoRoot, "test", ".tmp", name);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** Each test file takes its own Redis database (1-15) so files can run in parallel; it is emptied first. */
+export async function freshRedis(db: number): Promise<string> {
+  const url = `redis://127.0.0.1:6379/${db}`;
+  const r = new Redis(url);
+  await r.flushdb();
+  r.disconnect();
+  return url;
+}
+
+let models: Promise<{ sam: string; face: string }> | undefined;
+
+/** Builds the tiny ONNX graphs once per process (real names and shapes, see tools/make-tiny-models.ts). */
+export function tinyModels(): Promise<{ sam: string; face: string }> {
+  models ??= (async () => {
+    const { makeTinyModels } = await import("../tools/make-tiny-models.js");
+    const dir = join(repoRoot, "test", ".tmp", `models-${process.pid}`);
+    await mkdir(dir, { recursive: true });
+    await makeTinyModels(dir);
+    return { sam: join(dir, "sam-tiny"), face: join(dir, "face-tiny") };
+  })();
+  return models;
+}
