@@ -1,0 +1,128 @@
+/**
+ * The local "composite" generator (no cloud, no model): blends the photo with a flat colour, a
+ * background photo, or a blur of itself, through the (optionally feathered) object mask.
+ *
+ * outpaint: keep the object, replace the background. inpaint: keep the background, replace the
+ * object region. Both are the same blend with the mask inverted.
+ */
+import { ConfigError } from "../../shared/errors.js";
+import { assertSameSize, resizeRgb, sharpRaw } from "../../shared/image.js";
+import { featherMask } from "../../shared/mask-ops.js";
+import type { Mask, RgbImage } from "../../shared/types.js";
+
+export type Rgb = [number, number, number];
+
+export type CompositeBackground =
+  | { kind: "color"; rgb: Rgb }
+  /** Any size: scaled to cover the photo and centre-cropped. */
+  | { kind: "image"; image: RgbImage }
+  /** A Gaussian blur (standard deviation in pixels) of the photo itself. */
+  | { kind: "blur"; sigma: number };
+
+export interface CompositeOptions {
+  background: CompositeBackground;
+  /** Gaussian sigma, in pixels, softening the mask edge; 0 = hard edge. */
+  featherPx: number;
+  mode: "outpaint" | "inpaint";
+}
+
+export async function compositeBackground(image: RgbImage, mask: Mask, opts: CompositeOptions): Promise<RgbImage> {
+  assertSameSize(image, mask, "compositeBackground");
+  const alpha = await featherMask(mask, opts.featherPx);
+  const background = await backgroundPixels(image, opts.background);
+  // keep = weight (0-255) of the original photo at each pixel.
+  const keep = alpha.data;
+  const invert = opts.mode === "inpaint";
+  const fg = image.data;
+  const bg = background.data;
+  const out = new Uint8Array(fg.length);
+  for (let i = 0, j = 0; i < keep.length; i++, j += 3) {
+    const a = invert ? 255 - keep[i]! : keep[i]!;
+    const b = 255 - a;
+    out[j] = div255(fg[j]! * a + bg[j]! * b);
+    out[j + 1] = div255(fg[j + 1]! * a + bg[j + 1]! * b);
+    out[j + 2] = div255(fg[j + 2]! * a + bg[j + 2]! * b);
+  }
+  return { data: out, width: image.width, height: image.height };
+}
+
+/** round(x / 255) for integers 0 <= x <= 255 * 255, without a division. */
+function div255(x: number): number {
+  const t = x + 128;
+  return (t + (t >> 8)) >> 8;
+}
+
+/** The background as a full-size RGB image. */
+async function backgroundPixels(image: RgbImage, background: CompositeBackground): Promise<RgbImage> {
+  const { width, height } = image;
+  switch (background.kind) {
+    case "color": {
+      const [r, g, b] = background.rgb;
+      for (const v of background.rgb) {
+        if (!Number.isInteger(v) || v < 0 || v > 255) throw new RangeError(`background colour component ${v} is not an integer 0-255`);
+      }
+      const data = new Uint8Array(width * height * 3);
+      for (let j = 0; j < data.length; j += 3) {
+        data[j] = r;
+        data[j + 1] = g;
+        data[j + 2] = b;
+      }
+      return { data, width, height };
+    }
+    case "image":
+      return resizeRgb(background.image, width, height, "cover");
+    case "blur": {
+      if (!(background.sigma >= 0.3 && background.sigma <= 1000)) {
+        throw new RangeError(`blur sigma must be between 0.3 and 1000 pixels, got ${background.sigma}`);
+      }
+      const data = await sharpRaw({ ...image, channels: 3 }).blur(background.sigma).raw().toBuffer();
+      return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
+    }
+  }
+}
+
+/** CSS basic colour keywords plus a few common extras. */
+const NAMED_COLORS: Record<string, Rgb> = {
+  black: [0, 0, 0],
+  white: [255, 255, 255],
+  gray: [128, 128, 128],
+  grey: [128, 128, 128],
+  lightgray: [211, 211, 211],
+  lightgrey: [211, 211, 211],
+  silver: [192, 192, 192],
+  red: [255, 0, 0],
+  maroon: [128, 0, 0],
+  green: [0, 128, 0],
+  lime: [0, 255, 0],
+  olive: [128, 128, 0],
+  blue: [0, 0, 255],
+  navy: [0, 0, 128],
+  teal: [0, 128, 128],
+  aqua: [0, 255, 255],
+  cyan: [0, 255, 255],
+  fuchsia: [255, 0, 255],
+  magenta: [255, 0, 255],
+  purple: [128, 0, 128],
+  yellow: [255, 255, 0],
+  orange: [255, 165, 0],
+  pink: [255, 192, 203],
+  beige: [245, 245, 220],
+};
+
+/**
+ * "#rgb", "#rrggbb" (case-insensitive) or a colour name from NAMED_COLORS -> [r, g, b].
+ * Throws a ConfigError naming `key` (the option the text came from) on anything else.
+ */
+export function parseColor(text: string, key = "background"): Rgb {
+  const t = text.trim().toLowerCase();
+  const named = NAMED_COLORS[t];
+  if (named) return [named[0], named[1], named[2]];
+  let m = /^#([0-9a-f])([0-9a-f])([0-9a-f])$/.exec(t);
+  if (m) return [parseInt(m[1]! + m[1]!, 16), parseInt(m[2]! + m[2]!, 16), parseInt(m[3]! + m[3]!, 16)];
+  m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/.exec(t);
+  if (m) return [parseInt(m[1]!, 16), parseInt(m[2]!, 16), parseInt(m[3]!, 16)];
+  throw new ConfigError(
+    key,
+    `${JSON.stringify(text)} is not a colour: use "#rgb", "#rrggbb" or a name (${Object.keys(NAMED_COLORS).join(", ")})`,
+  );
+}
