@@ -1,0 +1,46 @@
+/**
+ * The detector interface of the detect stage and the face-detector loader: the spec (a manifest
+ * name, a local folder with model.json, or one .onnx) is resolved once and the adapter is picked by
+ * the model's format. Load once per process; sessions live as long as the Detector.
+ */
+import { ConfigError, ModelError } from "../../shared/errors.js";
+import type { ExecutionProvider } from "../../shared/onnx.js";
+import type { Box, RgbImage } from "../../shared/types.js";
+import { resolveModel } from "../../models/registry.js";
+import { UltraFaceDetector } from "./ultraface.js";
+
+export interface Detector {
+  readonly name: string;
+  /** Boxes in pixels of `image`, clamped inside it, highest score first. */
+  detect(image: RgbImage): Promise<Box[]>;
+  close(): Promise<void>;
+}
+
+export interface DetectorOptions {
+  executionProvider?: ExecutionProvider;
+  intraOpThreads?: number;
+  cacheDir?: string;
+  /** Download a missing manifest model on first use (default true). */
+  download?: boolean;
+  /** Keep candidates whose face probability is above this (default 0.7). */
+  scoreThreshold?: number;
+  /** Non-maximum suppression: drop a box overlapping a better one by more than this IoU (default 0.3). */
+  nmsIou?: number;
+}
+
+export const DEFAULT_SCORE_THRESHOLD = 0.7;
+export const DEFAULT_NMS_IOU = 0.3;
+
+export async function loadFaceDetector(spec: string, opts: DetectorOptions = {}): Promise<Detector> {
+  const scoreThreshold = opts.scoreThreshold ?? DEFAULT_SCORE_THRESHOLD;
+  const nmsIou = opts.nmsIou ?? DEFAULT_NMS_IOU;
+  if (!(scoreThreshold >= 0 && scoreThreshold <= 1)) throw new ConfigError("minConfidence", `expected 0-1, got ${scoreThreshold}`);
+  if (!(nmsIou > 0 && nmsIou <= 1)) throw new ConfigError("nmsIou", `expected a number in (0, 1], got ${nmsIou}`);
+  const model = await resolveModel(spec, { cacheDir: opts.cacheDir, download: opts.download, task: "face-detect" });
+  switch (model.format) {
+    case "ultraface":
+      return UltraFaceDetector.load(model, { ...opts, scoreThreshold, nmsIou });
+    default:
+      throw new ModelError(`${spec}: format ${model.format} is not a face-detection format`);
+  }
+}

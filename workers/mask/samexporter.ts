@@ -1,0 +1,184 @@
+/**
+ * Adapter for Meta's SAM ONNX format as samexporter writes it: an image encoder
+ * (input_image -> image_embeddings [1, 256, 64, 64]) and Meta's SamOnnxModel decoder
+ * (image_embeddings, point_coords, point_labels, mask_input, has_mask_input, orig_im_size ->
+ * masks, iou_predictions, low_res_masks).
+ *
+ * Encoder input, read from the file: rank 3 = [H, W, 3] raw RGB 0-255 of the resized image, the
+ * graph normalises and pads (samexporter --use-preprocess, the published files); rank 4 =
+ * [1, 3, 1024, 1024] normalised and padded here (export without preprocessing).
+ *
+ * Boxes: two points labelled 2 and 3 (top-left, bottom-right) in the 1024 frame and no padding
+ * point, as Meta's demo feeds a box. Meta's export makes only num_points dynamic
+ * (point_coords [1, N, 2]), so such files take one box per decoder run; a decoder with a dynamic
+ * first dimension gets all boxes in one run. Either way the encoder runs once per image.
+ *
+ * We read low_res_masks and upscale them ourselves (sam-processing.ts), not the decoder's `masks`:
+ * - `masks` is float32 B x H x W at the original size: 96 MB per box for a 24 MP photo, against
+ *   256 KB of low-res logits; our upscale writes 1 byte per pixel straight into the mask.
+ * - The segment-anything 1.0 wrapper can freeze the crop size of `masks` to the export's dummy
+ *   image when traced (samexporter's runtime notes this and prefers low_res_masks too).
+ * orig_im_size only feeds that `masks` output (SamOnnxModel.mask_postprocessing), so we pass the
+ * resized size: whatever onnxruntime computes for the unused output stays <= 1024 x 1024 per box.
+ */
+import { ModelError, InputError } from "../../shared/errors.js";
+import { checkSessionIO, createSession, inputShape, Tensor, type InferenceSession } from "../../shared/onnx.js";
+import type { Box, Mask, RgbImage } from "../../shared/types.js";
+import type { ResolvedModel } from "../../models/registry.js";
+import { normalizePadChw, resizeLongestSide, SAM_INPUT_SIDE, scaleBox, toHwcFloat, upscaleMask, type Size } from "./sam-processing.js";
+import type { SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
+
+export const SAMEXPORTER_ENCODER_IO = { inputs: ["input_image"], outputs: ["image_embeddings"] } as const;
+export const SAMEXPORTER_DECODER_IO = {
+  inputs: ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size"],
+  outputs: ["iou_predictions", "low_res_masks"],
+} as const;
+
+type EncoderLayout = "hwc" | "nchw";
+
+function encoderLayout(session: InferenceSession, path: string): EncoderLayout {
+  const shape = inputShape(session, "input_image");
+  if (shape?.length === 3 && shape[2] === 3) return "hwc";
+  if (shape?.length === 4 && shape[1] === 3) {
+    if (shape[2] !== SAM_INPUT_SIDE || shape[3] !== SAM_INPUT_SIDE) throw new ModelError(`${path}: input_image is [${shape.join(", ")}], expected [1, 3, 1024, 1024]`);
+    return "nchw";
+  }
+  throw new ModelError(`${path}: input_image is [${shape?.join(", ") ?? "?"}]; expected [H, W, 3] (preprocessing inside) or [1, 3, 1024, 1024]`);
+}
+
+export class SamexporterSegmenter implements Segmenter {
+  /** How often each session ran (the encoder must run once per image). */
+  readonly stats = { encoderRuns: 0, decoderRuns: 0 };
+  private readonly noMask = new Tensor("float32", new Float32Array(256 * 256), [1, 1, 256, 256]);
+  private readonly hasNoMask = new Tensor("float32", new Float32Array(1), [1]);
+
+  private constructor(
+    readonly name: string,
+    readonly executionProvider: string,
+    private readonly encoder: InferenceSession,
+    private readonly decoder: InferenceSession,
+    private readonly layout: EncoderLayout,
+    /** The decoder takes several prompts in one run (dynamic first dimension of point_coords). */
+    private readonly batched: boolean,
+  ) {}
+
+  static async load(model: ResolvedModel, opts: SegmenterOptions = {}): Promise<SamexporterSegmenter> {
+    const enc = model.files.encoder;
+    const dec = model.files.decoder;
+    if (!enc || !dec) throw new ModelError(`${model.name}: samexporter models need an encoder and a decoder file`);
+    const sessionOpts = { executionProvider: opts.executionProvider, intraOpThreads: opts.intraOpThreads };
+    const [encoder, decoder] = await Promise.allSettled([createSession(enc, sessionOpts), createSession(dec, sessionOpts)]);
+    if (encoder.status === "rejected" || decoder.status === "rejected") {
+      for (const s of [encoder, decoder]) if (s.status === "fulfilled") await s.value.release();
+      throw encoder.status === "rejected" ? encoder.reason : (decoder as PromiseRejectedResult).reason;
+    }
+    try {
+      checkSessionIO(encoder.value, enc, SAMEXPORTER_ENCODER_IO, "samexporter SAM encoder");
+      checkSessionIO(decoder.value, dec, SAMEXPORTER_DECODER_IO, "samexporter SAM decoder");
+      const layout = encoderLayout(encoder.value, enc);
+      const batched = typeof inputShape(decoder.value, "point_coords")?.[0] === "string";
+      return new SamexporterSegmenter(model.name, opts.executionProvider ?? "cpu", encoder.value, decoder.value, layout, batched);
+    } catch (err) {
+      await Promise.all([encoder.value.release(), decoder.value.release()]);
+      throw err;
+    }
+  }
+
+  async segment(image: RgbImage, boxes: Box[]): Promise<SegmentResult> {
+    checkInput(image, boxes);
+    const t0 = performance.now();
+    const resized = await resizeLongestSide(image);
+    const input =
+      this.layout === "hwc"
+        ? new Tensor("float32", toHwcFloat(resized), [resized.height, resized.width, 3])
+        : new Tensor("float32", normalizePadChw(resized), [1, 3, SAM_INPUT_SIDE, SAM_INPUT_SIDE]);
+    const t1 = performance.now();
+
+    const { image_embeddings: embeddings } = await this.encoder.run({ input_image: input }, ["image_embeddings"]);
+    this.stats.encoderRuns++;
+    if (!embeddings) throw new ModelError(`${this.name}: the encoder returned no image_embeddings`);
+    const t2 = performance.now();
+
+    const groups = this.batched ? [boxes] : boxes.map((b) => [b]);
+    const decoded: { logits: Float32Array; side: number; score: number }[] = [];
+    for (const group of groups) decoded.push(...(await this.decode(embeddings, group, image, resized)));
+    const t3 = performance.now();
+
+    const masks: Mask[] = decoded.map((d) => ({ data: upscaleMask(d.logits, d.side, resized, image), width: image.width, height: image.height }));
+    const t4 = performance.now();
+    return {
+      masks,
+      scores: decoded.map((d) => d.score),
+      timings: { preprocessMs: t1 - t0, encodeMs: t2 - t1, decodeMs: t3 - t2, postprocessMs: t4 - t3 },
+    };
+  }
+
+  /** One decoder run for `boxes`; returns each box's chosen low-res logits (a view) and IoU score. */
+  private async decode(embeddings: Tensor, boxes: Box[], original: Size, resized: Size) {
+    const n = boxes.length;
+    const coords = new Float32Array(n * 4);
+    const labels = new Float32Array(n * 2);
+    boxes.forEach((b, i) => {
+      coords.set(scaleBox(b, original, resized), i * 4);
+      labels.set([2, 3], i * 2);
+    });
+    const out = await this.decoder.run(
+      {
+        image_embeddings: embeddings,
+        point_coords: new Tensor("float32", coords, [n, 2, 2]),
+        point_labels: new Tensor("float32", labels, [n, 2]),
+        mask_input: this.noMask,
+        has_mask_input: this.hasNoMask,
+        orig_im_size: new Tensor("float32", Float32Array.from([resized.height, resized.width]), [2]),
+      },
+      ["iou_predictions", "low_res_masks"],
+    );
+    this.stats.decoderRuns++;
+    const low = out.low_res_masks;
+    const iou = out.iou_predictions;
+    if (!low || !iou || low.dims.length !== 4 || low.dims[0] !== n) {
+      throw new ModelError(`${this.name}: unexpected decoder output low_res_masks [${low?.dims.join(", ") ?? "missing"}] for ${n} box(es)`);
+    }
+    const [, k = 1, h = 0, w = 0] = low.dims;
+    if (h !== w) throw new ModelError(`${this.name}: low_res_masks must be square, got ${h}x${w}`);
+    const logits = low.data as Float32Array;
+    const scores = iou.data as Float32Array;
+    return boxes.map((_, i) => {
+      const best = selectMask(scores.subarray(i * k, i * k + k), 2);
+      const offset = (i * k + best) * h * w;
+      return { logits: logits.subarray(offset, offset + h * w), side: h, score: scores[i * k + best] ?? 0 };
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.encoder.release(), this.decoder.release()]);
+  }
+}
+
+/**
+ * Which of K masks to keep, as SamOnnxModel.select_masks does for single-mask exports: token 0
+ * when the prompt has more than 2 points (2.5 is its cut), else the best IoU among the others.
+ * A single-mask decoder (K = 1) has made that choice already.
+ */
+function selectMask(iou: Float32Array, numPoints: number): number {
+  if (iou.length <= 1) return 0;
+  let best = 0;
+  let bestScore = -Infinity;
+  iou.forEach((s, k) => {
+    const score = s + (k === 0 ? (numPoints - 2.5) * 1000 : 0);
+    if (score > bestScore) [best, bestScore] = [k, score];
+  });
+  return best;
+}
+
+function checkInput(image: RgbImage, boxes: Box[]): void {
+  if (!(image.width > 0 && image.height > 0) || image.data.length !== image.width * image.height * 3) {
+    throw new InputError(`segment: expected ${image.width}x${image.height} RGB pixels (${image.width * image.height * 3} bytes), got ${image.data.length} bytes`);
+  }
+  if (boxes.length === 0) throw new InputError("segment: no boxes to segment");
+  boxes.forEach((b, i) => {
+    if (![b.x0, b.y0, b.x1, b.y1].every(Number.isFinite) || b.x1 <= b.x0 || b.y1 <= b.y0) {
+      throw new InputError(`segment: box ${i} (${b.x0}, ${b.y0}, ${b.x1}, ${b.y1}) is empty or not finite`);
+    }
+  });
+}

@@ -1,0 +1,46 @@
+/**
+ * The segmenter interface of the mask stage and its loader: the model spec (a manifest name or a
+ * local folder) is resolved once, and the adapter is picked by the model's format. Sessions live
+ * as long as the Segmenter: load it once per process and reuse it for every image.
+ */
+import { ModelError } from "../../shared/errors.js";
+import type { ExecutionProvider } from "../../shared/onnx.js";
+import type { Box, Mask, RgbImage } from "../../shared/types.js";
+import { resolveModel } from "../../models/registry.js";
+import { SamexporterSegmenter } from "./samexporter.js";
+
+export interface SegmentResult {
+  /** One per box, in box order: 0/255, the original image size. */
+  masks: Mask[];
+  /** The model's predicted IoU of each mask, in box order. */
+  scores: number[];
+  timings: { preprocessMs: number; encodeMs: number; decodeMs: number; postprocessMs: number };
+}
+
+export interface Segmenter {
+  readonly name: string;
+  readonly executionProvider: string;
+  /** Encodes the image once and decodes all boxes against that one embedding. */
+  segment(image: RgbImage, boxes: Box[]): Promise<SegmentResult>;
+  close(): Promise<void>;
+}
+
+export interface SegmenterOptions {
+  executionProvider?: ExecutionProvider;
+  /** onnxruntime intra-op threads per session (default: onnxruntime's, all cores). */
+  intraOpThreads?: number;
+  /** Model download cache root (default $MASKFLEET_CACHE or ~/.cache/maskfleet/models). */
+  cacheDir?: string;
+  /** Download a missing manifest model on first use (default true). */
+  download?: boolean;
+}
+
+export async function loadSegmenter(spec: string, opts: SegmenterOptions = {}): Promise<Segmenter> {
+  const model = await resolveModel(spec, { cacheDir: opts.cacheDir, download: opts.download, task: "segment" });
+  switch (model.format) {
+    case "samexporter":
+      return SamexporterSegmenter.load(model, opts);
+    default:
+      throw new ModelError(`${spec}: format ${model.format} is not a segmentation format`);
+  }
+}
