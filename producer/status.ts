@@ -1,0 +1,125 @@
+/**
+ * A run's progress read from Redis: done/total per stage, failures with reasons, images/min
+ * and ETA from the finish times, plus BullMQ's own counts per queue.
+ */
+import type { Redis } from "ioredis";
+import cliProgress from "cli-progress";
+import { openQueues, stages, type Stage } from "../shared/queues.js";
+import { RunState, isFinished, type ImageRecord } from "../shared/run-state.js";
+
+export interface RunStatus {
+  runId: string;
+  total: number;
+  finished: number;
+  succeeded: number;
+  failed: number;
+  stages: Record<Stage, { done: number; total: number }>;
+  failures: { name: string; stage: string; reason: string }[];
+  imagesPerMin: number | null;
+  etaSeconds: number | null;
+  elapsedSeconds: number;
+  queues: Record<Stage, Record<string, number>>;
+}
+
+export async function runStatus(redis: Redis, runId: string, withQueues = true): Promise<RunStatus> {
+  const state = new RunState(redis);
+  const createdAt = await state.runCreatedAt(runId);
+  if (createdAt === undefined) throw new Error(`no run named ${runId} (maskfleet status lists the runs)`);
+  const images = await state.images(runId);
+  return summarize(runId, createdAt, images, withQueues ? await queueCounts(redis) : emptyCounts());
+}
+
+export function summarize(runId: string, createdAt: number, images: ImageRecord[], queues: RunStatus["queues"]): RunStatus {
+  const total = images.length;
+  const failedImgs = images.filter((i) => i.failedStage !== undefined);
+  const finishedImgs = images.filter(isFinished);
+  const stageCounts = Object.fromEntries(
+    stages.map((s) => {
+      if (s === "generate") {
+        return [s, { done: images.reduce((n, i) => n + i.genDone, 0), total: images.reduce((n, i) => n + i.genTotal, 0) }];
+      }
+      return [s, { done: images.filter((i) => i.doneAt[s] !== undefined).length, total }];
+    }),
+  ) as RunStatus["stages"];
+  const finishTimes = finishedImgs.map((i) => i.doneAt.finalize ?? 0).filter((t) => t > 0).sort((a, b) => a - b);
+  const now = Date.now();
+  const elapsed = Math.max(1, (now - createdAt) / 1000);
+  const rate = finishTimes.length > 0 ? (finishedImgs.length / elapsed) * 60 : null;
+  const remaining = total - finishedImgs.length;
+  return {
+    runId,
+    total,
+    finished: finishedImgs.length,
+    succeeded: finishedImgs.length - failedImgs.length,
+    failed: failedImgs.length,
+    stages: stageCounts,
+    failures: failedImgs.map((i) => ({ name: i.name, stage: i.failedStage ?? "", reason: i.reason ?? "" })),
+    imagesPerMin: rate,
+    etaSeconds: rate && remaining > 0 ? (remaining / rate) * 60 : remaining === 0 ? 0 : null,
+    elapsedSeconds: elapsed,
+    queues,
+  };
+}
+
+function emptyCounts(): RunStatus["queues"] {
+  return Object.fromEntries(stages.map((s) => [s, {}])) as RunStatus["queues"];
+}
+
+async function queueCounts(redis: Redis): Promise<RunStatus["queues"]> {
+  const queues = openQueues(redis);
+  try {
+    const counts = await Promise.all(stages.map((s) => queues[s].getJobCounts("waiting", "active", "delayed", "failed", "waiting-children", "prioritized")));
+    return Object.fromEntries(stages.map((s, i) => [s, counts[i] ?? {}])) as RunStatus["queues"];
+  } finally {
+    await Promise.all(Object.values(queues).map((q) => q.close()));
+  }
+}
+
+export function formatStatus(s: RunStatus): string {
+  const lines = [`run ${s.runId}: ${s.finished}/${s.total} images finished (${s.succeeded} ok, ${s.failed} failed)`];
+  for (const stage of stages) {
+    const c = s.stages[stage];
+    const q = s.queues[stage];
+    const qs = Object.entries(q).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ");
+    lines.push(`  ${stage.padEnd(9)} ${String(c.done).padStart(6)}/${c.total}${qs ? `   queue: ${qs}` : ""}`);
+  }
+  const rate = s.imagesPerMin === null ? "-" : s.imagesPerMin.toFixed(1);
+  lines.push(`  ${rate} images/min, elapsed ${formatSeconds(s.elapsedSeconds)}, ETA ${s.etaSeconds === null ? "-" : formatSeconds(s.etaSeconds)}`);
+  if (s.failures.length) {
+    lines.push(`  failures:`);
+    for (const f of s.failures.slice(0, 50)) lines.push(`    ${f.name} [${f.stage}]: ${f.reason}`);
+    if (s.failures.length > 50) lines.push(`    ... and ${s.failures.length - 50} more`);
+  }
+  return lines.join("\n");
+}
+
+function formatSeconds(sec: number): string {
+  const s = Math.round(sec);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+}
+
+/** Polls until every image of the run is finished; draws a progress bar on a terminal. */
+export async function waitForRun(redis: Redis, runId: string, opts: { intervalMs?: number; progress?: boolean; timeoutMs?: number } = {}): Promise<RunStatus> {
+  const interval = opts.intervalMs ?? 500;
+  const deadline = opts.timeoutMs ? Date.now() + opts.timeoutMs : Infinity;
+  const bar = opts.progress
+    ? new cliProgress.SingleBar({ format: "{bar} {value}/{total} images | {rate} img/min | ETA {etaText} | failed {failed}", hideCursor: true }, cliProgress.Presets.shades_classic)
+    : undefined;
+  let status = await runStatus(redis, runId, false);
+  bar?.start(status.total, status.finished, { rate: "-", etaText: "-", failed: 0 });
+  try {
+    while (status.finished < status.total) {
+      if (Date.now() > deadline) throw new Error(`run ${runId} did not finish in time`);
+      await new Promise((r) => setTimeout(r, interval));
+      status = await runStatus(redis, runId, false);
+      bar?.update(status.finished, {
+        rate: status.imagesPerMin?.toFixed(1) ?? "-",
+        etaText: status.etaSeconds === null ? "-" : formatSeconds(status.etaSeconds),
+        failed: status.failed,
+      });
+    }
+  } finally {
+    bar?.stop();
+  }
+  return status;
+}

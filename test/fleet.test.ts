@@ -1,0 +1,152 @@
+/**
+ * The whole fleet end to end on real photos: producer -> Redis/BullMQ -> detect -> mask (tiny
+ * SAM graphs through the real loader and processing) -> generate (composite) -> finalize.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { copyFile, readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import sharp from "sharp";
+import { resolveConfig, type Config } from "../shared/config.js";
+import { connect } from "../shared/queues.js";
+import { discoverInputs } from "../producer/discover.js";
+import { enqueueImages } from "../producer/enqueue.js";
+import { runStatus, waitForRun } from "../producer/status.js";
+import { RunState } from "../shared/run-state.js";
+import { startFleet, type Fleet } from "../workers/fleet.js";
+import { GOOD_FIXTURES, writeBadImages, type FixtureId } from "./fixtures/bad-images.js";
+import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
+
+const samplePhotos = join(repoRoot, "samples", "photos");
+
+async function listFiles(dir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    out.set(path, (await stat(path)).mtimeMs);
+  }
+  return out;
+}
+
+describe("fleet end to end", () => {
+  let config: Config;
+  let fleet: Fleet;
+  let inputDir: string;
+  let outDir: string;
+  let photos: string[];
+  let bad: Record<FixtureId, string>;
+
+  before(async () => {
+    const redisUrl = await freshRedis(3);
+    const models = await tinyModels();
+    const dir = await scratchDir("fleet");
+    inputDir = join(dir, "in");
+    outDir = join(dir, "out");
+    photos = (await readdir(samplePhotos)).filter((f) => f.endsWith(".jpg"));
+    assert.ok(photos.length >= 4, "the sample photos are there");
+    await scratchDir("fleet/in");
+    for (const p of photos) await copyFile(join(samplePhotos, p), join(inputDir, p));
+    bad = await writeBadImages(join(inputDir, "bad"));
+    config = resolveConfig({
+      target: "auto",
+      samModel: models.sam,
+      out: outDir,
+      redisUrl,
+      prompts: ["studio white background", "sunny beach"],
+      seeds: { from: 34, to: 35 },
+      attempts: 2,
+      concurrency: { detect: 2, mask: 1, generate: 4, finalize: 2 },
+    });
+    fleet = startFleet(config, ["detect", "mask", "generate", "finalize"]);
+  });
+
+  after(async () => {
+    await fleet?.close();
+  });
+
+  it("processes every good photo, fails each bad file alone with a reason", async () => {
+    const items = discoverInputs([inputDir]);
+    const summary = await enqueueImages(fleet.ctx.redis, config, "e2e", items);
+    assert.equal(summary.added, items.length);
+    const status = await waitForRun(fleet.ctx.redis, "e2e", { intervalMs: 200, timeoutMs: 120_000 });
+    assert.equal(status.finished, items.length);
+    const images = await new RunState(fleet.ctx.redis).images("e2e");
+    const byName = new Map(images.map((i) => [i.name, i]));
+
+    for (const p of photos) {
+      const img = byName.get(p);
+      assert.ok(img, `${p} is in the run`);
+      assert.equal(img.failedStage, undefined, `${p} did not fail: ${img.reason}`);
+      const dir = join(outDir, img.outPrefix);
+      const meta = await sharp(join(inputDir, p)).metadata();
+      for (const f of ["mask.png", "mask-bedrock.png", "cutout.png"]) {
+        const m = await sharp(join(dir, f)).metadata();
+        assert.deepEqual([m.width, m.height], [meta.width, meta.height], `${p} ${f} has the photo's size`);
+      }
+      const manifest = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8"));
+      assert.equal(manifest.results.length, 4, "2 prompts x 2 seeds");
+      assert.deepEqual(
+        manifest.results.map((r: { promptIndex: number; seed: number; status: string }) => [r.promptIndex, r.seed, r.status]),
+        [[0, 34, "ok"], [0, 35, "ok"], [1, 34, "ok"], [1, 35, "ok"]],
+      );
+      assert.equal(manifest.detections.boxes.length, 1);
+      assert.ok(manifest.mask.stats.area > 0);
+      assert.equal(manifest.mask.timings.encodeMs >= 0, true);
+      for (const r of manifest.results) {
+        const rm = await sharp(join(outDir, r.key)).metadata();
+        assert.deepEqual([rm.width, rm.height], [meta.width, meta.height]);
+      }
+      const sheet = await sharp(join(dir, "contact-sheet.jpg")).metadata();
+      assert.ok((sheet.width ?? 0) > 0);
+      // The Bedrock mask holds only pure black and pure white.
+      const { data } = await sharp(join(dir, "mask-bedrock.png")).raw().toBuffer({ resolveWithObject: true });
+      assert.ok(data.every((v) => v === 0 || v === 255));
+    }
+
+    // Strange but valid photos (CMYK, 16-bit, alpha, EXIF-rotated, animated, grey, palette) complete.
+    for (const key of Object.keys(GOOD_FIXTURES) as (keyof typeof GOOD_FIXTURES)[]) {
+      const img = images.find((i) => join(inputDir, i.name) === bad[key]);
+      assert.ok(img, `${key} is in the run`);
+      assert.equal(img.failedStage, undefined, `${key} did not fail: ${img.reason}`);
+    }
+    const badNames = ["empty", "notAnImage", "truncatedJpeg", "truncatedPng", "corruptPng", "bomb", "tiny"] as const;
+    for (const key of badNames) {
+      const path = bad[key];
+      assert.ok(path, `fixture ${key}`);
+      const img = images.find((i) => join(inputDir, i.name) === path);
+      assert.ok(img, `${key} is in the run`);
+      assert.equal(img.failedStage, "detect", `${key} failed at detect`);
+      assert.match(img.reason ?? "", /\S+: .+/, `${key} has a reason naming the file`);
+    }
+    const status2 = await runStatus(fleet.ctx.redis, "e2e");
+    assert.equal(status2.succeeded + status2.failed, items.length);
+    assert.ok(status2.failed >= badNames.length);
+  });
+
+  it("re-enqueueing the same folder adds no jobs and writes nothing", async () => {
+    const before = await listFiles(outDir);
+    const items = discoverInputs([inputDir]);
+    const summary = await enqueueImages(fleet.ctx.redis, config, "e2e-again", items);
+    assert.equal(summary.added, 0);
+    assert.equal(summary.alreadyKnown, items.length);
+    const counts = await fleet.ctx.queues.detect.getJobCounts("waiting", "active", "delayed");
+    assert.deepEqual(counts, { waiting: 0, active: 0, delayed: 0 });
+    const status = await waitForRun(fleet.ctx.redis, "e2e-again", { intervalMs: 100, timeoutMs: 5000 });
+    assert.equal(status.finished, items.length, "the new run sees the images as finished");
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(await listFiles(outDir), before);
+  });
+});
+
+describe("redis connection", () => {
+  it("status of an unknown run is a clear error", async () => {
+    const url = await freshRedis(4);
+    const redis = connect(url);
+    try {
+      await assert.rejects(runStatus(redis, "nope"), /no run named nope/);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});

@@ -1,0 +1,61 @@
+/**
+ * Finalize: runs once all of an image's generate jobs ended; writes manifest.json (detections,
+ * mask stats, every result with its status) and a contact sheet (original | mask | results).
+ */
+import type { Job } from "bullmq";
+import { imageJobSchema, outputKeys, generateJobsOf } from "../../shared/jobs.js";
+import { readInput } from "../../shared/input.js";
+import { decodeImage } from "../../shared/image.js";
+import type { Mask, RgbImage } from "../../shared/types.js";
+import type { WorkerContext } from "../context.js";
+import { decodeMask, type GenerateResult } from "../generate/stage.js";
+import { contactSheet } from "./contact-sheet.js";
+
+const sheetResults = 22;
+
+export async function finalizeStage(job: Job, ctx: WorkerContext): Promise<{ ok: number; failed: number }> {
+  const data = imageJobSchema.parse(job.data);
+  const store = ctx.store(data.out);
+  const keys = outputKeys(data.outPrefix);
+  const done = Object.values(await job.getChildrenValues<GenerateResult>());
+  const failures = Object.values(await job.getIgnoredChildrenFailures());
+  const byKey = new Map(done.map((r) => [r.resultKey, r]));
+  // Every expected result, in prompt x seed order, with its status.
+  const results = generateJobsOf(data).map((g) => {
+    const r = byKey.get(g.resultKey);
+    return r
+      ? { status: "ok" as const, key: g.resultKey, prompt: g.prompt, promptIndex: g.promptIndex, seed: g.seed, generator: r.generator, ms: r.ms, reused: r.reused }
+      : { status: "failed" as const, key: g.resultKey, prompt: g.prompt, promptIndex: g.promptIndex, seed: g.seed, generator: data.options.generator };
+  });
+  const manifest = {
+    imageId: data.imageId,
+    name: data.name,
+    input: data.input,
+    runId: data.runId,
+    options: data.options,
+    detections: JSON.parse((await store.read(keys.detections)).toString("utf8")),
+    mask: JSON.parse((await store.read(keys.maskInfo)).toString("utf8")),
+    outputs: { mask: keys.mask, bedrockMask: keys.bedrockMask, cutout: keys.cutout, contactSheet: keys.contactSheet },
+    results,
+    failures,
+    finishedAt: new Date().toISOString(),
+  };
+
+  const image = await decodeImage(await readInput(data.input, data.name), data.name, { maxPixels: data.options.maxPixels });
+  const tiles: { image: RgbImage | Mask; caption: string }[] = [
+    { image, caption: "original" },
+    { image: await decodeMask(await store.read(keys.mask)), caption: "mask" },
+  ];
+  const shown = results.filter((x) => x.status === "ok");
+  for (const r of shown.slice(0, sheetResults)) {
+    tiles.push({ image: await decodeImage(await store.read(r.key), r.key), caption: `p${r.promptIndex} s${r.seed}` });
+  }
+  const note = shown.length > sheetResults ? `${shown.length - sheetResults} more results not shown` : undefined;
+  await store.write(keys.contactSheet, await contactSheet(tiles, { note }));
+  await store.write(keys.manifest, Buffer.from(JSON.stringify(manifest, null, 2)));
+  const ok = results.filter((r) => r.status === "ok").length;
+  if (ok === 0) await ctx.runState.failed(data.imageId, "generate", `every generate job failed: ${failures[0] ?? "unknown reason"}`);
+  else await ctx.runState.stageDone(data.imageId, "generate");
+  await ctx.runState.stageDone(data.imageId, "finalize");
+  return { ok, failed: results.length - ok };
+}

@@ -1,0 +1,69 @@
+/**
+ * Mask: image + boxes -> one cleaned mask (SAM encoder once, decoder once for all boxes), written
+ * as mask.png, the Bedrock black/white form and an RGBA cutout; then fans out one generate job
+ * per (prompt, seed) under a finalize parent.
+ */
+import type { Job } from "bullmq";
+import { InputError } from "../../shared/errors.js";
+import { generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
+import { readInput } from "../../shared/input.js";
+import { decodeImage, encodePng, rgbaFrom } from "../../shared/image.js";
+import { fillHoles, growMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../../shared/mask-ops.js";
+import { jobOptions } from "../../shared/queues.js";
+import type { Mask } from "../../shared/types.js";
+import type { WorkerContext } from "../context.js";
+import type { Detections } from "../detect/stage.js";
+
+export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: number }> {
+  const data = imageJobSchema.parse(job.data);
+  const keys = outputKeys(data.outPrefix);
+  const store = ctx.store(data.out);
+  const opts = data.options;
+  const image = await decodeImage(await readInput(data.input, data.name), data.name, { maxPixels: opts.maxPixels });
+  const detections = JSON.parse((await store.read(keys.detections)).toString("utf8")) as Detections;
+
+  const segmenter = await ctx.segmenter(opts.samModel);
+  const segmented = await segmenter.segment(image, detections.boxes);
+  const cleanStart = performance.now();
+  let mask: Mask = unionMasks(segmented.masks);
+  if (opts.fillHoles) mask = fillHoles(mask);
+  if (opts.minIslandArea > 0) mask = removeSmallIslands(mask, opts.minIslandArea);
+  if (opts.growPx !== 0) mask = growMask(mask, opts.growPx);
+  const stats = maskStats(mask);
+  if (stats.area === 0) throw new InputError(`${data.name}: the mask is empty (nothing segmented inside the boxes)`);
+  const cleanMs = performance.now() - cleanStart;
+
+  const writeStart = performance.now();
+  await Promise.all([
+    store.write(keys.mask, await encodePng(mask)),
+    store.write(keys.bedrockMask, await encodePng(toBedrockMask(mask))),
+    store.write(keys.cutout, await encodePng(rgbaFrom(image, mask))),
+  ]);
+  const info = {
+    model: segmenter.name,
+    executionProvider: segmenter.executionProvider,
+    boxes: detections.boxes.map((box, i) => ({ box, score: segmented.scores[i] })),
+    stats,
+    timings: { ...segmented.timings, cleanMs, writeMs: performance.now() - writeStart },
+  };
+  await store.write(keys.maskInfo, Buffer.from(JSON.stringify(info, null, 2)));
+
+  const children = generateJobsOf(data).map((g) => ({
+    name: "generate",
+    queueName: "generate",
+    data: g,
+    opts: { ...jobOptions(ctx.config.attempts), jobId: `${data.imageId}-p${g.promptIndex}-s${g.seed}`, ignoreDependencyOnFailure: true },
+  }));
+  // A retried mask job must not add the fan-out twice.
+  if (!(await ctx.queues.finalize.getJob(data.imageId))) {
+    await ctx.flows.add({
+      name: "finalize",
+      queueName: "finalize",
+      data,
+      opts: { ...jobOptions(ctx.config.attempts), jobId: data.imageId },
+      children,
+    });
+  }
+  await ctx.runState.stageDone(data.imageId, "mask");
+  return { area: stats.area };
+}
