@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+/** maskfleet: run | enqueue | worker | status | models. */
+import { Command, InvalidArgumentError } from "commander";
+import { discoverInputs } from "../producer/discover.js";
+import { enqueueImages, newRunId, checkRunnable } from "../producer/enqueue.js";
+import { formatStatus, runStatus, waitForRun } from "../producer/status.js";
+import { ConfigError, ModelError } from "../shared/errors.js";
+import { assertRedisReachable, connect, stages, type Stage } from "../shared/queues.js";
+import { RunState } from "../shared/run-state.js";
+import { startFleet } from "../workers/fleet.js";
+import { addConfigFlags, configFromFlags, type ConfigFlags } from "./options.js";
+import { addModelsCommand } from "./models.js";
+
+const program = new Command("maskfleet")
+  .description("Bulk automatic masks and background replacement on a Redis/BullMQ worker fleet")
+  .showHelpAfterError();
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number >= 1");
+  return n;
+};
+
+addConfigFlags(
+  program
+    .command("run")
+    .description("enqueue images and process them with all four pools in this process; exits when done")
+    .argument("<inputs...>", "image files, folders, globs, or a .csv/.jsonl manifest")
+    .option("-r, --run <id>", "run id (default: a new one)")
+    .option("--concurrency <n>", "jobs at once per pool (default: the config's per-stage values)", positiveInt)
+    .option("--no-progress", "no progress bar"),
+).action(async (inputs: string[], flags: ConfigFlags & { run?: string; progress: boolean; concurrency?: number }) => {
+  const config = configFromFlags(flags);
+  checkRunnable(config);
+  const items = discoverInputs(inputs);
+  if (items.length === 0) throw new ConfigError("inputs", `no images found in ${inputs.join(" ")}`);
+  await assertRedisReachable(config.redisUrl);
+  const fleet = startFleet(config, stages, flags.concurrency);
+  const stop = () => void fleet.close().then(() => process.exit(130));
+  process.once("SIGINT", stop).once("SIGTERM", stop);
+  try {
+    const runId = flags.run ?? newRunId();
+    const summary = await enqueueImages(fleet.ctx.redis, config, runId, items);
+    process.stderr.write(`run ${runId}: ${summary.images} images (${summary.added} new, ${summary.alreadyKnown} already known), output in ${config.out}\n`);
+    const started = Date.now();
+    await waitForRun(fleet.ctx.redis, runId, { progress: flags.progress && process.stderr.isTTY });
+    const status = await runStatus(fleet.ctx.redis, runId);
+    process.stdout.write(formatStatus(status) + "\n");
+    process.stderr.write(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    process.exitCode = status.failed > 0 ? 3 : 0;
+  } finally {
+    await fleet.close();
+  }
+});
+
+addConfigFlags(
+  program
+    .command("enqueue")
+    .description("producer only: enqueue images as a run for the worker pools")
+    .argument("<inputs...>", "image files, folders, globs, or a .csv/.jsonl manifest")
+    .option("-r, --run <id>", "run id (default: a new one)")
+    .option("--wait", "wait for the run to finish, with progress"),
+).action(async (inputs: string[], flags: ConfigFlags & { run?: string; wait?: boolean }) => {
+  const config = configFromFlags(flags);
+  checkRunnable(config);
+  const items = discoverInputs(inputs);
+  if (items.length === 0) throw new ConfigError("inputs", `no images found in ${inputs.join(" ")}`);
+  await assertRedisReachable(config.redisUrl);
+  const redis = connect(config.redisUrl);
+  try {
+    const runId = flags.run ?? newRunId();
+    const summary = await enqueueImages(redis, config, runId, items);
+    process.stdout.write(`${runId}\n`);
+    process.stderr.write(`enqueued ${summary.added} new images (${summary.alreadyKnown} already known) as run ${runId}\n`);
+    if (flags.wait) {
+      const status = await waitForRun(redis, runId, { progress: process.stderr.isTTY });
+      process.stdout.write(formatStatus(status) + "\n");
+    }
+  } finally {
+    await redis.quit();
+  }
+});
+
+addConfigFlags(
+  program
+    .command("worker")
+    .description("run one pool in this process until SIGTERM/SIGINT")
+    .argument("<stage>", stages.join(" | "))
+    .option("--concurrency <n>", "jobs at once", positiveInt),
+).action(async (stage: string, flags: ConfigFlags & { concurrency?: number }) => {
+  if (!(stages as readonly string[]).includes(stage)) throw new ConfigError("stage", `expected one of ${stages.join(", ")}, got ${stage}`);
+  const config = configFromFlags(flags);
+  await assertRedisReachable(config.redisUrl);
+  const fleet = startFleet(config, [stage as Stage], flags.concurrency);
+  process.stderr.write(`${stage} worker ${process.pid} started (concurrency ${flags.concurrency ?? config.concurrency[stage as Stage]})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      process.stderr.write(`${signal}: finishing in-flight jobs\n`);
+      void fleet.close().then(resolve);
+    };
+    process.once("SIGINT", stop).once("SIGTERM", stop);
+  });
+});
+
+program
+  .command("status")
+  .description("a run's progress: counts per stage, images/min, ETA, failures (no run: list runs)")
+  .argument("[run]", "run id")
+  .option("--wait", "follow until the run finishes")
+  .option("--json", "machine-readable output")
+  .option("--redis <url>", "Redis URL", process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379")
+  .action(async (runId: string | undefined, flags: { wait?: boolean; json?: boolean; redis: string }) => {
+    await assertRedisReachable(flags.redis);
+    const redis = connect(flags.redis);
+    try {
+      if (!runId) {
+        const runs = await new RunState(redis).listRuns();
+        process.stdout.write(runs.length ? runs.join("\n") + "\n" : "no runs\n");
+        return;
+      }
+      if (flags.wait) await waitForRun(redis, runId, { progress: !flags.json && process.stderr.isTTY });
+      const status = await runStatus(redis, runId);
+      process.stdout.write(flags.json ? JSON.stringify(status, null, 2) + "\n" : formatStatus(status) + "\n");
+    } finally {
+      await redis.quit();
+    }
+  });
+
+addModelsCommand(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const known = err instanceof ConfigError || err instanceof ModelError || (err instanceof Error && /^cannot reach Redis/.test(err.message));
+  process.stderr.write(`maskfleet: ${err instanceof Error ? (known ? err.message : err.stack) : String(err)}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

@@ -1,0 +1,75 @@
+/** The command line as a user runs it, in child processes: the old YAML drives a run; errors are clear. */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { oldYaml } from "./fixtures/old-config.js";
+import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
+
+const exec = promisify(execFile);
+
+async function maskfleet(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), ...args], {
+      cwd,
+      env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" },
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+describe("maskfleet CLI", () => {
+  it("the old script's YAML drives a whole run", async () => {
+    const redis = await freshRedis(5);
+    const models = await tinyModels();
+    const dir = await scratchDir("cli-old-yaml");
+    await scratchDir("cli-old-yaml/photos");
+    await copyFile(join(repoRoot, "samples/photos/astronaut.jpg"), join(dir, "photos/astronaut.jpg"));
+    await writeFile(join(dir, "config.yaml"), oldYaml);
+    // Only what cannot be had offline is overridden: the models (the YAML names sam_vit_h_4b8939.pth).
+    const r = await maskfleet(
+      ["run", "photos", "--config", "config.yaml", "--sam-model", models.sam, "--detector-model", models.face, "--redis", redis, "--no-progress"],
+      dir,
+    );
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /1\/1 images finished \(1 ok, 0 failed\)/);
+    const [prefix] = await readdir(join(dir, "results"));
+    assert.ok(prefix && prefix.startsWith("astronaut-"));
+    const manifest = JSON.parse(await readFile(join(dir, "results", prefix, "manifest.json"), "utf8"));
+    assert.equal(manifest.options.target, "face");
+    assert.equal(manifest.detections.detector.length > 0, true);
+    assert.ok(manifest.detections.boxes.every((b: { label: string }) => b.label === "face"));
+    // candidate_prompts (2) x seed_range 34..46 inclusive (13)
+    assert.equal(manifest.results.length, 26);
+    assert.deepEqual([...new Set(manifest.results.map((x: { seed: number }) => x.seed))], Array.from({ length: 13 }, (_, i) => 34 + i));
+    assert.ok(manifest.results.every((x: { status: string }) => x.status === "ok"));
+    assert.equal((await readdir(join(dir, "results", prefix, "results"))).length, 26);
+  });
+
+  it("an invalid config fails before any work, naming the key", async () => {
+    const dir = await scratchDir("cli-bad-config");
+    await writeFile(join(dir, "c.yaml"), "cfgScale: 42\n");
+    const r = await maskfleet(["enqueue", dir, "--config", "c.yaml"], dir);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /maskfleet: cfgScale: .*10/);
+    const r2 = await maskfleet(["run", dir, "--seeds", "9-3"], dir);
+    assert.equal(r2.code, 2);
+    assert.match(r2.stderr, /seeds/);
+  });
+
+  it("Redis unreachable at start: a clear error, non-zero exit, no hang", async () => {
+    const dir = await scratchDir("cli-no-redis");
+    await copyFile(join(repoRoot, "samples/photos/astronaut.jpg"), join(dir, "a.jpg"));
+    const started = Date.now();
+    const r = await maskfleet(["enqueue", "a.jpg", "--target", "auto", "--redis", "redis://127.0.0.1:6399"], dir);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:6399/);
+    assert.ok(Date.now() - started < 20_000);
+  });
+});
