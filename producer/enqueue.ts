@@ -9,6 +9,7 @@ import type { Config } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
 import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, generateJobsOf, type ImageJob } from "../shared/jobs.js";
 import { jobOptions, openQueue } from "../shared/queues.js";
+import { parseBackground } from "../workers/generate/composite.js";
 import { RunState } from "../shared/run-state.js";
 import { openStore } from "../shared/storage/index.js";
 import type { InputItem } from "./discover.js";
@@ -28,6 +29,7 @@ export function checkRunnable(config: Config): void {
   }
   if (detector !== "local") throw new ConfigError("detector", `${detector} is not available in this version; use local`);
   if (generator !== "composite") throw new ConfigError("generator", `${generator} is not available in this version; use composite`);
+  if (generator === "composite") parseBackground(config.background);
   openStore(config.out);
 }
 

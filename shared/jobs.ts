@@ -119,6 +119,11 @@ export function generateJobsOf(image: ImageJob): GenerateJob[] {
   return jobs;
 }
 
+/** BullMQ job id of one (prompt, seed) of an image (BullMQ ids may not contain ':'). */
+export function generateJobId(g: GenerateJob): string {
+  return `${g.image.imageId}-p${g.promptIndex}-s${g.seed}`;
+}
+
 /** The store keys one image's stages write. */
 export function outputKeys(outPrefix: string) {
   return {

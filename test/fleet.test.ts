@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { copyFile, readdir, readFile, stat } from "node:fs/promises";
+import { copyFile, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { resolveConfig, type Config } from "../shared/config.js";
@@ -136,6 +136,30 @@ describe("fleet end to end", () => {
     assert.equal(status.finished, items.length, "the new run sees the images as finished");
     await new Promise((r) => setTimeout(r, 500));
     assert.deepEqual(await listFiles(outDir), before);
+  });
+
+  it("a failed generate job is recorded on its result with the reason; the image fails at generate", async () => {
+    const notAnImage = join(inputDir, "..", "background.png");
+    await writeFile(notAnImage, "not a picture");
+    const one = discoverInputs([join(inputDir, photos[0] as string)]);
+    await enqueueImages(fleet.ctx.redis, { ...config, background: notAnImage }, "e2e-bad-background", one);
+    const status = await waitForRun(fleet.ctx.redis, "e2e-bad-background", { intervalMs: 100, timeoutMs: 60_000 });
+    assert.equal(status.failed, 1);
+    const [img] = await new RunState(fleet.ctx.redis).images("e2e-bad-background");
+    assert.ok(img);
+    assert.equal(img.failedStage, "generate");
+    assert.match(img.reason ?? "", /every generate job failed: .*background\.png: not an image/);
+    const manifest = JSON.parse(await readFile(join(outDir, img.outPrefix, "manifest.json"), "utf8"));
+    assert.equal(manifest.results.length, 4);
+    for (const r of manifest.results) {
+      assert.equal(r.status, "failed");
+      assert.match(r.reason, /background\.png: not an image/);
+    }
+  });
+
+  it("a background that is neither a colour nor an existing file is refused at enqueue", async () => {
+    const one = discoverInputs([join(inputDir, photos[0] as string)]);
+    await assert.rejects(enqueueImages(fleet.ctx.redis, { ...config, background: "/nowhere/bg.png" }, "e2e-no-background", one), /^ConfigError: background: \/nowhere\/bg.png is neither/);
   });
 });
 

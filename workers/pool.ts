@@ -30,13 +30,13 @@ function imageIdOf(job: Job): string | undefined {
 }
 
 export function startPool(stage: Stage, ctx: WorkerContext, concurrency: number): Worker {
-  const process = processors[stage];
+  const processJob = processors[stage];
   const worker = new Worker(
     stage,
     async (job: Job) => {
       const started = Date.now();
       try {
-        const result = await process(job, ctx);
+        const result = await processJob(job, ctx);
         log.debug({ stage, jobId: job.id, ms: Date.now() - started }, "job done");
         return result;
       } catch (err) {

@@ -3,7 +3,7 @@
  * mask stats, every result with its status) and a contact sheet (original | mask | results).
  */
 import type { Job } from "bullmq";
-import { imageJobSchema, outputKeys, generateJobsOf } from "../../shared/jobs.js";
+import { generateJobId, generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
 import { readInput } from "../../shared/input.js";
 import { decodeImage } from "../../shared/image.js";
 import type { Mask, RgbImage } from "../../shared/types.js";
@@ -18,14 +18,16 @@ export async function finalizeStage(job: Job, ctx: WorkerContext): Promise<{ ok:
   const store = ctx.store(data.out);
   const keys = outputKeys(data.outPrefix);
   const done = Object.values(await job.getChildrenValues<GenerateResult>());
-  const failures = Object.values(await job.getIgnoredChildrenFailures());
+  // Failed children, keyed "<prefix>:generate:<job id>" -> reason.
+  const failures = await job.getIgnoredChildrenFailures();
+  const failureOf = (jobId: string) => Object.entries(failures).find(([key]) => key.endsWith(`:${jobId}`))?.[1];
   const byKey = new Map(done.map((r) => [r.resultKey, r]));
   // Every expected result, in prompt x seed order, with its status.
   const results = generateJobsOf(data).map((g) => {
     const r = byKey.get(g.resultKey);
     return r
       ? { status: "ok" as const, key: g.resultKey, prompt: g.prompt, promptIndex: g.promptIndex, seed: g.seed, generator: r.generator, ms: r.ms, reused: r.reused }
-      : { status: "failed" as const, key: g.resultKey, prompt: g.prompt, promptIndex: g.promptIndex, seed: g.seed, generator: data.options.generator };
+      : { status: "failed" as const, key: g.resultKey, prompt: g.prompt, promptIndex: g.promptIndex, seed: g.seed, generator: data.options.generator, reason: failureOf(generateJobId(g)) ?? "unknown" };
   });
   const manifest = {
     imageId: data.imageId,
@@ -37,7 +39,6 @@ export async function finalizeStage(job: Job, ctx: WorkerContext): Promise<{ ok:
     mask: JSON.parse((await store.read(keys.maskInfo)).toString("utf8")),
     outputs: { mask: keys.mask, bedrockMask: keys.bedrockMask, cutout: keys.cutout, contactSheet: keys.contactSheet },
     results,
-    failures,
     finishedAt: new Date().toISOString(),
   };
 
@@ -53,8 +54,8 @@ export async function finalizeStage(job: Job, ctx: WorkerContext): Promise<{ ok:
   const note = shown.length > sheetResults ? `${shown.length - sheetResults} more results not shown` : undefined;
   await store.write(keys.contactSheet, await contactSheet(tiles, { note }));
   await store.write(keys.manifest, Buffer.from(JSON.stringify(manifest, null, 2)));
-  const ok = results.filter((r) => r.status === "ok").length;
-  if (ok === 0) await ctx.runState.failed(data.imageId, "generate", `every generate job failed: ${failures[0] ?? "unknown reason"}`);
+  const ok = shown.length;
+  if (ok === 0) await ctx.runState.failed(data.imageId, "generate", `every generate job failed: ${Object.values(failures)[0] ?? "unknown reason"}`);
   else await ctx.runState.stageDone(data.imageId, "generate");
   await ctx.runState.stageDone(data.imageId, "finalize");
   return { ok, failed: results.length - ok };

@@ -5,6 +5,7 @@
  * outpaint: keep the object, replace the background. inpaint: keep the background, replace the
  * object region. Both are the same blend with the mask inverted.
  */
+import { existsSync } from "node:fs";
 import { ConfigError } from "../../shared/errors.js";
 import { assertSameSize, resizeRgb, sharpRaw } from "../../shared/image.js";
 import { featherMask } from "../../shared/mask-ops.js";
@@ -125,4 +126,15 @@ export function parseColor(text: string, key = "background"): Rgb {
     key,
     `${JSON.stringify(text)} is not a colour: use "#rgb", "#rrggbb" or a name (${Object.keys(NAMED_COLORS).join(", ")})`,
   );
+}
+
+/** What a `background` option names: "blur", a colour ("#rgb", "#rrggbb", a name), or an image path. */
+export type BackgroundSpec = { kind: "blur" } | { kind: "color"; rgb: Rgb } | { kind: "image"; path: string };
+
+/** Parses a `background` option; a malformed colour is a ConfigError, a missing image too. */
+export function parseBackground(text: string): BackgroundSpec {
+  if (text === "blur") return { kind: "blur" };
+  if (/^(#|[a-z]+$)/i.test(text)) return { kind: "color", rgb: parseColor(text) };
+  if (!existsSync(text)) throw new ConfigError("background", `${text} is neither a colour, "blur", nor an existing image file`);
+  return { kind: "image", path: text };
 }

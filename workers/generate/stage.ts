@@ -10,7 +10,7 @@ import { readInput } from "../../shared/input.js";
 import { decodeImage, encodePng } from "../../shared/image.js";
 import type { Mask } from "../../shared/types.js";
 import type { WorkerContext } from "../context.js";
-import { compositeBackground, parseColor } from "./composite.js";
+import { compositeBackground, parseBackground } from "./composite.js";
 
 export interface GenerateResult {
   resultKey: string;
@@ -57,8 +57,8 @@ type Background = Parameters<typeof compositeBackground>[2]["background"];
 
 async function backgroundOf(g: GenerateJob): Promise<Background> {
   const { background, blurSigma, maxPixels } = g.image.options;
-  if (background === "blur") return { kind: "blur", sigma: blurSigma };
-  if (/^(#|[a-z]+$)/i.test(background)) return { kind: "color", rgb: parseColor(background) };
-  const image = await decodeImage(await readInput(background), background, { maxPixels });
-  return { kind: "image", image };
+  const spec = parseBackground(background);
+  if (spec.kind === "blur") return { kind: "blur", sigma: blurSigma };
+  if (spec.kind === "color") return spec;
+  return { kind: "image", image: await decodeImage(await readInput(spec.path), spec.path, { maxPixels }) };
 }

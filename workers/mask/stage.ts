@@ -5,7 +5,7 @@
  */
 import type { Job } from "bullmq";
 import { InputError } from "../../shared/errors.js";
-import { generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
+import { generateJobId, generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
 import { readInput } from "../../shared/input.js";
 import { decodeImage, encodePng, rgbaFrom } from "../../shared/image.js";
 import { fillHoles, growMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../../shared/mask-ops.js";
@@ -52,7 +52,7 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
     name: "generate",
     queueName: "generate",
     data: g,
-    opts: { ...jobOptions(ctx.config.attempts), jobId: `${data.imageId}-p${g.promptIndex}-s${g.seed}`, ignoreDependencyOnFailure: true },
+    opts: { ...jobOptions(ctx.config.attempts), jobId: generateJobId(g), ignoreDependencyOnFailure: true },
   }));
   // A retried mask job must not add the fan-out twice.
   if (!(await ctx.queues.finalize.getJob(data.imageId))) {
