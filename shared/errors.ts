@@ -12,12 +12,38 @@ export class ConfigError extends Error {
   constructor(
     readonly key: string,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(`${key}: ${message}`);
+    super(`${key}: ${message}`, options);
   }
 }
 
 /** A model file is missing or fails its checksum; the message says how to get it. */
 export class ModelError extends Error {
   override readonly name = "ModelError";
+}
+
+/**
+ * A remote service asked us to slow down (throttling, model not ready). The queue pauses for
+ * `retryAfterMs` and the job goes back to waiting without spending an attempt.
+ */
+export class ThrottledError extends Error {
+  override readonly name = "ThrottledError";
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A remote service refused this one request for good (content filter, validation): recorded, never retried. */
+export class RejectedError extends Error {
+  override readonly name = "RejectedError";
+}
+
+/** A remote service will refuse every request (access denied, model not found): the pool stops with this message. */
+export class FatalServiceError extends Error {
+  override readonly name = "FatalServiceError";
 }

@@ -9,10 +9,15 @@ import type { Box, RgbImage } from "../../shared/types.js";
 import { resolveModel } from "../../models/registry.js";
 import { UltraFaceDetector } from "./ultraface.js";
 
+/** Where the image came from, for detectors that can read it themselves (Rekognition's S3Object). */
+export interface ImageSource {
+  s3?: { bucket: string; key: string };
+}
+
 export interface Detector {
   readonly name: string;
-  /** Boxes in pixels of `image`, clamped inside it, highest score first. */
-  detect(image: RgbImage): Promise<Box[]>;
+  /** Boxes in pixels of `image` (EXIF-oriented), clamped inside it, highest score first. */
+  detect(image: RgbImage, source?: ImageSource): Promise<Box[]>;
   close(): Promise<void>;
 }
 
