@@ -1,8 +1,12 @@
-/** Reads an input image's bytes by reference (a local path; S3 comes with the AWS backends). */
+/** Reads an input image's bytes by reference: a local path or an `s3://bucket/key` URI. */
 import { readFile } from "node:fs/promises";
+import type { AwsSettings } from "./aws.js";
 import { InputError } from "./errors.js";
+import { defaultAwsSettings, getObjectBytes, isAccessDenied, isNotFound, parseS3Uri, s3Client } from "./storage/s3.js";
 
-export async function readInput(input: string, name = input): Promise<Buffer> {
+/** `aws` is used for s3:// inputs only (default: region from AWS_REGION, else us-east-1). */
+export async function readInput(input: string, name = input, aws?: AwsSettings): Promise<Buffer> {
+  if (/^s3:\/\//i.test(input)) return readS3Input(input, name, aws ?? defaultAwsSettings());
   try {
     return await readFile(input);
   } catch (err) {
@@ -10,6 +14,19 @@ export async function readInput(input: string, name = input): Promise<Buffer> {
     if (code === "ENOENT") throw new InputError(`${name}: file not found (${input})`);
     if (code === "EISDIR") throw new InputError(`${name}: is a folder, not an image`);
     if (code === "EACCES" || code === "EPERM") throw new InputError(`${name}: permission denied`);
+    throw err;
+  }
+}
+
+async function readS3Input(input: string, name: string, aws: AwsSettings): Promise<Buffer> {
+  const loc = parseS3Uri(input, "inputs");
+  if (!loc.key || loc.key.endsWith("/")) throw new InputError(`${name}: is a folder, not an image (${input})`);
+  try {
+    return await getObjectBytes(s3Client(aws), loc);
+  } catch (err) {
+    if ((err as Error).name === "NoSuchBucket") throw new InputError(`${name}: bucket ${loc.bucket} not found (${input})`, { cause: err });
+    if (isNotFound(err)) throw new InputError(`${name}: not found (${input})`, { cause: err });
+    if (isAccessDenied(err)) throw new InputError(`${name}: permission denied (${input})`, { cause: err });
     throw err;
   }
 }

@@ -1,14 +1,17 @@
-/** Opens the Store for an output root: a folder path (S3 comes with the AWS backends). */
+/** Opens the Store for an output root: an `s3://bucket/prefix/` URI or a local folder. */
 import { LocalStore } from "./local.js";
+import { S3Store } from "./s3.js";
 import type { Store } from "./store.js";
+import type { AwsSettings } from "../aws.js";
 import { ConfigError } from "../errors.js";
 
 export type { Store } from "./store.js";
 export { contentTypeOf } from "./store.js";
 
-export function openStore(root: string): Store {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(root)) {
-    throw new ConfigError("out", `${root}: only local folders are supported as stores in this version`);
-  }
+/** `aws` is used for s3:// roots only (default: region from AWS_REGION, else us-east-1). */
+export function openStore(root: string, aws?: AwsSettings): Store {
+  if (/^s3:\/\//i.test(root)) return new S3Store(root, aws);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(root)?.[1];
+  if (scheme) throw new ConfigError("out", `${root}: ${scheme}:// is not supported as a store (use s3://bucket/prefix/ or a local folder)`);
   return new LocalStore(root);
 }
