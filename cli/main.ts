@@ -1,15 +1,26 @@
 #!/usr/bin/env node
 /** maskfleet: run | enqueue | worker | status | models. */
 import { Command, InvalidArgumentError } from "commander";
-import { discoverInputs } from "../producer/discover.js";
-import { enqueueImages, newRunId, checkRunnable } from "../producer/enqueue.js";
+import { checkRunnable, enqueueImages, needsAws, newRunId } from "../producer/enqueue.js";
+import { findInputs } from "../producer/inputs.js";
 import { formatStatus, runStatus, waitForRun } from "../producer/status.js";
-import { ConfigError, ModelError } from "../shared/errors.js";
+import { assertAwsCredentials } from "../shared/aws.js";
+import { awsSettingsOf, type Config } from "../shared/config.js";
+import { ConfigError, FatalServiceError, ModelError } from "../shared/errors.js";
 import { assertRedisReachable, connect, stages, type Stage } from "../shared/queues.js";
 import { RunState } from "../shared/run-state.js";
 import { startFleet } from "../workers/fleet.js";
 import { addConfigFlags, configFromFlags, type ConfigFlags } from "./options.js";
 import { addModelsCommand } from "./models.js";
+
+/** Config, inputs and services checked before any work: bad values, missing credentials, no Redis. */
+async function preflight(flags: ConfigFlags, inputs: readonly string[]): Promise<Config> {
+  const config = configFromFlags(flags);
+  checkRunnable(config);
+  if (needsAws(config, inputs)) await assertAwsCredentials(awsSettingsOf(config));
+  await assertRedisReachable(config.redisUrl);
+  return config;
+}
 
 const program = new Command("maskfleet")
   .description("Bulk automatic masks and background replacement on a Redis/BullMQ worker fleet")
@@ -30,11 +41,8 @@ addConfigFlags(
     .option("--concurrency <n>", "jobs at once per pool (default: the config's per-stage values)", positiveInt)
     .option("--no-progress", "no progress bar"),
 ).action(async (inputs: string[], flags: ConfigFlags & { run?: string; progress: boolean; concurrency?: number }) => {
-  const config = configFromFlags(flags);
-  checkRunnable(config);
-  const items = discoverInputs(inputs);
-  if (items.length === 0) throw new ConfigError("inputs", `no images found in ${inputs.join(" ")}`);
-  await assertRedisReachable(config.redisUrl);
+  const config = await preflight(flags, inputs);
+  const items = await findInputs(inputs, awsSettingsOf(config));
   const fleet = startFleet(config, stages, flags.concurrency);
   const stop = () => void fleet.close().then(() => process.exit(130));
   process.once("SIGINT", stop).once("SIGTERM", stop);
@@ -43,7 +51,7 @@ addConfigFlags(
     const summary = await enqueueImages(fleet.ctx.redis, config, runId, items);
     process.stderr.write(`run ${runId}: ${summary.images} images (${summary.added} new, ${summary.alreadyKnown} already known), output in ${config.out}\n`);
     const started = Date.now();
-    await waitForRun(fleet.ctx.redis, runId, { progress: flags.progress && process.stderr.isTTY });
+    await Promise.race([waitForRun(fleet.ctx.redis, runId, { progress: flags.progress && process.stderr.isTTY }), fleet.fatal]);
     const status = await runStatus(fleet.ctx.redis, runId);
     process.stdout.write(formatStatus(status) + "\n");
     process.stderr.write(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
@@ -61,11 +69,8 @@ addConfigFlags(
     .option("-r, --run <id>", "run id (default: a new one)")
     .option("--wait", "wait for the run to finish, with progress"),
 ).action(async (inputs: string[], flags: ConfigFlags & { run?: string; wait?: boolean }) => {
-  const config = configFromFlags(flags);
-  checkRunnable(config);
-  const items = discoverInputs(inputs);
-  if (items.length === 0) throw new ConfigError("inputs", `no images found in ${inputs.join(" ")}`);
-  await assertRedisReachable(config.redisUrl);
+  const config = await preflight(flags, inputs);
+  const items = await findInputs(inputs, awsSettingsOf(config));
   const redis = connect(config.redisUrl);
   try {
     const runId = flags.run ?? newRunId();
@@ -90,16 +95,24 @@ addConfigFlags(
 ).action(async (stage: string, flags: ConfigFlags & { concurrency?: number }) => {
   if (!(stages as readonly string[]).includes(stage)) throw new ConfigError("stage", `expected one of ${stages.join(", ")}, got ${stage}`);
   const config = configFromFlags(flags);
+  if (needsAws(config, [])) await assertAwsCredentials(awsSettingsOf(config));
   await assertRedisReachable(config.redisUrl);
   const fleet = startFleet(config, [stage as Stage], flags.concurrency);
   process.stderr.write(`${stage} worker ${process.pid} started (concurrency ${flags.concurrency ?? config.concurrency[stage as Stage]})\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      process.stderr.write(`${signal}: finishing in-flight jobs\n`);
-      void fleet.close().then(resolve);
-    };
-    process.once("SIGINT", stop).once("SIGTERM", stop);
-  });
+  try {
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          process.stderr.write(`${signal}: finishing in-flight jobs\n`);
+          resolve();
+        };
+        process.once("SIGINT", stop).once("SIGTERM", stop);
+      }),
+      fleet.fatal,
+    ]);
+  } finally {
+    await fleet.close();
+  }
 });
 
 program
@@ -129,7 +142,8 @@ program
 addModelsCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const known = err instanceof ConfigError || err instanceof ModelError || (err instanceof Error && /^cannot reach Redis/.test(err.message));
+  const known =
+    err instanceof ConfigError || err instanceof ModelError || err instanceof FatalServiceError || (err instanceof Error && /^cannot reach Redis/.test(err.message));
   process.stderr.write(`maskfleet: ${err instanceof Error ? (known ? err.message : err.stack) : String(err)}\n`);
   process.exit(err instanceof ConfigError ? 2 : 1);
 });

@@ -23,6 +23,18 @@ export function addConfigFlags(cmd: Command): Command {
     .option("--background <value>", 'composite background: colour ("#ffffff"), "blur", or an image path')
     .option("--grow <px>", "grow (or, negative, shrink) the mask by N px", Number)
     .option("--feather <px>", "feather the mask edge by N px", Number)
+    .option("--model <id>", "Bedrock model id (amazon.titan-image-generator-v1, amazon.titan-image-generator-v2:0, amazon.nova-canvas-v1:0)")
+    .option("--negative-prompt <text>", "what the generator should avoid")
+    .option("--mask-prompt <text>", "Bedrock: describe the region in words instead of sending the SAM mask")
+    .option("--quality <q>", "Bedrock: standard | premium")
+    .option("--outpainting-mode <m>", "Bedrock: DEFAULT | PRECISE")
+    .option("--cfg-scale <n>", "Bedrock: prompt adherence, 1.1-10", Number)
+    .option("--rate <rate>", 'generator requests for the whole fleet, e.g. "60/min" or "2/s"')
+    .option("--region <region>", "AWS region")
+    .option("--profile <name>", "AWS profile")
+    .option("--s3-endpoint <url>", "S3-compatible endpoint")
+    .option("--bedrock-endpoint <url>", "Bedrock Runtime endpoint override")
+    .option("--rekognition-endpoint <url>", "Rekognition endpoint override")
     .option("--redis <url>", "Redis URL")
     .option("--attempts <n>", "attempts per job for transient errors", Number);
 }
@@ -45,6 +57,18 @@ export interface ConfigFlags {
   background?: string;
   grow?: number;
   feather?: number;
+  model?: string;
+  negativePrompt?: string;
+  maskPrompt?: string;
+  quality?: string;
+  outpaintingMode?: string;
+  cfgScale?: number;
+  rate?: string;
+  region?: string;
+  profile?: string;
+  s3Endpoint?: string;
+  bedrockEndpoint?: string;
+  rekognitionEndpoint?: string;
   redis?: string;
   attempts?: number;
   concurrency?: number;
@@ -67,6 +91,18 @@ export function configFromFlags(flags: ConfigFlags, extra: ConfigInput = {}): Co
     background: flags.background,
     growPx: flags.grow,
     featherPx: flags.feather,
+    modelId: flags.model,
+    negativePrompt: flags.negativePrompt,
+    maskPrompt: flags.maskPrompt,
+    quality: flags.quality,
+    outpaintingMode: flags.outpaintingMode,
+    cfgScale: flags.cfgScale,
+    rate: flags.rate,
+    region: flags.region,
+    awsProfile: flags.profile,
+    s3Endpoint: flags.s3Endpoint,
+    bedrockEndpoint: flags.bedrockEndpoint,
+    rekognitionEndpoint: flags.rekognitionEndpoint,
     redisUrl: flags.redis,
     attempts: flags.attempts,
     ...extra,

@@ -5,13 +5,17 @@
 import { createReadStream } from "node:fs";
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import type { Config } from "../shared/config.js";
+import { HeadObjectCommand } from "@aws-sdk/client-s3";
+import type { AwsSettings } from "../shared/aws.js";
+import { awsSettingsOf, type Config } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
 import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, generateJobsOf, type ImageJob } from "../shared/jobs.js";
 import { jobOptions, openQueue } from "../shared/queues.js";
 import { parseBackground } from "../workers/generate/composite.js";
+import { checkPromptTemplate } from "../shared/prompts.js";
 import { RunState } from "../shared/run-state.js";
 import { openStore } from "../shared/storage/index.js";
+import { isS3Uri, parseS3Uri, s3Client } from "../shared/storage/s3.js";
 import type { InputItem } from "./discover.js";
 
 export interface EnqueueSummary {
@@ -25,18 +29,39 @@ export interface EnqueueSummary {
 export function checkRunnable(config: Config): void {
   const { target, detector, generator } = config;
   if (detector === "local" && !["face", "auto", "boxes"].includes(target)) {
-    throw new ConfigError("target", `"${target}" needs a text-prompted detector: use face, auto or boxes with the local detector`);
+    throw new ConfigError("target", `"${target}" needs a text-prompted detector: use --detector rekognition, or face, auto or boxes with the local detector`);
   }
-  if (detector !== "local") throw new ConfigError("detector", `${detector} is not available in this version; use local`);
-  if (generator !== "composite") throw new ConfigError("generator", `${generator} is not available in this version; use composite`);
+  if (detector === "rekognition" && ["auto", "boxes"].includes(target)) {
+    throw new ConfigError("detector", `target "${target}" needs no detector service; use --detector local`);
+  }
   if (generator === "composite") parseBackground(config.background);
-  openStore(config.out);
+  for (const p of config.prompts) checkPromptTemplate(p);
+  openStore(config.out, awsSettingsOf(config));
 }
 
-export async function hashFile(path: string): Promise<Buffer> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest();
+/** Whether a run with these inputs and this config talks to AWS (and so needs credentials). */
+export function needsAws(config: Config, inputs: readonly string[]): boolean {
+  return config.detector === "rekognition" || config.generator !== "composite" || isS3Uri(config.out) || inputs.some(isS3Uri);
+}
+
+/**
+ * What identifies an input's content: the sha256 of a local file; for an S3 object its ETag and
+ * size (read with one HEAD request, so a catalog is not downloaded at enqueue). An unreadable
+ * input still gets a stable id: the detect stage reports why it fails.
+ */
+export async function contentIdOf(input: string, aws: AwsSettings): Promise<Buffer> {
+  try {
+    if (isS3Uri(input)) {
+      const { bucket, key } = parseS3Uri(input);
+      const head = await s3Client(aws).send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return Buffer.from(`s3:${head.ETag}:${head.ContentLength}`);
+    }
+    const hash = createHash("sha256");
+    for await (const chunk of createReadStream(input)) hash.update(chunk as Buffer);
+    return hash.digest();
+  } catch (err) {
+    return Buffer.from(`unreadable:${input}:${(err as Error).message}`);
+  }
 }
 
 export function newRunId(): string {
@@ -59,14 +84,15 @@ export async function enqueueImages(
   const base = pickImageOptions(config);
   const queue = openQueue("detect", redis);
   const state = new RunState(redis);
-  const out = openStore(config.out).root;
+  const aws = awsSettingsOf(config);
+  const out = openStore(config.out, aws).root;
   let added = 0;
   try {
     for (const [i, item] of items.entries()) {
+      for (const p of item.prompts ?? []) checkPromptTemplate(p, `${item.name} prompts`);
       const options = item.prompts ? { ...base, prompts: item.prompts } : base;
       const boxes = config.target === "boxes" ? item.boxes : undefined;
-      // The content hash of an unreadable file is still stable: the detect stage reports why it fails.
-      const content = await hashFile(item.path).catch((err: Error) => Buffer.from(`unreadable:${item.path}:${err.message}`));
+      const content = await contentIdOf(item.path, aws);
       const imageId = imageIdOf(content, out, options, boxes);
       const job: ImageJob = imageJobSchema.parse({
         runId,

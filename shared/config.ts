@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import type { AwsSettings } from "./aws.js";
 import { ConfigError } from "./errors.js";
 
 const seedRange = z
@@ -44,12 +45,29 @@ export const configSchema = z.strictObject({
   background: z.string().min(1).default("#ffffff"),
   blurSigma: z.number().min(0.3).max(1000).default(25),
   /** Bedrock settings kept from the old script. */
-  modelId: z.string().min(1).default("amazon.titan-image-generator-v2:0"),
+  /** Bedrock model id; default per generator (titan: Titan v2, nova: Nova Canvas). Alone, it also picks the generator. */
+  modelId: z.string().min(1).optional(),
   cfgScale: z.number().min(1.1).max(10).default(8),
   width: z.number().int().min(64).max(4096).optional(),
   height: z.number().int().min(64).max(4096).optional(),
   resize: z.boolean().default(false),
+  /** Bedrock image quality and OUTPAINTING's outPaintingMode. */
+  quality: z.enum(["standard", "premium"]).default("standard"),
+  outpaintingMode: z.enum(["DEFAULT", "PRECISE"]).default("DEFAULT"),
+  /** Bedrock only: describe the region in words (maskPrompt) instead of sending the SAM mask. */
+  maskPrompt: z.string().min(1).max(1024).optional(),
+  /** Generator requests allowed per time window, for the whole fleet (e.g. "60/min"); none = unlimited. */
+  rate: z.strictObject({ max: z.number().int().min(1), durationMs: z.number().int().min(1) }).optional(),
+  /** Queue pause after a throttle when the service names no wait; doubles per throttle in a row, up to 64x. */
+  throttleBackoffMs: z.number().int().min(10).max(600_000).default(2000),
+  /** Per-request timeout of generator calls (Nova Canvas can take minutes). */
+  requestTimeoutMs: z.number().int().min(1000).max(3_600_000).default(300_000),
+  /** AWS: region, named profile, endpoint overrides (S3-compatible stores, local stand-ins). */
   region: z.string().min(1).default("us-east-1"),
+  awsProfile: z.string().min(1).optional(),
+  s3Endpoint: z.url().optional(),
+  bedrockEndpoint: z.url().optional(),
+  rekognitionEndpoint: z.url().optional(),
   /** Output folder (or s3:// prefix in the AWS issue). */
   out: z.string().min(1).default("./out"),
   redisUrl: z.string().min(1).default("redis://127.0.0.1:6379"),
@@ -69,7 +87,17 @@ export const configSchema = z.strictObject({
   cacheDir: z.string().min(1).optional(),
 });
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = Omit<z.infer<typeof configSchema>, "modelId"> & { modelId: string };
+
+/** Bedrock model families: the generator name and the ids it accepts. */
+const modelFamilies = {
+  titan: { prefix: "amazon.titan-image-generator-", default: "amazon.titan-image-generator-v2:0" },
+  nova: { prefix: "amazon.nova-canvas-", default: "amazon.nova-canvas-v1:0" },
+} as const;
+
+function familyOf(modelId: string): "titan" | "nova" | undefined {
+  return (Object.keys(modelFamilies) as ("titan" | "nova")[]).find((f) => modelId.startsWith(modelFamilies[f].prefix));
+}
 export type ConfigInput = Record<string, unknown>;
 
 /** Known Meta SAM checkpoints of the old script -> the manifest's ONNX export of the same weights. */
@@ -124,6 +152,21 @@ export function parseSeedRange(value: unknown, key = "seeds"): { from: number; t
     throw new ConfigError(key, `expected two whole numbers like "34,46", got ${JSON.stringify(value)}`);
   }
   return { from: nums[0] as number, to: nums[1] as number };
+}
+
+const rateUnits: Record<string, number> = { s: 1000, sec: 1000, second: 1000, m: 60_000, min: 60_000, minute: 60_000, h: 3_600_000, hour: 3_600_000 };
+
+/** "60/min", "2/s", "1000/hour", or a number (per minute) -> {max, durationMs}. */
+export function parseRate(value: string | number, key = "rate"): { max: number; durationMs: number } {
+  if (typeof value === "number") {
+    if (!Number.isInteger(value) || value < 1) throw new ConfigError(key, `expected a whole number of requests per minute >= 1, got ${value}`);
+    return { max: value, durationMs: 60_000 };
+  }
+  const m = /^\s*(\d+)\s*\/\s*(\d*)\s*([a-z]+)\s*$/i.exec(value);
+  const unit = m ? rateUnits[(m[3] as string).toLowerCase()] : undefined;
+  const max = m ? Number(m[1]) : 0;
+  if (!m || !unit || max < 1) throw new ConfigError(key, `expected requests per time like "60/min", "2/s" or "1000/hour", got ${JSON.stringify(value)}`);
+  return { max, durationMs: unit * (m[2] ? Number(m[2]) : 1) };
 }
 
 function checkpointToModel(value: unknown, key: string): string {
@@ -190,6 +233,9 @@ export function resolveConfig(...sources: ConfigInput[]): Config {
     }
   }
   if (merged.seeds !== undefined) merged.seeds = parseSeedRange(merged.seeds, "seeds");
+  if (typeof merged.rate === "string" || typeof merged.rate === "number") merged.rate = parseRate(merged.rate, "rate");
+  // The old script had only Bedrock: a config naming a model and no generator means that model.
+  if (merged.generator === undefined && typeof merged.modelId === "string") merged.generator = familyOf(merged.modelId);
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -199,7 +245,12 @@ export function resolveConfig(...sources: ConfigInput[]): Config {
     const key = issue?.path.length ? issue.path.join(".") : "config";
     throw new ConfigError(key, issue?.message ?? "invalid");
   }
-  return parsed.data;
+  const data = parsed.data;
+  if (data.generator === "composite") return { ...data, modelId: data.modelId ?? "" };
+  const family = modelFamilies[data.generator];
+  const modelId = data.modelId ?? family.default;
+  if (familyOf(modelId) !== data.generator) throw new ConfigError("modelId", `${modelId} is not a ${data.generator} model (expected ${family.prefix}...)`);
+  return { ...data, modelId };
 }
 
 /** The usual stack: defaults < file < env < overrides. */
@@ -213,4 +264,13 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The AWS client settings of a config. */
+export function awsSettingsOf(config: Config): AwsSettings {
+  return {
+    region: config.region,
+    ...(config.awsProfile && { profile: config.awsProfile }),
+    endpoints: { s3: config.s3Endpoint, bedrock: config.bedrockEndpoint, rekognition: config.rekognitionEndpoint },
+  };
 }

@@ -2,11 +2,11 @@
 import { readFile } from "node:fs/promises";
 import type { AwsSettings } from "./aws.js";
 import { InputError } from "./errors.js";
-import { defaultAwsSettings, getObjectBytes, isAccessDenied, isNotFound, parseS3Uri, s3Client } from "./storage/s3.js";
+import { defaultAwsSettings, getObjectBytes, isAccessDenied, isNotFound, isS3Uri, parseS3Uri, s3Client } from "./storage/s3.js";
 
 /** `aws` is used for s3:// inputs only (default: region from AWS_REGION, else us-east-1). */
 export async function readInput(input: string, name = input, aws?: AwsSettings): Promise<Buffer> {
-  if (/^s3:\/\//i.test(input)) return readS3Input(input, name, aws ?? defaultAwsSettings());
+  if (isS3Uri(input)) return readS3Input(input, name, aws ?? defaultAwsSettings());
   try {
     return await readFile(input);
   } catch (err) {

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { Config } from "./config.js";
+import { fillPrompt, type PromptVars } from "./prompts.js";
 
 const boxSchema = z.object({
   x0: z.number(),
@@ -37,6 +38,9 @@ export const imageOptionsSchema = z.object({
   blurSigma: z.number(),
   modelId: z.string(),
   cfgScale: z.number(),
+  quality: z.enum(["standard", "premium"]),
+  outpaintingMode: z.enum(["DEFAULT", "PRECISE"]),
+  maskPrompt: z.string().optional(),
   width: z.number().int().optional(),
   height: z.number().int().optional(),
   resize: z.boolean(),
@@ -106,13 +110,17 @@ export function outPrefixOf(name: string, imageId: string): string {
   return `${stem || "image"}-${imageId.slice(0, 10)}`;
 }
 
-/** Every (prompt, seed) of an image, in a fixed order. */
-export function generateJobsOf(image: ImageJob): GenerateJob[] {
+/**
+ * Every (prompt, seed) of an image, in a fixed order; prompt templates filled with `vars` when
+ * given. Result keys depend on the templates, not the filled text, so they are known at enqueue.
+ */
+export function generateJobsOf(image: ImageJob, vars?: PromptVars): GenerateJob[] {
   const { prompts, seeds } = image.options;
   const jobs: GenerateJob[] = [];
-  prompts.forEach((prompt, promptIndex) => {
+  prompts.forEach((template, promptIndex) => {
+    const prompt = vars ? fillPrompt(template, vars) : template;
     for (let seed = seeds.from; seed <= seeds.to; seed++) {
-      const tag = sha256Hex(stableJson({ prompt, seed, o: image.options })).slice(0, 8);
+      const tag = sha256Hex(stableJson({ prompt: template, seed, o: image.options })).slice(0, 8);
       jobs.push({ image, promptIndex, prompt, seed, resultKey: `${image.outPrefix}/results/p${promptIndex}-s${seed}-${tag}.png` });
     }
   });

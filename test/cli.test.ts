@@ -7,14 +7,18 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { oldYaml } from "./fixtures/old-config.js";
 import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
+import { startBedrockStandIn } from "./standins/bedrock.js";
 
 const exec = promisify(execFile);
 
-async function maskfleet(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Dummy credentials for the AWS SDK: the only AWS endpoints these tests reach are local stand-ins. */
+const awsEnv = { AWS_ACCESS_KEY_ID: "AKIDSTANDIN", AWS_SECRET_ACCESS_KEY: "stand-in-secret", AWS_EC2_METADATA_DISABLED: "true" };
+
+async function maskfleet(args: string[], cwd: string, env: NodeJS.ProcessEnv = awsEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), ...args], {
       cwd,
-      env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" },
+      env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn", ...env },
       timeout: 120_000,
     });
     return { code: 0, stdout, stderr };
@@ -25,31 +29,54 @@ async function maskfleet(args: string[], cwd: string): Promise<{ code: number; s
 }
 
 describe("maskfleet CLI", () => {
-  it("the old script's YAML drives a whole run", async () => {
+  it("the old script's YAML drives a Titan sweep end to end", async () => {
     const redis = await freshRedis(5);
     const models = await tinyModels();
-    const dir = await scratchDir("cli-old-yaml");
-    await scratchDir("cli-old-yaml/photos");
-    await copyFile(join(repoRoot, "samples/photos/astronaut.jpg"), join(dir, "photos/astronaut.jpg"));
-    await writeFile(join(dir, "config.yaml"), oldYaml);
-    // Only what cannot be had offline is overridden: the models (the YAML names sam_vit_h_4b8939.pth).
-    const r = await maskfleet(
-      ["run", "photos", "--config", "config.yaml", "--sam-model", models.sam, "--detector-model", models.face, "--redis", redis, "--no-progress"],
-      dir,
-    );
-    assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, /1\/1 images finished \(1 ok, 0 failed\)/);
-    const [prefix] = await readdir(join(dir, "results"));
-    assert.ok(prefix && prefix.startsWith("astronaut-"));
-    const manifest = JSON.parse(await readFile(join(dir, "results", prefix, "manifest.json"), "utf8"));
-    assert.equal(manifest.options.target, "face");
-    assert.equal(manifest.detections.detector.length > 0, true);
-    assert.ok(manifest.detections.boxes.every((b: { label: string }) => b.label === "face"));
-    // candidate_prompts (2) x seed_range 34..46 inclusive (13)
-    assert.equal(manifest.results.length, 26);
-    assert.deepEqual([...new Set(manifest.results.map((x: { seed: number }) => x.seed))], Array.from({ length: 13 }, (_, i) => 34 + i));
-    assert.ok(manifest.results.every((x: { status: string }) => x.status === "ok"));
-    assert.equal((await readdir(join(dir, "results", prefix, "results"))).length, 26);
+    const bedrock = await startBedrockStandIn();
+    try {
+      const dir = await scratchDir("cli-old-yaml");
+      await scratchDir("cli-old-yaml/photos");
+      await copyFile(join(repoRoot, "samples/photos/astronaut.jpg"), join(dir, "photos/astronaut.jpg"));
+      await writeFile(join(dir, "config.yaml"), oldYaml);
+      // Only what cannot be had offline is overridden: the models (the YAML names sam_vit_h_4b8939.pth) and Bedrock's endpoint.
+      const r = await maskfleet(
+        ["run", "photos", "--config", "config.yaml", "--sam-model", models.sam, "--detector-model", models.face, "--bedrock-endpoint", bedrock.endpoint, "--redis", redis, "--no-progress"],
+        dir,
+      );
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, /1\/1 images finished \(1 ok, 0 failed\)/);
+      const [prefix] = await readdir(join(dir, "results"));
+      assert.ok(prefix && prefix.startsWith("astronaut-"));
+      const manifest = JSON.parse(await readFile(join(dir, "results", prefix, "manifest.json"), "utf8"));
+      assert.equal(manifest.options.target, "face");
+      assert.equal(manifest.options.generator, "titan");
+      assert.ok(manifest.detections.boxes.length > 0 && manifest.detections.boxes.every((b: { label: string }) => b.label === "face"));
+      // candidate_prompts (2) x seed_range 34..46 inclusive (13), each sent to Titan v1 exactly once
+      assert.equal(manifest.results.length, 26);
+      assert.ok(manifest.results.every((x: { status: string; generator: string }) => x.status === "ok" && x.generator === "amazon.titan-image-generator-v1"));
+      const sent = bedrock.requests.filter((q) => q.status === 200);
+      assert.equal(sent.length, 26);
+      assert.ok(sent.every((q) => q.model === "amazon.titan-image-generator-v1" && q.taskType === "OUTPAINTING"));
+      assert.deepEqual(new Set(sent.map((q) => `${q.prompt}|${q.seed}`)).size, 26);
+      assert.deepEqual([...new Set(sent.map((q) => q.seed))].sort((x, y) => (x ?? 0) - (y ?? 0)), Array.from({ length: 13 }, (_, i) => 34 + i));
+      assert.equal((await readdir(join(dir, "results", prefix, "results"))).length, 26);
+    } finally {
+      await bedrock.close();
+    }
+  });
+
+  it("Bedrock without AWS credentials: one clear error before any work", async () => {
+    const dir = await scratchDir("cli-no-credentials");
+    await copyFile(join(repoRoot, "samples/photos/astronaut.jpg"), join(dir, "a.jpg"));
+    const r = await maskfleet(["enqueue", "a.jpg", "--target", "auto", "--generator", "titan", "--profile", "maskfleet-no-such-profile"], dir, {
+      AWS_ACCESS_KEY_ID: "",
+      AWS_SECRET_ACCESS_KEY: "",
+      AWS_EC2_METADATA_DISABLED: "true",
+      AWS_CONFIG_FILE: join(dir, "none"),
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, "none"),
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^maskfleet: aws: no AWS credentials found in profile "maskfleet-no-such-profile"/m);
   });
 
   it("an invalid config fails before any work, naming the key", async () => {

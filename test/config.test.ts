@@ -24,6 +24,7 @@ describe("config", () => {
     assert.equal(c.resize, true);
     assert.equal(c.executionProvider, "cpu");
     assert.equal(c.modelId, "amazon.titan-image-generator-v1");
+    assert.equal(c.generator, "titan", "a model id with no generator drives that model, as the old script did");
     assert.equal(c.target, "face");
     assert.equal(c.samModel, "sam-vit-h");
   });
@@ -50,11 +51,28 @@ describe("config", () => {
       [{ concurrency: { mask: 0 } }, /^concurrency\.mask: /],
       [{ colour: "red" }, /^colour: unknown key/],
       [{ minConfidence: Number("x") }, /^minConfidence: /],
+      [{ rate: "60 per minute" }, /^rate: expected requests per time/],
+      [{ rate: "0/s" }, /^rate: /],
+      [{ generator: "nova", modelId: "amazon.titan-image-generator-v1" }, /^modelId: amazon.titan-image-generator-v1 is not a nova model/],
+      [{ quality: "ultra" }, /^quality: /],
+      [{ bedrockEndpoint: "not a url" }, /^bedrockEndpoint: /],
     ];
     for (const [input, pattern] of cases) {
       assert.throws(() => resolveConfig(input), (err: unknown) => err instanceof ConfigError && pattern.test(err.message), JSON.stringify(input));
     }
     assert.throws(() => resolveConfig({ use_cuda: "yes" } as never), /use_cuda/);
+  });
+
+  it("parses rates and picks the Bedrock model per generator", () => {
+    assert.deepEqual(resolveConfig({ rate: "60/min" }).rate, { max: 60, durationMs: 60_000 });
+    assert.deepEqual(resolveConfig({ rate: "2/s" }).rate, { max: 2, durationMs: 1000 });
+    assert.deepEqual(resolveConfig({ rate: "5/10s" }).rate, { max: 5, durationMs: 10_000 });
+    assert.deepEqual(resolveConfig({ rate: 90 }).rate, { max: 90, durationMs: 60_000 });
+    assert.equal(resolveConfig({}).rate, undefined);
+    assert.equal(resolveConfig({ generator: "titan" }).modelId, "amazon.titan-image-generator-v2:0");
+    assert.equal(resolveConfig({ generator: "nova" }).modelId, "amazon.nova-canvas-v1:0");
+    assert.equal(resolveConfig({ modelId: "amazon.nova-canvas-v1:0" }).generator, "nova");
+    assert.equal(resolveConfig({ modelId: "amazon.titan-image-generator-v1", generator: "composite" }).generator, "composite");
   });
 
   it("fails on old keys with bad values, naming them", async () => {

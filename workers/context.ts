@@ -5,12 +5,19 @@
 import type { Redis } from "ioredis";
 import type { Queue } from "bullmq";
 import { FlowProducer } from "bullmq";
-import type { Config } from "../shared/config.js";
+import type { AwsSettings } from "../shared/aws.js";
+import { awsSettingsOf, type Config } from "../shared/config.js";
+import { decodeImage, type DecodedImage } from "../shared/image.js";
+import { readInput } from "../shared/input.js";
 import { keyPrefix, openQueues, type Stage } from "../shared/queues.js";
 import { RunState } from "../shared/run-state.js";
 import { openStore, type Store } from "../shared/storage/index.js";
 import { loadSegmenter, type Segmenter } from "./mask/segmenter.js";
 import { loadFaceDetector, type Detector } from "./detect/detector.js";
+import { createRekognitionDetector } from "./detect/rekognition.js";
+import { generatorKey, openGenerator } from "./generate/backends.js";
+import type { Generator } from "./generate/generator.js";
+import type { ImageJob, ImageOptions } from "../shared/jobs.js";
 
 export interface WorkerContext {
   readonly config: Config;
@@ -18,19 +25,26 @@ export interface WorkerContext {
   readonly queues: Record<Stage, Queue>;
   readonly flows: FlowProducer;
   readonly runState: RunState;
+  /** AWS client settings of this process's config. */
+  readonly aws: AwsSettings;
   store(root: string): Store;
+  /** Reads (from a folder or S3) and decodes an image job's input, within the job's pixel limit. */
+  loadImage(job: ImageJob): Promise<DecodedImage>;
   segmenter(spec: string): Promise<Segmenter>;
   faceDetector(spec: string, minConfidence: number): Promise<Detector>;
+  /** Amazon Rekognition for a target ("face" or a label), one client per process. */
+  rekognition(target: string, minConfidence: number, maxObjects: number): Promise<Detector>;
+  generator(options: ImageOptions): Promise<Generator>;
   close(): Promise<void>;
 }
 
 /** Caches a promise per key so concurrent jobs share one load (and one failure is not cached). */
-function memo<T>(load: (key: string) => Promise<T>) {
+function memo<T>() {
   const cache = new Map<string, Promise<T>>();
-  const get = (key: string): Promise<T> => {
+  const get = (key: string, load: () => Promise<T>): Promise<T> => {
     let p = cache.get(key);
     if (!p) {
-      p = load(key);
+      p = load();
       p.catch(() => cache.delete(key));
       cache.set(key, p);
     }
@@ -40,6 +54,7 @@ function memo<T>(load: (key: string) => Promise<T>) {
 }
 
 export function createContext(config: Config, redis: Redis): WorkerContext {
+  const aws = awsSettingsOf(config);
   const queues = openQueues(redis);
   const flows = new FlowProducer({ connection: redis, prefix: keyPrefix });
   const stores = new Map<string, Store>();
@@ -48,26 +63,34 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
     intraOpThreads: config.threads || undefined,
     cacheDir: config.cacheDir,
   };
-  const segmenters = memo((spec) => loadSegmenter(spec, modelOpts));
-  const detectors = memo((key) => {
-    const [spec, threshold] = JSON.parse(key) as [string, number];
-    return loadFaceDetector(spec, { ...modelOpts, scoreThreshold: threshold });
-  });
+  const segmenters = memo<Segmenter>();
+  const detectors = memo<Detector>();
+  const generators = memo<Generator>();
   return {
     config,
     redis,
     queues,
     flows,
     runState: new RunState(redis),
+    aws,
     store(root) {
       let s = stores.get(root);
-      if (!s) stores.set(root, (s = openStore(root)));
+      if (!s) stores.set(root, (s = openStore(root, aws)));
       return s;
     },
-    segmenter: (spec) => segmenters.get(spec),
-    faceDetector: (spec, minConfidence) => detectors.get(JSON.stringify([spec, minConfidence])),
+    async loadImage(job) {
+      return decodeImage(await readInput(job.input, job.name, aws), job.name, { maxPixels: job.options.maxPixels });
+    },
+    segmenter: (spec) => segmenters.get(spec, () => loadSegmenter(spec, modelOpts)),
+    faceDetector: (spec, minConfidence) =>
+      detectors.get(JSON.stringify([spec, minConfidence]), () => loadFaceDetector(spec, { ...modelOpts, scoreThreshold: minConfidence })),
+    rekognition: (target, minConfidence, maxObjects) =>
+      detectors.get(JSON.stringify(["rekognition", target, minConfidence, maxObjects]), async () =>
+        createRekognitionDetector({ aws, target, minConfidence, maxObjects }),
+      ),
+    generator: (options) => generators.get(generatorKey(options), () => openGenerator(options, config)),
     async close() {
-      const settled = await Promise.allSettled<{ close(): Promise<void> }>([...segmenters.values(), ...detectors.values()]);
+      const settled = await Promise.allSettled<{ close(): Promise<void> }>([...segmenters.values(), ...detectors.values(), ...generators.values()]);
       for (const s of settled) if (s.status === "fulfilled") await s.value.close();
       await flows.close();
       await Promise.all(Object.values(queues).map((q) => q.close()));

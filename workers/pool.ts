@@ -1,9 +1,15 @@
 /**
- * One BullMQ Worker per stage. Bad input (InputError) fails only that image, at once and with
- * its reason; other errors are retried with backoff and recorded when the last attempt fails.
+ * One BullMQ Worker per stage. What a job's error means decides what happens to it:
+ * - InputError (a bad image), RejectedError (a service refused this one request): fails at once
+ *   with its reason, no retry;
+ * - ThrottledError: the whole queue pauses (for every worker process) and the job goes back to
+ *   waiting without spending an attempt;
+ * - FatalServiceError (access denied, no such model): the job goes back untouched and the pool
+ *   stops with one clear line;
+ * - anything else: retried with exponential backoff, recorded when the last attempt fails.
  */
-import { UnrecoverableError, Worker, type Job } from "bullmq";
-import { InputError } from "../shared/errors.js";
+import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
+import { FatalServiceError, InputError, RejectedError, ThrottledError } from "../shared/errors.js";
 import { keyPrefix, type Stage } from "../shared/queues.js";
 import { log } from "../shared/log.js";
 import type { WorkerContext } from "./context.js";
@@ -29,28 +35,68 @@ function imageIdOf(job: Job): string | undefined {
   return typeof id === "string" ? id : undefined;
 }
 
-export function startPool(stage: Stage, ctx: WorkerContext, concurrency: number): Worker {
+/** Pause after a throttle: what the service asked for, else the base doubling per throttle in a row (up to 64x). */
+export function throttlePauseMs(baseMs: number, inARow: number, retryAfterMs?: number): number {
+  return retryAfterMs ?? baseMs * 2 ** Math.min(inARow, 6);
+}
+
+export interface PoolOptions {
+  concurrency: number;
+  /** Called once when the pool stops for a FatalServiceError. */
+  onFatal(err: FatalServiceError): void;
+}
+
+export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): Worker {
   const processJob = processors[stage];
-  const worker = new Worker(
+  const { rate } = ctx.config;
+  let throttlesInARow = 0;
+  let stopped = false;
+  const worker: Worker = new Worker(
     stage,
-    async (job: Job) => {
+    async (job: Job, token?: string) => {
       const started = Date.now();
       try {
         const result = await processJob(job, ctx);
+        throttlesInARow = 0;
         log.debug({ stage, jobId: job.id, ms: Date.now() - started }, "job done");
         return result;
       } catch (err) {
-        const final = err instanceof InputError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        if (err instanceof ThrottledError) {
+          const pause = throttlePauseMs(ctx.config.throttleBackoffMs, throttlesInARow++, err.retryAfterMs);
+          log.warn({ stage, jobId: job.id, pauseMs: pause, reason: err.message }, "throttled: queue paused, job back to waiting");
+          await ctx.queues[stage].rateLimit(pause);
+          throw Worker.RateLimitError();
+        }
+        if (err instanceof FatalServiceError) {
+          if (!stopped) {
+            stopped = true;
+            log.error({ stage, reason: err.message }, "stopping the pool");
+            void worker.close();
+            opts.onFatal(err);
+          }
+          // Not this job's fault: back to the queue without spending an attempt.
+          await job.moveToDelayed(Date.now() + 1000, token);
+          throw new DelayedError();
+        }
+        const permanent = err instanceof InputError || err instanceof RejectedError;
+        const final = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         const reason = err instanceof Error ? err.message : String(err);
         const imageId = imageIdOf(job);
         // A failed generate job is one result of the image: finalize records it; the image goes on.
         if (final && imageId && stage !== "generate") await ctx.runState.failed(imageId, stage, reason);
         log[final ? "warn" : "info"]({ stage, jobId: job.id, attempt: job.attemptsMade + 1, reason }, final ? "job failed" : "job will retry");
-        if (err instanceof InputError) throw new UnrecoverableError(reason);
+        if (permanent) throw new UnrecoverableError(reason);
         throw err;
       }
     },
-    { connection: ctx.redis, prefix: keyPrefix, concurrency, autorun: true },
+    {
+      connection: ctx.redis,
+      prefix: keyPrefix,
+      concurrency: opts.concurrency,
+      autorun: true,
+      // BullMQ keeps the limiter in Redis: the rate holds for every generate worker of the fleet together.
+      ...(stage === "generate" && rate && { limiter: { max: rate.max, duration: rate.durationMs } }),
+    },
   );
   worker.on("error", (err) => log.error({ stage, err: err.message }, "worker error"));
   return worker;

@@ -32,6 +32,9 @@ export interface S3Location {
 
 const bucketName = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
+/** Whether a path or root is an `s3://` URI. */
+export const isS3Uri = (spec: string): boolean => /^s3:\/\//i.test(spec);
+
 /** Splits `s3://bucket/key` (the key may be empty). A bad URI is a ConfigError of `configKey`. */
 export function parseS3Uri(uri: string, configKey = "s3"): S3Location {
   const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/s.exec(uri);

@@ -2,10 +2,9 @@
 import type { Job } from "bullmq";
 import { InputError } from "../../shared/errors.js";
 import { imageJobSchema, outputKeys, type ImageJob } from "../../shared/jobs.js";
-import { readInput } from "../../shared/input.js";
-import { decodeImage } from "../../shared/image.js";
 import { jobOptions } from "../../shared/queues.js";
 import type { Box, RgbImage } from "../../shared/types.js";
+import { isS3Uri, parseS3Uri } from "../../shared/storage/s3.js";
 import type { WorkerContext } from "../context.js";
 
 export interface Detections {
@@ -22,7 +21,7 @@ export interface Detections {
 export async function detectStage(job: Job, ctx: WorkerContext): Promise<{ boxes: number }> {
   const data = imageJobSchema.parse(job.data);
   const started = performance.now();
-  const image = await decodeImage(await readInput(data.input, data.name), data.name, { maxPixels: data.options.maxPixels });
+  const image = await ctx.loadImage(data);
   const { boxes, detector } = await findBoxes(data, image, ctx);
   if (boxes.length === 0) throw new InputError(`${data.name}: no ${data.options.target} found`);
   const kept = [...boxes].sort((a, b) => (b.score ?? 1) - (a.score ?? 1)).slice(0, data.options.maxObjects);
@@ -49,11 +48,17 @@ async function findBoxes(data: ImageJob, image: RgbImage, ctx: WorkerContext): P
     const boxes = (data.boxes ?? []).map((b) => clampBox(b, image)).filter((b) => b.x1 > b.x0 && b.y1 > b.y0);
     return { boxes, detector: "given" };
   }
+  const { minConfidence, maxObjects } = data.options;
+  if (data.options.detector === "rekognition") {
+    const detector = await ctx.rekognition(target, minConfidence, maxObjects);
+    const source = isS3Uri(data.input) ? { s3: parseS3Uri(data.input) } : undefined;
+    return { boxes: await detector.detect(image, source), detector: detector.name };
+  }
   if (target === "face") {
-    const detector = await ctx.faceDetector(data.options.detectorModel, data.options.minConfidence);
+    const detector = await ctx.faceDetector(data.options.detectorModel, minConfidence);
     return { boxes: (await detector.detect(image)).map((b) => clampBox(b, image)), detector: detector.name };
   }
-  throw new InputError(`target ${JSON.stringify(target)} needs a text-prompted detector, which this worker does not have`);
+  throw new InputError(`target ${JSON.stringify(target)} needs a text-prompted detector (--detector rekognition)`);
 }
 
 /** Boxes can fall partly outside the image: clamp to it. */

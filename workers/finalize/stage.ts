@@ -4,8 +4,8 @@
  */
 import type { Job } from "bullmq";
 import { generateJobId, generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
-import { readInput } from "../../shared/input.js";
 import { decodeImage } from "../../shared/image.js";
+import type { PromptVars } from "../../shared/prompts.js";
 import type { Mask, RgbImage } from "../../shared/types.js";
 import type { WorkerContext } from "../context.js";
 import { decodeMask, type GenerateResult } from "../generate/stage.js";
@@ -22,8 +22,9 @@ export async function finalizeStage(job: Job, ctx: WorkerContext): Promise<{ ok:
   const failures = await job.getIgnoredChildrenFailures();
   const failureOf = (jobId: string) => Object.entries(failures).find(([key]) => key.endsWith(`:${jobId}`))?.[1];
   const byKey = new Map(done.map((r) => [r.resultKey, r]));
+  const maskInfo = JSON.parse((await store.read(keys.maskInfo)).toString("utf8")) as { promptVars?: PromptVars };
   // Every expected result, in prompt x seed order, with its status.
-  const results = generateJobsOf(data).map((g) => {
+  const results = generateJobsOf(data, maskInfo.promptVars).map((g) => {
     const r = byKey.get(g.resultKey);
     return r
       ? { status: "ok" as const, key: g.resultKey, prompt: g.prompt, promptIndex: g.promptIndex, seed: g.seed, generator: r.generator, ms: r.ms, reused: r.reused }
@@ -36,13 +37,13 @@ export async function finalizeStage(job: Job, ctx: WorkerContext): Promise<{ ok:
     runId: data.runId,
     options: data.options,
     detections: JSON.parse((await store.read(keys.detections)).toString("utf8")),
-    mask: JSON.parse((await store.read(keys.maskInfo)).toString("utf8")),
+    mask: maskInfo,
     outputs: { mask: keys.mask, bedrockMask: keys.bedrockMask, cutout: keys.cutout, contactSheet: keys.contactSheet },
     results,
     finishedAt: new Date().toISOString(),
   };
 
-  const image = await decodeImage(await readInput(data.input, data.name), data.name, { maxPixels: data.options.maxPixels });
+  const image = await ctx.loadImage(data);
   const tiles: { image: RgbImage | Mask; caption: string }[] = [
     { image, caption: "original" },
     { image: await decodeMask(await store.read(keys.mask)), caption: "mask" },

@@ -7,9 +7,11 @@
  */
 import { existsSync } from "node:fs";
 import { ConfigError } from "../../shared/errors.js";
-import { assertSameSize, resizeRgb, sharpRaw } from "../../shared/image.js";
+import { assertSameSize, decodeImage, resizeRgb, sharpRaw } from "../../shared/image.js";
+import { readInput } from "../../shared/input.js";
 import { featherMask } from "../../shared/mask-ops.js";
 import type { Mask, RgbImage } from "../../shared/types.js";
+import type { GenerateRequest, Generator } from "./generator.js";
 
 export type Rgb = [number, number, number];
 
@@ -137,4 +139,24 @@ export function parseBackground(text: string): BackgroundSpec {
   if (/^(#|[a-z]+$)/i.test(text)) return { kind: "color", rgb: parseColor(text) };
   if (!existsSync(text)) throw new ConfigError("background", `${text} is neither a colour, "blur", nor an existing image file`);
   return { kind: "image", path: text };
+}
+
+/** The composite backend behind the Generator interface: prompts and seeds do not change its output. */
+export class CompositeGenerator implements Generator {
+  readonly name = "composite";
+  constructor(private readonly background: CompositeBackground) {}
+
+  /** Reads a background image once, for every job of the process. */
+  static async open(spec: BackgroundSpec, blurSigma: number, maxPixels: number): Promise<CompositeGenerator> {
+    if (spec.kind === "blur") return new CompositeGenerator({ kind: "blur", sigma: blurSigma });
+    if (spec.kind === "color") return new CompositeGenerator(spec);
+    return new CompositeGenerator({ kind: "image", image: await decodeImage(await readInput(spec.path), spec.path, { maxPixels }) });
+  }
+
+  /** The request's mask is already feathered: blend with it as it is. */
+  generate(request: GenerateRequest): Promise<RgbImage> {
+    return compositeBackground(request.image, request.mask, { background: this.background, featherPx: 0, mode: request.mode });
+  }
+
+  async close(): Promise<void> {}
 }

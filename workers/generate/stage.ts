@@ -4,13 +4,11 @@
  */
 import type { Job } from "bullmq";
 import sharp from "sharp";
-import { ConfigError } from "../../shared/errors.js";
-import { generateJobSchema, outputKeys, type GenerateJob } from "../../shared/jobs.js";
-import { readInput } from "../../shared/input.js";
-import { decodeImage, encodePng } from "../../shared/image.js";
+import { generateJobSchema, outputKeys } from "../../shared/jobs.js";
+import { encodePng } from "../../shared/image.js";
+import { featherMask } from "../../shared/mask-ops.js";
 import type { Mask } from "../../shared/types.js";
 import type { WorkerContext } from "../context.js";
-import { compositeBackground, parseBackground } from "./composite.js";
 
 export interface GenerateResult {
   resultKey: string;
@@ -26,22 +24,29 @@ export interface GenerateResult {
 export async function generateStage(job: Job, ctx: WorkerContext): Promise<GenerateResult> {
   const g = generateJobSchema.parse(job.data);
   const { image: img } = g;
+  const opts = img.options;
   const store = ctx.store(img.out);
   const started = performance.now();
-  const base = { resultKey: g.resultKey, promptIndex: g.promptIndex, prompt: g.prompt, seed: g.seed, generator: img.options.generator };
+  const generator = await ctx.generator(opts);
+  const base = { resultKey: g.resultKey, promptIndex: g.promptIndex, prompt: g.prompt, seed: g.seed, generator: generator.name };
+  // Checked before anything is sent: a result that exists was paid for once already.
   if (await store.exists(g.resultKey)) {
     await ctx.runState.resultDone(img.imageId, g.resultKey);
     return { ...base, ms: 0, reused: true };
   }
-  if (img.options.generator !== "composite") {
-    throw new ConfigError("generator", `${img.options.generator} is not available in this worker; use composite`);
-  }
-  const image = await decodeImage(await readInput(img.input, img.name), img.name, { maxPixels: img.options.maxPixels });
-  const mask = await decodeMask(await store.read(outputKeys(img.outPrefix).mask));
-  const out = await compositeBackground(image, mask, {
-    background: await backgroundOf(g),
-    featherPx: img.options.featherPx,
-    mode: img.options.mode,
+  const image = await ctx.loadImage(img);
+  const mask = await featherMask(await decodeMask(await store.read(outputKeys(img.outPrefix).mask)), opts.featherPx);
+  const out = await generator.generate({
+    image,
+    mask,
+    mode: opts.mode,
+    prompt: g.prompt,
+    seed: g.seed,
+    cfgScale: opts.cfgScale,
+    quality: opts.quality,
+    outpaintingMode: opts.outpaintingMode,
+    ...(opts.negativePrompt && { negativePrompt: opts.negativePrompt }),
+    ...(opts.maskPrompt && { maskPrompt: opts.maskPrompt }),
   });
   await store.write(g.resultKey, await encodePng(out));
   await ctx.runState.resultDone(img.imageId, g.resultKey);
@@ -51,14 +56,4 @@ export async function generateStage(job: Job, ctx: WorkerContext): Promise<Gener
 export async function decodeMask(png: Buffer): Promise<Mask> {
   const { data, info } = await sharp(png).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
-}
-
-type Background = Parameters<typeof compositeBackground>[2]["background"];
-
-async function backgroundOf(g: GenerateJob): Promise<Background> {
-  const { background, blurSigma, maxPixels } = g.image.options;
-  const spec = parseBackground(background);
-  if (spec.kind === "blur") return { kind: "blur", sigma: blurSigma };
-  if (spec.kind === "color") return spec;
-  return { kind: "image", image: await decodeImage(await readInput(spec.path), spec.path, { maxPixels }) };
 }

@@ -6,10 +6,10 @@
 import type { Job } from "bullmq";
 import { InputError } from "../../shared/errors.js";
 import { generateJobId, generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
-import { readInput } from "../../shared/input.js";
-import { decodeImage, encodePng, rgbaFrom } from "../../shared/image.js";
+import { encodePng, rgbaFrom } from "../../shared/image.js";
 import { fillHoles, growMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../../shared/mask-ops.js";
 import { jobOptions } from "../../shared/queues.js";
+import { dominantColorName, type PromptVars } from "../../shared/prompts.js";
 import type { Mask } from "../../shared/types.js";
 import type { WorkerContext } from "../context.js";
 import type { Detections } from "../detect/stage.js";
@@ -19,7 +19,7 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
   const keys = outputKeys(data.outPrefix);
   const store = ctx.store(data.out);
   const opts = data.options;
-  const image = await decodeImage(await readInput(data.input, data.name), data.name, { maxPixels: opts.maxPixels });
+  const image = await ctx.loadImage(data);
   const detections = JSON.parse((await store.read(keys.detections)).toString("utf8")) as Detections;
 
   const segmenter = await ctx.segmenter(opts.samModel);
@@ -39,16 +39,18 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
     store.write(keys.bedrockMask, await encodePng(toBedrockMask(mask))),
     store.write(keys.cutout, await encodePng(rgbaFrom(image, mask))),
   ]);
+  const promptVars: PromptVars = { label: (detections.boxes[0]?.label ?? opts.target).toLowerCase(), color: dominantColorName(image, mask) };
   const info = {
     model: segmenter.name,
     executionProvider: segmenter.executionProvider,
     boxes: detections.boxes.map((box, i) => ({ box, score: segmented.scores[i] })),
     stats,
+    promptVars,
     timings: { ...segmented.timings, cleanMs, writeMs: performance.now() - writeStart },
   };
   await store.write(keys.maskInfo, Buffer.from(JSON.stringify(info, null, 2)));
 
-  const children = generateJobsOf(data).map((g) => ({
+  const children = generateJobsOf(data, promptVars).map((g) => ({
     name: "generate",
     queueName: "generate",
     data: g,
