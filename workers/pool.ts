@@ -40,6 +40,15 @@ export function throttlePauseMs(baseMs: number, inARow: number, retryAfterMs?: n
   return retryAfterMs ?? baseMs * 2 ** Math.min(inARow, 6);
 }
 
+/**
+ * The fleet-wide limiter for a rate of `max` per `durationMs`: one job every durationMs/max
+ * (rounded up), so the starts are spread evenly and no window of that length sees a burst of
+ * 2 x max at a boundary, as a plain fixed-window count of `max` would allow.
+ */
+export function evenLimiter(rate: { max: number; durationMs: number }): { max: number; duration: number } {
+  return { max: 1, duration: Math.ceil(rate.durationMs / rate.max) };
+}
+
 export interface PoolOptions {
   concurrency: number;
   /** Called once when the pool stops for a FatalServiceError. */
@@ -50,6 +59,7 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
   const processJob = processors[stage];
   const { rate } = ctx.config;
   let throttlesInARow = 0;
+  let pausedUntil = 0;
   let stopped = false;
   const worker: Worker = new Worker(
     stage,
@@ -57,14 +67,18 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       const started = Date.now();
       try {
         const result = await processJob(job, ctx);
-        throttlesInARow = 0;
+        if (Date.now() >= pausedUntil) throttlesInARow = 0;
         log.debug({ stage, jobId: job.id, ms: Date.now() - started }, "job done");
         return result;
       } catch (err) {
         if (err instanceof ThrottledError) {
-          const pause = throttlePauseMs(ctx.config.throttleBackoffMs, throttlesInARow++, err.retryAfterMs);
-          log.warn({ stage, jobId: job.id, pauseMs: pause, reason: err.message }, "throttled: queue paused, job back to waiting");
-          await ctx.queues[stage].rateLimit(pause);
+          // Requests already in flight when the queue paused belong to the same throttle: no escalation.
+          if (Date.now() >= pausedUntil) {
+            const pause = throttlePauseMs(ctx.config.throttleBackoffMs, throttlesInARow++, err.retryAfterMs);
+            pausedUntil = Date.now() + pause;
+            log.warn({ stage, jobId: job.id, pauseMs: pause, reason: err.message }, "throttled: queue paused, job back to waiting");
+            await ctx.queues[stage].rateLimit(pause);
+          }
           throw Worker.RateLimitError();
         }
         if (err instanceof FatalServiceError) {
@@ -95,7 +109,7 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       concurrency: opts.concurrency,
       autorun: true,
       // BullMQ keeps the limiter in Redis: the rate holds for every generate worker of the fleet together.
-      ...(stage === "generate" && rate && { limiter: { max: rate.max, duration: rate.durationMs } }),
+      ...(stage === "generate" && rate && { limiter: evenLimiter(rate) }),
     },
   );
   worker.on("error", (err) => log.error({ stage, err: err.message }, "worker error"));
