@@ -58,7 +58,7 @@ export const configSchema = z.strictObject({
   maskPrompt: z.string().min(1).max(1024).optional(),
   /** Generator requests allowed per time window, for the whole fleet (e.g. "60/min"); none = unlimited. */
   rate: z.strictObject({ max: z.number().int().min(1), durationMs: z.number().int().min(1) }).optional(),
-  /** Queue pause after a throttle when the service names no wait; doubles per throttle in a row, up to 64x. */
+  /** Queue pause after a throttle when the service names no wait (with a rate: one limiter slot, if shorter); doubles per throttle with no success between, up to 16x. */
   throttleBackoffMs: z.number().int().min(10).max(600_000).default(2000),
   /** Per-request timeout of generator calls (Nova Canvas can take minutes). */
   requestTimeoutMs: z.number().int().min(1000).max(3_600_000).default(300_000),

@@ -35,9 +35,9 @@ function imageIdOf(job: Job): string | undefined {
   return typeof id === "string" ? id : undefined;
 }
 
-/** Pause after a throttle: what the service asked for, else the base doubling per throttle in a row (up to 64x). */
+/** Pause after a throttle: what the service asked for, else the base doubling per throttle with no success between (up to 16x). */
 export function throttlePauseMs(baseMs: number, inARow: number, retryAfterMs?: number): number {
-  return retryAfterMs ?? baseMs * 2 ** Math.min(inARow, 6);
+  return retryAfterMs ?? baseMs * 2 ** Math.min(inARow, 4);
 }
 
 /**
@@ -58,6 +58,9 @@ export interface PoolOptions {
 export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): Worker {
   const processJob = processors[stage];
   const { rate } = ctx.config;
+  // With a rate configured, a throttle means the pace is a little fast for the service's window:
+  // wait one limiter slot, doubling while throttles go on. Without one, the configured backoff.
+  const throttleBaseMs = rate ? Math.min(evenLimiter(rate).duration, ctx.config.throttleBackoffMs) : ctx.config.throttleBackoffMs;
   let throttlesInARow = 0;
   let pausedUntil = 0;
   let stopped = false;
@@ -67,14 +70,14 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       const started = Date.now();
       try {
         const result = await processJob(job, ctx);
-        if (Date.now() >= pausedUntil) throttlesInARow = 0;
+        throttlesInARow = 0;
         log.debug({ stage, jobId: job.id, ms: Date.now() - started }, "job done");
         return result;
       } catch (err) {
         if (err instanceof ThrottledError) {
           // Requests already in flight when the queue paused belong to the same throttle: no escalation.
           if (Date.now() >= pausedUntil) {
-            const pause = throttlePauseMs(ctx.config.throttleBackoffMs, throttlesInARow++, err.retryAfterMs);
+            const pause = throttlePauseMs(throttleBaseMs, throttlesInARow++, err.retryAfterMs);
             pausedUntil = Date.now() + pause;
             log.warn({ stage, jobId: job.id, pauseMs: pause, reason: err.message }, "throttled: queue paused, job back to waiting");
             await ctx.queues[stage].rateLimit(pause);
