@@ -12,6 +12,8 @@ import { ConfigError } from "../shared/errors.js";
 import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, generateJobsOf, type ImageJob } from "../shared/jobs.js";
 import { jobOptions, openQueue } from "../shared/queues.js";
 import { parseBackground } from "../workers/generate/composite.js";
+import { NOVA_LIMITS } from "../workers/generate/nova.js";
+import { TITAN_LIMITS } from "../workers/generate/titan.js";
 import { checkPromptTemplate } from "../shared/prompts.js";
 import { RunState } from "../shared/run-state.js";
 import { openStore } from "../shared/storage/index.js";
@@ -35,6 +37,10 @@ export function checkRunnable(config: Config): void {
     throw new ConfigError("detector", `target "${target}" needs no detector service; use --detector local`);
   }
   if (generator === "composite") parseBackground(config.background);
+  else {
+    const { maxSeed } = generator === "nova" ? NOVA_LIMITS : TITAN_LIMITS;
+    if (config.seeds.to > maxSeed) throw new ConfigError("seeds", `${config.modelId} takes seeds 0-${maxSeed}, the range ends at ${config.seeds.to}`);
+  }
   for (const p of config.prompts) checkPromptTemplate(p);
   openStore(config.out, awsSettingsOf(config));
 }

@@ -8,13 +8,11 @@ import { promisify } from "node:util";
 import { oldYaml } from "./fixtures/old-config.js";
 import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
 import { startBedrockStandIn } from "./standins/bedrock.js";
+import { standInCredentials } from "./scenarios/aws-fleet.js";
 
 const exec = promisify(execFile);
 
-/** Dummy credentials for the AWS SDK: the only AWS endpoints these tests reach are local stand-ins. */
-const awsEnv = { AWS_ACCESS_KEY_ID: "AKIDSTANDIN", AWS_SECRET_ACCESS_KEY: "stand-in-secret", AWS_EC2_METADATA_DISABLED: "true" };
-
-async function maskfleet(args: string[], cwd: string, env: NodeJS.ProcessEnv = awsEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+async function maskfleet(args: string[], cwd: string, env: NodeJS.ProcessEnv = standInCredentials): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), ...args], {
       cwd,

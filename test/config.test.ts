@@ -4,6 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fromEnv, loadConfig, parseSeedRange, resolveConfig } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
+import { checkRunnable } from "../producer/enqueue.js";
 import { generateJobsOf, imageIdOf, outPrefixOf, pickImageOptions, stableJson } from "../shared/jobs.js";
 import { scratchDir } from "./helpers.js";
 import { oldYaml } from "./fixtures/old-config.js";
@@ -73,6 +74,14 @@ describe("config", () => {
     assert.equal(resolveConfig({ generator: "nova" }).modelId, "amazon.nova-canvas-v1:0");
     assert.equal(resolveConfig({ modelId: "amazon.nova-canvas-v1:0" }).generator, "nova");
     assert.equal(resolveConfig({ modelId: "amazon.titan-image-generator-v1", generator: "composite" }).generator, "composite");
+  });
+
+  it("refuses at enqueue what the chosen generator cannot take", () => {
+    assert.throws(() => checkRunnable(resolveConfig({ generator: "nova", seeds: "858993459-858993460" })), /^ConfigError: seeds: amazon.nova-canvas-v1:0 takes seeds 0-858993459/);
+    assert.doesNotThrow(() => checkRunnable(resolveConfig({ generator: "titan", seeds: "858993459-858993460" })));
+    assert.throws(() => checkRunnable(resolveConfig({ prompts: ["a {colour} backdrop"] })), /^ConfigError: prompts: unknown placeholder \{colour\}/);
+    assert.throws(() => checkRunnable(resolveConfig({ target: "Car" })), /^ConfigError: target: "Car" needs a text-prompted detector/);
+    assert.doesNotThrow(() => checkRunnable(resolveConfig({ target: "Car", detector: "rekognition" })));
   });
 
   it("fails on old keys with bad values, naming them", async () => {

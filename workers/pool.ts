@@ -1,7 +1,7 @@
 /**
  * One BullMQ Worker per stage. What a job's error means decides what happens to it:
- * - InputError (a bad image), RejectedError (a service refused this one request): fails at once
- *   with its reason, no retry;
+ * - InputError (a bad image), RejectedError (a service refused this one request), ConfigError
+ *   (options this worker cannot run): fails at once with its reason, no retry;
  * - ThrottledError: the whole queue pauses (for every worker process) and the job goes back to
  *   waiting without spending an attempt;
  * - FatalServiceError (access denied, no such model): the job goes back untouched and the pool
@@ -9,7 +9,7 @@
  * - anything else: retried with exponential backoff, recorded when the last attempt fails.
  */
 import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
-import { FatalServiceError, InputError, RejectedError, ThrottledError } from "../shared/errors.js";
+import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledError } from "../shared/errors.js";
 import { keyPrefix, type Stage } from "../shared/queues.js";
 import { log } from "../shared/log.js";
 import type { WorkerContext } from "./context.js";
@@ -95,7 +95,8 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
           await job.moveToDelayed(Date.now() + 1000, token);
           throw new DelayedError();
         }
-        const permanent = err instanceof InputError || err instanceof RejectedError;
+        // A bad image, a refused request, or options this worker cannot run: retrying cannot help.
+        const permanent = err instanceof InputError || err instanceof RejectedError || err instanceof ConfigError;
         const final = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         const reason = err instanceof Error ? err.message : String(err);
         const imageId = imageIdOf(job);

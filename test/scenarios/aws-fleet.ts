@@ -18,6 +18,7 @@ import { startBedrockStandIn, type BedrockStandInOptions, type StandInRequest } 
 import { startS3Server, type S3Server } from "../standins/s3-server.js";
 import { repoRoot } from "../helpers.js";
 
+/** Dummy credentials for the AWS SDK: the only AWS endpoints tests reach are local stand-ins. */
 export const standInCredentials = { AWS_ACCESS_KEY_ID: "AKIDSTANDIN", AWS_SECRET_ACCESS_KEY: "stand-in-secret", AWS_EC2_METADATA_DISABLED: "true" };
 
 export interface AwsFleetOptions {
