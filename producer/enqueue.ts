@@ -12,8 +12,8 @@ import { ConfigError } from "../shared/errors.js";
 import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, generateJobsOf, type ImageJob } from "../shared/jobs.js";
 import { jobOptions, openQueue } from "../shared/queues.js";
 import { parseBackground } from "../workers/generate/composite.js";
-import { NOVA_LIMITS } from "../workers/generate/nova.js";
-import { TITAN_LIMITS } from "../workers/generate/titan.js";
+import { NOVA_CANVAS } from "../workers/generate/nova.js";
+import { TITAN } from "../workers/generate/titan.js";
 import { checkPromptTemplate } from "../shared/prompts.js";
 import { RunState } from "../shared/run-state.js";
 import { openStore } from "../shared/storage/index.js";
@@ -38,7 +38,7 @@ export function checkRunnable(config: Config): void {
   }
   if (generator === "composite") parseBackground(config.background);
   else {
-    const { maxSeed } = generator === "nova" ? NOVA_LIMITS : TITAN_LIMITS;
+    const { maxSeed } = (generator === "nova" ? NOVA_CANVAS : TITAN).limits;
     if (config.seeds.to > maxSeed) throw new ConfigError("seeds", `${config.modelId} takes seeds 0-${maxSeed}, the range ends at ${config.seeds.to}`);
   }
   for (const p of config.prompts) checkPromptTemplate(p);

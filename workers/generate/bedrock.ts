@@ -7,8 +7,8 @@ import type { AwsSettings } from "../../shared/aws.js";
 import { ConfigError } from "../../shared/errors.js";
 import { createBedrockClient } from "./bedrock-client.js";
 import type { Generator } from "./generator.js";
-import { NOVA_MODEL_IDS, NovaCanvasGenerator } from "./nova.js";
-import { TITAN_MODEL_IDS, TitanGenerator } from "./titan.js";
+import { NOVA_CANVAS, NovaCanvasGenerator } from "./nova.js";
+import { TITAN, TitanGenerator } from "./titan.js";
 
 export interface BedrockGeneratorFactoryOptions {
   /** Limit for one InvokeModel call, in ms (default 300 000). */
@@ -21,7 +21,7 @@ const FAMILIES = [
   { prefix: "amazon.nova-canvas-v", make: NovaCanvasGenerator },
 ] as const;
 
-export const KNOWN_BEDROCK_IMAGE_MODELS: readonly string[] = [...TITAN_MODEL_IDS, ...NOVA_MODEL_IDS];
+export const KNOWN_BEDROCK_IMAGE_MODELS: readonly string[] = [...TITAN.modelIds, ...NOVA_CANVAS.modelIds];
 
 /** A Generator for `modelId`; a ConfigError("modelId", ...) for a model id of no known family. */
 export function createBedrockGenerator(modelId: string, aws: AwsSettings, opts: BedrockGeneratorFactoryOptions = {}): Generator {
