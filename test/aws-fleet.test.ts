@@ -8,12 +8,14 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { resolveConfig } from "../shared/config.js";
+import { FatalServiceError } from "../shared/errors.js";
 import { RunState } from "../shared/run-state.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { findInputs } from "../producer/inputs.js";
 import { waitForRun } from "../producer/status.js";
 import { startFleet } from "../workers/fleet.js";
 import { acceptedPerKey, acceptedRate, runAwsFleet, standInCredentials } from "./scenarios/aws-fleet.js";
+import { startBedrockStandIn } from "./standins/bedrock.js";
 import { startRekognitionStandIn } from "./standins/rekognition.js";
 import { startS3Server } from "./standins/s3-server.js";
 import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
@@ -74,13 +76,47 @@ describe("AWS backends end to end (stand-ins)", () => {
   });
 });
 
+describe("a service that refuses every request (stand-ins)", () => {
+  it("access denied stops the generate pool with one clear error; the job goes back to the queue unspent", async () => {
+    Object.assign(process.env, standInCredentials);
+    const redisUrl = await freshRedis(8);
+    const models = await tinyModels();
+    const bedrock = await startBedrockStandIn({ denyAccess: true });
+    const config = resolveConfig({
+      target: "auto",
+      samModel: models.sam,
+      generator: "titan",
+      prompts: ["a studio backdrop"],
+      seeds: { from: 1, to: 1 },
+      out: await scratchDir("aws-denied-out"),
+      redisUrl,
+      bedrockEndpoint: bedrock.endpoint,
+    });
+    const fleet = startFleet(config, ["detect", "mask", "generate", "finalize"]);
+    try {
+      const items = await findInputs([join(repoRoot, "samples/photos/coffee.jpg")], { region: config.region });
+      await enqueueImages(fleet.ctx.redis, config, "denied", items);
+      await assert.rejects(fleet.fatal, (err: unknown) => err instanceof FatalServiceError && /AccessDenied|not authorized|access/i.test(err.message));
+      assert.equal(bedrock.requests.length, 1, "one request, then the pool stopped");
+      const [job] = await fleet.ctx.queues.generate.getJobs(["delayed", "waiting"]);
+      assert.ok(job, "the generate job is back in the queue");
+      assert.equal(job.attemptsMade, 0, "no attempt spent");
+      assert.equal((await fleet.ctx.queues.generate.getJobCounts("failed")).failed, 0);
+    } finally {
+      await fleet.close();
+      await bedrock.close();
+    }
+  });
+});
+
 describe("Rekognition in the detect stage (stand-ins)", () => {
-  it("a label target finds boxes through S3Object, fills {label} and {color}, and an image without the object fails alone", async () => {
+  it("a label target finds boxes through S3Object, fills {label} and {color}, an image without the object fails alone; a re-run writes nothing", async () => {
     Object.assign(process.env, standInCredentials);
     const redisUrl = await freshRedis(7);
     const models = await tinyModels();
     const s3 = await startS3Server();
     s3.createBucket("catalog-bucket");
+    s3.createBucket("out-bucket");
     const coffee = await readFile(join(repoRoot, "samples/photos/coffee.jpg"));
     const rocket = await readFile(join(repoRoot, "samples/photos/rocket.jpg"));
     s3.putObject("catalog-bucket", "shop/cup.jpg", coffee, "image/jpeg");
@@ -96,7 +132,6 @@ describe("Rekognition in the detect stage (stand-ins)", () => {
           ? { Labels: [{ Name: "Cup", Confidence: 97, Instances: [{ Confidence: 96, BoundingBox: { Left: 0.125, Top: -0.05, Width: 0.675, Height: 1 } }] }] }
           : { Labels: [] },
     });
-    const out = await scratchDir("aws-rekognition-out");
     const config = resolveConfig({
       target: "Cup",
       detector: "rekognition",
@@ -104,7 +139,7 @@ describe("Rekognition in the detect stage (stand-ins)", () => {
       samModel: models.sam,
       prompts: ["a {color} {label} on a marble counter"],
       seeds: { from: 7, to: 7 },
-      out,
+      out: "s3://out-bucket/rek/",
       redisUrl,
       s3Endpoint: s3.endpoint,
       rekognitionEndpoint: rekognition.endpoint,
@@ -133,7 +168,7 @@ describe("Rekognition in the detect stage (stand-ins)", () => {
       assert.deepEqual(rekognition.invalid(), []);
 
       // The box came back in pixels of the 600x400 photo, clamped at the top edge.
-      const manifest = JSON.parse(await readFile(join(out, cup.outPrefix, "manifest.json"), "utf8"));
+      const manifest = JSON.parse(s3.getObject("out-bucket", `rek/${cup.outPrefix}/manifest.json`)?.body.toString("utf8") ?? "null");
       assert.deepEqual(
         manifest.detections.boxes.map((b: { x0: number; y0: number; x1: number; y1: number; label: string }) => [b.x0, b.y0, b.x1, b.y1, b.label]),
         [[75, 0, 480, 380, "Cup"]],
@@ -143,6 +178,15 @@ describe("Rekognition in the detect stage (stand-ins)", () => {
       assert.equal(manifest.results[0].prompt, `a ${manifest.mask.promptVars.color} cup on a marble counter`);
       assert.equal(manifest.mask.promptVars.label, "cup");
       assert.ok(["brown", "orange", "red"].includes(manifest.mask.promptVars.color), manifest.mask.promptVars.color);
+
+      // The same catalog again: nothing is enqueued, nothing is asked of Rekognition, nothing is written.
+      const writes = s3.count("PutObject");
+      const again = await enqueueImages(fleet.ctx.redis, config, "rek-again", items);
+      assert.deepEqual([again.added, again.alreadyKnown], [0, 2]);
+      await waitForRun(fleet.ctx.redis, "rek-again", { intervalMs: 100, timeoutMs: 10_000 });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(s3.count("PutObject"), writes);
+      assert.equal(rekognition.requests.length, 2);
     } finally {
       await fleet.close();
       await rekognition.close();

@@ -20,8 +20,8 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import sharp from "sharp";
+import { listenOnLoopback } from "./loopback.js";
 
 export interface BedrockStandInOptions {
   /** Models served (default: Titan v1, Titan v2, Nova Canvas); any other -> 404 ResourceNotFoundException. */
@@ -46,19 +46,11 @@ export interface BedrockStandInOptions {
   maxRequests?: number;
 }
 
-export interface StandInRequest {
+/** One request as the stand-in saw it: what it read from the body, and how it answered. */
+export interface StandInRequest extends RequestFacts {
   /** Date.now() when the request arrived. */
   at: number;
   model: string;
-  taskType?: string;
-  prompt?: string;
-  maskPrompt?: string;
-  seed?: number;
-  /** Size of the image sent (when it decoded). */
-  width?: number;
-  height?: number;
-  /** sha256 (hex, 16 chars) of the image bytes sent. */
-  imageHash?: string;
   status: number;
   errorType?: string;
   message?: string;
@@ -105,8 +97,10 @@ export interface RequestFacts {
   prompt?: string;
   maskPrompt?: string;
   seed?: number;
+  /** Size of the image sent (when it decoded). */
   width?: number;
   height?: number;
+  /** sha256 (hex, 16 chars) of the image bytes sent. */
   imageHash?: string;
 }
 
@@ -308,19 +302,11 @@ export async function startBedrockStandIn(opts: BedrockStandInOptions = {}): Pro
     return answer(200, null, { images: [png.toString("base64")], error: null });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { endpoint, close } = await listenOnLoopback(server);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close,
   };
 }
 

@@ -13,9 +13,9 @@
  * requests, or thrown from `answer` as a StandInFault.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import sharp, { type Metadata } from "sharp";
+import { listenOnLoopback } from "./loopback.js";
 
 export type RekognitionOp = "DetectFaces" | "DetectLabels";
 
@@ -163,21 +163,13 @@ export async function startRekognitionStandIn(opts: RekognitionStandInOptions = 
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { endpoint, close } = await listenOnLoopback(server);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     requests,
     failNext: (...f) => void faults.push(...f),
     invalid: () => requests.filter((r) => r.error && !r.error.injected),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close,
   };
 }
 

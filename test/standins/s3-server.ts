@@ -16,8 +16,8 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { crc32 } from "node:zlib";
+import { listenOnLoopback } from "./loopback.js";
 
 export type S3Operation =
   | "ListObjectsV2"
@@ -240,11 +240,9 @@ export async function startS3Server(): Promise<S3Server> {
       if (!req.readableEnded) req.resume();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-
+  const { endpoint, close } = await listenOnLoopback(server);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     requests,
     count: (op, key) => requests.filter((r) => r.op === op && (key === undefined || r.key === key)).length,
     resetCounts: () => void requests.splice(0),
@@ -256,11 +254,7 @@ export async function startS3Server(): Promise<S3Server> {
     pendingUploads: () => [...uploads].map(([uploadId, u]) => ({ bucket: u.bucket, key: u.key, uploadId })),
     failNext: (fault) => void faults.push({ ...fault, left: fault.times ?? 1 }),
     clearFaults: () => void faults.splice(0),
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      }),
+    close,
   };
 }
 
