@@ -113,6 +113,8 @@ addConfigFlags(
   } finally {
     await fleet.close();
   }
+  // Jobs handed back after the grace period may still hold native work (an ONNX run): do not wait for it.
+  process.exit(0);
 });
 
 program

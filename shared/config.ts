@@ -75,6 +75,10 @@ export const configSchema = z.strictObject({
   maxPixels: z.number().int().min(1).default(100_000_000),
   /** Attempts per job for transient errors (bad input never retries). */
   attempts: z.number().int().min(1).max(100).default(3),
+  /** A job whose worker stops renewing its lock (killed) is handed to another worker after this long. */
+  lockDurationMs: z.number().int().min(1000).max(600_000).default(30_000),
+  /** On SIGTERM/SIGINT: in-flight jobs get this long to finish, then they are handed back to the queue. */
+  shutdownGraceMs: z.number().int().min(0).max(3_600_000).default(30_000),
   concurrency: z
     .strictObject({
       detect: z.number().int().min(1).max(256).default(2),

@@ -1,14 +1,13 @@
 /** Starts worker pools in this process (one stage for `worker`, all four for `run`) and stops them cleanly. */
-import type { Worker } from "bullmq";
 import type { Config } from "../shared/config.js";
 import type { FatalServiceError } from "../shared/errors.js";
 import { connect, type Stage } from "../shared/queues.js";
 import { createContext, type WorkerContext } from "./context.js";
-import { startPool } from "./pool.js";
+import { startPool, type Pool } from "./pool.js";
 
 export interface Fleet {
   ctx: WorkerContext;
-  workers: Worker[];
+  pools: Pool[];
   /** Rejects with the first FatalServiceError that stopped a pool; never settles otherwise. */
   fatal: Promise<never>;
   close(): Promise<void>;
@@ -20,15 +19,22 @@ export function startFleet(config: Config, stagesToRun: readonly Stage[], concur
   let reportFatal: (err: FatalServiceError) => void = () => undefined;
   const fatal = new Promise<never>((_, reject) => (reportFatal = reject));
   fatal.catch(() => undefined); // observed by whoever races it; never an unhandled rejection
-  const workers = stagesToRun.map((stage) => startPool(stage, ctx, { concurrency: concurrency ?? config.concurrency[stage], onFatal: reportFatal }));
+  const pools = stagesToRun.map((stage) => startPool(stage, ctx, { concurrency: concurrency ?? config.concurrency[stage], onFatal: reportFatal }));
   let closing: Promise<void> | undefined;
   return {
     ctx,
-    workers,
+    pools,
     fatal,
     close() {
       closing ??= (async () => {
-        await Promise.all(workers.map((w) => w.close()));
+        // Stop taking jobs; let those in flight finish within the grace period, then hand them back
+        // (their locks lapse and another worker picks them up; outputs are written atomically).
+        await Promise.all(pools.map((p) => p.worker.pause(true)));
+        let timer: NodeJS.Timeout | undefined;
+        const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, config.shutdownGraceMs)));
+        await Promise.race([Promise.all(pools.map((p) => p.idle())), graceOver]);
+        clearTimeout(timer);
+        await Promise.all(pools.map((p) => p.worker.close(true)));
         await ctx.close();
         await redis.quit();
       })();

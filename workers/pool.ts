@@ -55,7 +55,13 @@ export interface PoolOptions {
   onFatal(err: FatalServiceError): void;
 }
 
-export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): Worker {
+export interface Pool {
+  readonly worker: Worker;
+  /** Resolves when none of this pool's jobs is running (for a graceful shutdown). */
+  idle(): Promise<void>;
+}
+
+export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): Pool {
   const processJob = processors[stage];
   const { rate } = ctx.config;
   // With a rate configured, a throttle means the pace is a little fast for the service's window:
@@ -64,47 +70,59 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
   let throttlesInARow = 0;
   let pausedUntil = 0;
   let stopped = false;
+
+  async function runJob(job: Job, token?: string): Promise<unknown> {
+    const started = Date.now();
+    try {
+      const result = await processJob(job, ctx);
+      throttlesInARow = 0;
+      log.debug({ stage, jobId: job.id, ms: Date.now() - started }, "job done");
+      return result;
+    } catch (err) {
+      if (err instanceof ThrottledError) {
+        // Requests already in flight when the queue paused belong to the same throttle: no escalation.
+        if (Date.now() >= pausedUntil) {
+          const pause = throttlePauseMs(throttleBaseMs, throttlesInARow++, err.retryAfterMs);
+          pausedUntil = Date.now() + pause;
+          log.warn({ stage, jobId: job.id, pauseMs: pause, reason: err.message }, "throttled: queue paused, job back to waiting");
+          await ctx.queues[stage].rateLimit(pause);
+        }
+        throw Worker.RateLimitError();
+      }
+      if (err instanceof FatalServiceError) {
+        if (!stopped) {
+          stopped = true;
+          log.error({ stage, reason: err.message }, "stopping the pool");
+          void worker.close();
+          opts.onFatal(err);
+        }
+        // Not this job's fault: back to the queue without spending an attempt.
+        await job.moveToDelayed(Date.now() + 1000, token);
+        throw new DelayedError();
+      }
+      // A bad image, a refused request, or options this worker cannot run: retrying cannot help.
+      const permanent = err instanceof InputError || err instanceof RejectedError || err instanceof ConfigError;
+      const final = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const reason = err instanceof Error ? err.message : String(err);
+      const imageId = imageIdOf(job);
+      // A failed generate job is one result of the image: finalize records it; the image goes on.
+      if (final && imageId && stage !== "generate") await ctx.runState.failed(imageId, stage, reason);
+      log[final ? "warn" : "info"]({ stage, jobId: job.id, attempt: job.attemptsMade + 1, reason }, final ? "job failed" : "job will retry");
+      if (permanent) throw new UnrecoverableError(reason);
+      throw err;
+    }
+  }
+
+  let running = 0;
+  const idleWaiters: (() => void)[] = [];
   const worker: Worker = new Worker(
     stage,
     async (job: Job, token?: string) => {
-      const started = Date.now();
+      running++;
       try {
-        const result = await processJob(job, ctx);
-        throttlesInARow = 0;
-        log.debug({ stage, jobId: job.id, ms: Date.now() - started }, "job done");
-        return result;
-      } catch (err) {
-        if (err instanceof ThrottledError) {
-          // Requests already in flight when the queue paused belong to the same throttle: no escalation.
-          if (Date.now() >= pausedUntil) {
-            const pause = throttlePauseMs(throttleBaseMs, throttlesInARow++, err.retryAfterMs);
-            pausedUntil = Date.now() + pause;
-            log.warn({ stage, jobId: job.id, pauseMs: pause, reason: err.message }, "throttled: queue paused, job back to waiting");
-            await ctx.queues[stage].rateLimit(pause);
-          }
-          throw Worker.RateLimitError();
-        }
-        if (err instanceof FatalServiceError) {
-          if (!stopped) {
-            stopped = true;
-            log.error({ stage, reason: err.message }, "stopping the pool");
-            void worker.close();
-            opts.onFatal(err);
-          }
-          // Not this job's fault: back to the queue without spending an attempt.
-          await job.moveToDelayed(Date.now() + 1000, token);
-          throw new DelayedError();
-        }
-        // A bad image, a refused request, or options this worker cannot run: retrying cannot help.
-        const permanent = err instanceof InputError || err instanceof RejectedError || err instanceof ConfigError;
-        const final = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-        const reason = err instanceof Error ? err.message : String(err);
-        const imageId = imageIdOf(job);
-        // A failed generate job is one result of the image: finalize records it; the image goes on.
-        if (final && imageId && stage !== "generate") await ctx.runState.failed(imageId, stage, reason);
-        log[final ? "warn" : "info"]({ stage, jobId: job.id, attempt: job.attemptsMade + 1, reason }, final ? "job failed" : "job will retry");
-        if (permanent) throw new UnrecoverableError(reason);
-        throw err;
+        return await runJob(job, token);
+      } finally {
+        if (--running === 0) for (const wake of idleWaiters.splice(0)) wake();
       }
     },
     {
@@ -112,10 +130,14 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       prefix: keyPrefix,
       concurrency: opts.concurrency,
       autorun: true,
+      // A killed worker's jobs go back to waiting once their lock expires; each stall counts like an attempt.
+      lockDuration: ctx.config.lockDurationMs,
+      stalledInterval: ctx.config.lockDurationMs,
+      maxStalledCount: ctx.config.attempts,
       // BullMQ keeps the limiter in Redis: the rate holds for every generate worker of the fleet together.
       ...(stage === "generate" && rate && { limiter: evenLimiter(rate) }),
     },
   );
   worker.on("error", (err) => log.error({ stage, err: err.message }, "worker error"));
-  return worker;
+  return { worker, idle: () => (running === 0 ? Promise.resolve() : new Promise<void>((wake) => idleWaiters.push(wake))) };
 }
