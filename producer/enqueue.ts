@@ -111,7 +111,9 @@ export async function enqueueImages(
         boxes,
       });
       const isNew = await state.register(runId, { imageId, name: item.name, outPrefix: job.outPrefix, genTotal: generateJobsOf(job).length });
-      if (isNew) {
+      // A known image that never started and has no job was registered by a producer that died
+      // before adding it: add it now (BullMQ's job id keeps this from ever making two).
+      if (isNew || (!(await state.started(imageId)) && !(await queue.getJob(imageId)))) {
         await queue.add("detect", job, { ...jobOptions(config.attempts), jobId: imageId });
         added++;
       }

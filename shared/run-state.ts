@@ -53,6 +53,12 @@ export class RunState {
     await this.redis.hset(imgKey(imageId), `${stage}At`, String(Date.now()));
   }
 
+  /** Whether any stage has finished or failed this image. */
+  async started(imageId: string): Promise<boolean> {
+    const fields = await this.redis.hmget(imgKey(imageId), "detectAt", "failedStage");
+    return fields.some((v) => v !== null);
+  }
+
   async resultDone(imageId: string, resultKey: string): Promise<void> {
     await this.redis.sadd(genKey(imageId), resultKey);
   }

@@ -8,7 +8,7 @@ import { copyFile, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { resolveConfig, type Config } from "../shared/config.js";
-import { connect } from "../shared/queues.js";
+import { connect, openQueue } from "../shared/queues.js";
 import { discoverInputs } from "../producer/discover.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { runStatus, waitForRun } from "../producer/status.js";
@@ -160,6 +160,32 @@ describe("fleet end to end", () => {
   it("a background that is neither a colour nor an existing file is refused at enqueue", async () => {
     const one = discoverInputs([join(inputDir, photos[0] as string)]);
     await assert.rejects(enqueueImages(fleet.ctx.redis, { ...config, background: "/nowhere/bg.png" }, "e2e-no-background", one), /^ConfigError: background: \/nowhere\/bg.png is neither/);
+  });
+});
+
+describe("a producer that died between registering an image and adding its job", () => {
+  it("the next enqueue adds the missing job, once", async () => {
+    const redis = connect(await freshRedis(13));
+    const queue = openQueue("detect", redis);
+    try {
+      const config = resolveConfig({ target: "auto", redisUrl: "unused", out: await scratchDir("crashed-producer-out") });
+      const items = discoverInputs([join(samplePhotos, "rocket.jpg")]);
+      const first = await enqueueImages(redis, config, "crashed", items);
+      assert.equal(first.added, 1);
+      // The crash: the image is registered, its job never made it.
+      const [job] = await queue.getJobs(["waiting"]);
+      assert.ok(job?.id);
+      await job.remove();
+      const again = await enqueueImages(redis, config, "crashed-rerun", items);
+      assert.equal(again.added, 1, "the missing job is added");
+      assert.ok(await queue.getJob(job.id));
+      // While it waits, enqueueing again adds nothing more.
+      assert.equal((await enqueueImages(redis, config, "crashed-rerun-2", items)).added, 0);
+      assert.equal((await queue.getJobCounts("waiting")).waiting, 1);
+    } finally {
+      await queue.close();
+      redis.disconnect();
+    }
   });
 });
 
