@@ -11,12 +11,12 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import sharp from "sharp";
+import { photoVariant, photoVariantName } from "../test/fixtures/photo-variants.js";
 import { makeTinyModels } from "../tools/make-tiny-models.js";
 import { makeVitBEncoder } from "../tools/make-vit-b-encoder.js";
 
@@ -34,28 +34,14 @@ const { values: args } = parseArgs({
 const imageCount = Number(args.images);
 const naiveCount = Math.min(Number(args.naive), imageCount);
 
-/** Distinct photos: each sample scaled, cropped and (every other one) mirrored differently. */
+/** Distinct photos made from the shipped samples (test/fixtures/photo-variants.ts). */
 async function makePhotos(dir: string, count: number): Promise<string[]> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  const samples = join(root, "samples", "photos");
-  const sources = (await readdir(samples)).filter((f) => f.endsWith(".jpg")).sort();
-  const scales = [1, 0.8, 1.25, 0.9, 1.1, 0.7, 1.4, 0.6, 1.2];
   const files: string[] = [];
   for (let i = 0; i < count; i++) {
-    const src = join(samples, sources[i % sources.length] as string);
-    const k = Math.floor(i / sources.length);
-    const meta = await sharp(src).metadata();
-    const scale = scales[k % scales.length] as number;
-    const w = Math.round((meta.width ?? 0) * scale);
-    const h = Math.round((meta.height ?? 0) * scale);
-    const margin = (k % 4) * 0.03;
-    let img = sharp(src)
-      .resize(w, h)
-      .extract({ left: Math.round(w * margin), top: Math.round(h * margin), width: Math.round(w * (1 - 2 * margin)), height: Math.round(h * (1 - 2 * margin)) });
-    if (k % 2 === 1) img = img.flop();
-    const file = join(dir, `photo-${String(i).padStart(3, "0")}.jpg`);
-    await img.jpeg({ quality: 88 }).toFile(file);
+    const file = join(dir, photoVariantName(i));
+    await writeFile(file, await photoVariant(i));
     files.push(file);
   }
   return files;
