@@ -78,6 +78,11 @@ addConfigFlags(
     process.stdout.write(`${runId}\n`);
     process.stderr.write(`enqueued ${summary.added} new images (${summary.alreadyKnown} already known) as run ${runId}\n`);
     if (flags.wait) {
+      // Waiting is only watching: the run goes on without us, and `status --wait` re-attaches.
+      process.once("SIGINT", () => {
+        process.stderr.write(`\ndetached from run ${runId}; it goes on. Re-attach: maskfleet status ${runId} --wait\n`);
+        process.exit(130);
+      });
       const status = await waitForRun(redis, runId, { progress: process.stderr.isTTY });
       process.stdout.write(formatStatus(status) + "\n");
     }

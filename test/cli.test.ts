@@ -1,7 +1,7 @@
 /** The command line as a user runs it, in child processes: the old YAML drives a run; errors are clear. */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -86,6 +86,44 @@ describe("maskfleet CLI", () => {
     const r2 = await maskfleet(["run", dir, "--seeds", "9-3"], dir);
     assert.equal(r2.code, 2);
     assert.match(r2.stderr, /seeds/);
+  });
+
+  it("enqueue --wait can be interrupted and the run re-attached with status --wait", async () => {
+    const redis = await freshRedis(15);
+    const models = await tinyModels();
+    const dir = await scratchDir("cli-reattach");
+    await scratchDir("cli-reattach/photos");
+    for (const p of ["astronaut.jpg", "coffee.jpg", "rocket.jpg"]) await copyFile(join(repoRoot, "samples/photos", p), join(dir, "photos", p));
+    const common = ["--target", "auto", "--sam-model", models.sam, "--redis", redis, "--seeds", "1-2"];
+    const enqueue = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), "enqueue", "photos", "--run", "reattach", "--wait", ...common], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let err = "";
+    enqueue.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    // No workers yet: interrupt the waiting producer once it has enqueued.
+    while (!/enqueued 3 new images/.test(err)) await new Promise((r) => setTimeout(r, 100));
+    enqueue.kill("SIGINT");
+    const code = await new Promise<number | null>((resolve) => enqueue.on("exit", resolve));
+    assert.equal(code, 130);
+    assert.match(err, /detached from run reattach; it goes on\. Re-attach: maskfleet status reattach --wait/);
+    // Workers come; status --wait follows the run to its end.
+    const worker = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), "worker", "detect", ...common], { cwd: dir, stdio: "ignore" });
+    const others = ["mask", "generate", "finalize"].map((stage) =>
+      spawn(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), "worker", stage, ...common], { cwd: dir, stdio: "ignore" }),
+    );
+    try {
+      const r = await maskfleet(["status", "reattach", "--wait", "--json", "--redis", redis], dir);
+      assert.equal(r.code, 0, r.stderr);
+      const status = JSON.parse(r.stdout);
+      assert.deepEqual([status.total, status.succeeded, status.failed], [3, 3, 0]);
+      assert.deepEqual(status.stages.generate, { done: 6, total: 6 });
+    } finally {
+      const all = [worker, ...others];
+      for (const w of all) w.kill("SIGTERM");
+      const codes = await Promise.all(all.map((w) => new Promise<number | null>((resolve) => (w.exitCode !== null ? resolve(w.exitCode) : w.on("exit", resolve)))));
+      assert.deepEqual(codes, [0, 0, 0, 0], "workers exit 0 on SIGTERM");
+    }
   });
 
   it("Redis unreachable at start: a clear error, non-zero exit, no hang", async () => {
