@@ -124,8 +124,15 @@ describe("decodeImage converts strange but valid files to 8-bit sRGB RGB", () =>
     assert.deepEqual(pixel(img, 3, 3), [0, 0, 255]);
   });
 
+  test("30000-px-wide panorama strip", async () => {
+    const img = await decodeFixture("panorama");
+    assertRgb8(img);
+    assert.deepEqual([img.width, img.height], [30000, 20]);
+    assert.deepEqual(pixel(img, 29999, 19), [136, 68, 34]);
+  });
+
   test("every good fixture is covered", () => {
-    assert.deepEqual(Object.keys(GOOD_FIXTURES).sort(), ["animatedGif", "animatedWebp", "cmyk", "exifRotated", "grey", "palette", "png16", "rgba"]);
+    assert.deepEqual(Object.keys(GOOD_FIXTURES).sort(), ["animatedGif", "animatedWebp", "cmyk", "exifRotated", "grey", "palette", "panorama", "png16", "rgba"]);
   });
 });
 

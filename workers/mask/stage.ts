@@ -23,7 +23,9 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
   const detections = JSON.parse((await store.read(keys.detections)).toString("utf8")) as Detections;
 
   const segmenter = await ctx.segmenter(opts.samModel);
-  const segmented = await segmenter.segment(image, detections.boxes);
+  const segmented = await segmenter.segment(image, detections.boxes).catch((err: unknown) => {
+    throw err instanceof InputError ? new InputError(`${data.name}: ${err.message.replace(/^segment: /, "")}`, { cause: err }) : err;
+  });
   const cleanStart = performance.now();
   let mask: Mask = unionMasks(segmented.masks);
   if (opts.fillHoles) mask = fillHoles(mask);
