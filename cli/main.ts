@@ -12,6 +12,7 @@ import { RunState } from "../shared/run-state.js";
 import { startFleet } from "../workers/fleet.js";
 import { addConfigFlags, configFromFlags, type ConfigFlags } from "./options.js";
 import { addModelsCommand } from "./models.js";
+import { addAdminCommands } from "./admin.js";
 
 /** Config, inputs and services checked before any work: bad values, missing credentials, no Redis. */
 async function preflight(flags: ConfigFlags, inputs: readonly string[]): Promise<Config> {
@@ -147,6 +148,7 @@ program
   });
 
 addModelsCommand(program);
+addAdminCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const known =

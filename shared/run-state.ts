@@ -4,12 +4,15 @@
  * of image ids. Workers write a timestamp when a stage of an image is done; status reads them.
  *
  *   maskfleet:img:<id>        hash: name, outPrefix, genTotal, enqueuedAt, detectAt, maskAt,
- *                                   finalizeAt, failedStage, reason
+ *                                   generateAt, finalizeAt, failedStage, reason, failedAt,
+ *                                   refinalize (set by `maskfleet retry`, see workers/pool.ts)
  *   maskfleet:img:<id>:gen    set of generate result keys written
  *   maskfleet:run:<run>       hash: createdAt
  *   maskfleet:run:<run>:images set of image ids
+ *   maskfleet:run:<run>:counters hash: generatorCalls, throttles, rejected (see workers/pool.ts)
  *   maskfleet:runs            zset of run ids by creation time
  */
+import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { keyPrefix, type Stage } from "./queues.js";
 
@@ -17,6 +20,8 @@ const imgKey = (id: string) => `${keyPrefix}:img:${id}`;
 const genKey = (id: string) => `${imgKey(id)}:gen`;
 const runKey = (run: string) => `${keyPrefix}:run:${run}`;
 const runImagesKey = (run: string) => `${runKey(run)}:images`;
+const runCountersKey = (run: string) => `${runKey(run)}:counters`;
+const runsKey = `${keyPrefix}:runs`;
 
 export interface ImageRecord {
   imageId: string;
@@ -29,6 +34,9 @@ export interface ImageRecord {
   doneAt: Partial<Record<Stage, number>>;
   failedStage?: Stage;
   reason?: string;
+  failedAt?: number;
+  /** Set while a finished finalize waits to run again for re-queued generate jobs (see refinalizeIfDue). */
+  refinalizeSince?: number;
 }
 
 export class RunState {
@@ -40,7 +48,7 @@ export class RunState {
     const results = await this.redis
       .multi()
       .hsetnx(runKey(runId), "createdAt", String(now))
-      .zadd(`${keyPrefix}:runs`, "NX", now, runId)
+      .zadd(runsKey, "NX", now, runId)
       .sadd(runImagesKey(runId), img.imageId)
       .hsetnx(imgKey(img.imageId), "enqueuedAt", String(now))
       .hset(imgKey(img.imageId), "name", img.name, "outPrefix", img.outPrefix, "genTotal", String(img.genTotal))
@@ -78,6 +86,85 @@ export class RunState {
     await this.redis.hdel(imgKey(imageId), "failedStage", "reason", "failedAt");
   }
 
+  /** Forget that these stages finished the image (a retried stage runs again, and so do the later ones). */
+  async clearDone(imageId: string, stagesToClear: readonly Stage[]): Promise<void> {
+    if (stagesToClear.length) await this.redis.hdel(imgKey(imageId), ...stagesToClear.map((s) => `${s}At`));
+  }
+
+  /** Marks an image whose finished finalize job must run again once its re-queued generate jobs end. */
+  async markRefinalize(imageId: string): Promise<void> {
+    await this.redis.hset(imgKey(imageId), "refinalize", String(Date.now()));
+  }
+
+  async needsRefinalize(imageId: string): Promise<boolean> {
+    return (await this.redis.hexists(imgKey(imageId), "refinalize")) === 1;
+  }
+
+  /** Clears the mark; true for exactly one caller when several race. */
+  async takeRefinalize(imageId: string): Promise<boolean> {
+    return (await this.redis.hdel(imgKey(imageId), "refinalize")) === 1;
+  }
+
+  /**
+   * Runs a marked image's finished finalize job again once none of its generate jobs is pending.
+   * `maskfleet retry` re-queues a failed generate job with BullMQ's job.retry(), which puts it
+   * back among its finalize parent's dependencies but never moves a parent that already finished
+   * back to waiting; so it marks the image, and every generate pool calls this when one of its
+   * jobs ends. Of several siblings ending at once, takeRefinalize lets exactly one through.
+   */
+  async refinalizeIfDue(finalize: Queue, imageId: string): Promise<boolean> {
+    if (!(await this.needsRefinalize(imageId))) return false;
+    const parent = await finalize.getJob(imageId);
+    if (!parent) return false;
+    const state = await parent.getState();
+    if (state !== "completed" && state !== "failed") return false;
+    const { unprocessed = 0 } = await parent.getDependenciesCount({ unprocessed: true });
+    if (unprocessed > 0 || !(await this.takeRefinalize(imageId))) return false;
+    try {
+      await parent.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
+    } catch (err) {
+      await this.markRefinalize(imageId);
+      throw err;
+    }
+    return true;
+  }
+
+  /** Adds to one of a run's counters (generator calls, throttles, ...). */
+  async count(runId: string, name: string, by = 1): Promise<void> {
+    await this.redis.hincrby(runCountersKey(runId), name, by);
+  }
+
+  async counters(runId: string): Promise<Record<string, number>> {
+    const h = await this.redis.hgetall(runCountersKey(runId));
+    return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]));
+  }
+
+  async runImageIds(runId: string): Promise<string[]> {
+    return this.redis.smembers(runImagesKey(runId));
+  }
+
+  /** Those of `imageIds` that some run other than `runId` holds too. */
+  async heldByOtherRuns(runId: string, imageIds: readonly string[]): Promise<Set<string>> {
+    const held = new Set<string>();
+    if (imageIds.length === 0) return held;
+    for (const other of await this.listRuns()) {
+      if (other === runId) continue;
+      for (let at = 0; at < imageIds.length; at += 10_000) {
+        const chunk = imageIds.slice(at, at + 10_000);
+        const member = await this.redis.smismember(runImagesKey(other), ...chunk);
+        member.forEach((m, i) => m === 1 && held.add(chunk[i] as string));
+      }
+    }
+    return held;
+  }
+
+  /** Deletes a run (its hash, image set, counters, listing) and the per-image keys of `imageIds`. */
+  async forgetRun(runId: string, imageIds: readonly string[]): Promise<void> {
+    const multi = this.redis.multi().del(runKey(runId), runImagesKey(runId), runCountersKey(runId)).zrem(runsKey, runId);
+    for (const id of imageIds) multi.del(imgKey(id), genKey(id));
+    await multi.exec();
+  }
+
   async runExists(runId: string): Promise<boolean> {
     return (await this.redis.exists(runKey(runId))) === 1;
   }
@@ -88,7 +175,7 @@ export class RunState {
   }
 
   async listRuns(): Promise<string[]> {
-    return this.redis.zrange(`${keyPrefix}:runs`, "0", "-1");
+    return this.redis.zrange(runsKey, "0", "-1");
   }
 
   /** Every image of a run with its progress, in a couple of pipelined round trips. */
@@ -117,6 +204,8 @@ export class RunState {
         doneAt,
         failedStage: h.failedStage as Stage | undefined,
         reason: h.reason,
+        failedAt: num("failedAt"),
+        refinalizeSince: num("refinalize"),
       };
     });
   }

@@ -7,6 +7,8 @@
  * - FatalServiceError (access denied, no such model): the job goes back untouched and the pool
  *   stops with one clear line;
  * - anything else: retried with exponential backoff, recorded when the last attempt fails.
+ * Per run, the generate pool counts generator calls (results made, not reused), throttles and
+ * rejections (RunState.count; `maskfleet report` shows them).
  */
 import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
 import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledError } from "../shared/errors.js";
@@ -15,7 +17,7 @@ import { log } from "../shared/log.js";
 import type { WorkerContext } from "./context.js";
 import { detectStage } from "./detect/stage.js";
 import { maskStage } from "./mask/stage.js";
-import { generateStage } from "./generate/stage.js";
+import { generateStage, type GenerateResult } from "./generate/stage.js";
 import { finalizeStage } from "./finalize/stage.js";
 
 /** A stage's work on one job; returns what the job stores as its result. */
@@ -32,6 +34,13 @@ const processors: Record<Stage, StageProcessor> = {
 function imageIdOf(job: Job): string | undefined {
   const d = job.data as { imageId?: unknown; image?: { imageId?: unknown } };
   const id = d?.imageId ?? d?.image?.imageId;
+  return typeof id === "string" ? id : undefined;
+}
+
+/** The run a job was enqueued for: image jobs carry it, generate jobs in their image. */
+function runIdOf(job: Job): string | undefined {
+  const d = job.data as { runId?: unknown; image?: { runId?: unknown } };
+  const id = d?.runId ?? d?.image?.runId;
   return typeof id === "string" ? id : undefined;
 }
 
@@ -70,16 +79,23 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
   let throttlesInARow = 0;
   let pausedUntil = 0;
   let stopped = false;
+  // The generator's counters; statistics: a Redis hiccup writing one must not fail the job.
+  const count = async (job: Job, name: "generatorCalls" | "throttles" | "rejected") => {
+    const runId = runIdOf(job);
+    if (runId && stage === "generate") await ctx.runState.count(runId, name).catch((err: Error) => log.warn({ stage, runId, name, err: err.message }, "counter not updated"));
+  };
 
   async function runJob(job: Job, token?: string): Promise<unknown> {
     const started = Date.now();
     try {
       const result = await processJob(job, ctx);
       throttlesInARow = 0;
+      if (stage === "generate" && (result as GenerateResult).reused === false) await count(job, "generatorCalls");
       log.debug({ stage, jobId: job.id, ms: Date.now() - started }, "job done");
       return result;
     } catch (err) {
       if (err instanceof ThrottledError) {
+        await count(job, "throttles");
         // Requests already in flight when the queue paused belong to the same throttle: no escalation.
         if (Date.now() >= pausedUntil) {
           const pause = throttlePauseMs(throttleBaseMs, throttlesInARow++, err.retryAfterMs);
@@ -102,6 +118,7 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       }
       // A bad image, a refused request, or options this worker cannot run: retrying cannot help.
       const permanent = err instanceof InputError || err instanceof RejectedError || err instanceof ConfigError;
+      if (err instanceof RejectedError) await count(job, "rejected");
       const final = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const reason = err instanceof Error ? err.message : String(err);
       const imageId = imageIdOf(job);
@@ -139,5 +156,13 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     },
   );
   worker.on("error", (err) => log.error({ stage, err: err.message }, "worker error"));
+  if (stage === "generate") {
+    // A generate job re-queued by `maskfleet retry` after its image's finalize had finished: finalize runs again.
+    const refinalize = (job: Job | undefined) => {
+      const imageId = job && imageIdOf(job);
+      if (imageId) ctx.runState.refinalizeIfDue(ctx.queues.finalize, imageId).catch((err: Error) => log.warn({ imageId, err: err.message }, "finalize not re-queued"));
+    };
+    worker.on("completed", refinalize).on("failed", refinalize);
+  }
   return { worker, idle: () => (running === 0 ? Promise.resolve() : new Promise<void>((wake) => idleWaiters.push(wake))) };
 }

@@ -1,0 +1,376 @@
+/**
+ * `maskfleet report | retry | clean` against real Redis and a real in-process fleet (tiny SAM
+ * graphs, composite generator): a run where some images fail at detect and one at generate.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { copyFile, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import sharp from "sharp";
+import { AdminError, cleanRun, parseStage, reasonMatcher, retryRun } from "../producer/admin.js";
+import { enqueueImages } from "../producer/enqueue.js";
+import { formatReport, normaliseReason, runReport } from "../producer/report.js";
+import { runStatus, waitForRun } from "../producer/status.js";
+import { resolveConfig, type Config } from "../shared/config.js";
+import { RejectedError, ThrottledError } from "../shared/errors.js";
+import { pickImageOptions, type GenerateJob } from "../shared/jobs.js";
+import { connect, keyPrefix, stages } from "../shared/queues.js";
+import { RunState } from "../shared/run-state.js";
+import { createContext, type WorkerContext } from "../workers/context.js";
+import { startFleet, type Fleet } from "../workers/fleet.js";
+import type { Generator } from "../workers/generate/generator.js";
+import { startPool } from "../workers/pool.js";
+import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
+
+const exec = promisify(execFile);
+const photo = (name: string) => join(repoRoot, "samples", "photos", name);
+
+async function maskfleet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), ...args], {
+      env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+async function listFiles(dir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    out.set(path, (await stat(path)).mtimeMs);
+  }
+  return out;
+}
+
+async function allKeys(redis: Redis): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, batch] = await redis.scan(cursor, "MATCH", "*", "COUNT", 1000);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== "0");
+  return keys;
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("run administration: report, retry, clean", () => {
+  let config: Config;
+  let fleet: Fleet;
+  let redis: Redis;
+  let redisUrl: string;
+  let inputDir: string;
+  let outDir: string;
+  let bgFile: string;
+  const idOf = new Map<string, string>();
+
+  const pauseFleet = () => Promise.all(fleet.pools.map((p) => p.worker.pause()));
+  const resumeFleet = () => Promise.all(fleet.pools.map((p) => p.worker.resume()));
+
+  before(async () => {
+    redisUrl = await freshRedis(11);
+    const models = await tinyModels();
+    const dir = await scratchDir("admin");
+    inputDir = join(dir, "in");
+    outDir = join(dir, "out");
+    await scratchDir("admin/in");
+    for (const p of ["chelsea.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg"]) await copyFile(photo(p), join(inputDir, p));
+    // Two different images with one cause (too small), one with another (empty).
+    await sharp({ create: { width: 1, height: 1, channels: 3, background: "white" } }).png().toFile(join(inputDir, "tiny-a.png"));
+    await sharp({ create: { width: 1, height: 1, channels: 3, background: "black" } }).png().toFile(join(inputDir, "tiny-b.png"));
+    await writeFile(join(inputDir, "empty.jpg"), "");
+    bgFile = join(dir, "bg.png");
+    await writeFile(bgFile, "not a picture");
+    config = resolveConfig({
+      target: "auto",
+      samModel: models.sam,
+      out: outDir,
+      redisUrl,
+      prompts: ["studio white background"],
+      seeds: { from: 34, to: 35 },
+      attempts: 2,
+      concurrency: { detect: 2, mask: 1, generate: 2, finalize: 1 },
+    });
+    fleet = startFleet(config, stages);
+    redis = fleet.ctx.redis;
+    const item = (name: string) => ({ path: join(inputDir, name), name });
+    await enqueueImages(redis, config, "adm", ["chelsea.jpg", "coffee.jpg", "tiny-a.png", "tiny-b.png", "empty.jpg"].map(item));
+    // Same run, one photo whose composite background file is not an image: both its results fail.
+    await enqueueImages(redis, { ...config, background: bgFile }, "adm", [item("rocket.jpg")]);
+    // Another run holding one of adm's images (chelsea) and one of its own.
+    await enqueueImages(redis, config, "other", [item("chelsea.jpg"), item("astronaut.jpg")]);
+    await waitForRun(redis, "adm", { intervalMs: 100, timeoutMs: 120_000 });
+    await waitForRun(redis, "other", { intervalMs: 100, timeoutMs: 60_000 });
+    for (const img of await new RunState(redis).images("adm")) idOf.set(img.name, img.imageId);
+    for (const img of await new RunState(redis).images("other")) idOf.set(img.name, img.imageId);
+  });
+
+  after(async () => {
+    await fleet?.close();
+  });
+
+  it("reason filters and reason normalising", () => {
+    assert.equal(reasonMatcher("NOT AN image")("bg.png: not an image"), true);
+    assert.equal(reasonMatcher("not an image")("empty file"), false);
+    assert.equal(reasonMatcher("/^tiny-a\\.png:/")("tiny-a.png: image is 1x1 px"), true);
+    assert.equal(reasonMatcher("/^tiny-a\\.png:/")("tiny-b.png: image is 1x1 px"), false);
+    assert.equal(reasonMatcher("/IMAGE/i")("image"), true);
+    assert.equal(reasonMatcher(undefined)("anything"), true);
+    assert.throws(() => reasonMatcher("/(/"), /^ConfigError: reason: \/\(\/ is not a valid regular expression/);
+    assert.throws(() => parseStage("paint"), /stage: expected one of detect, mask, generate, finalize, got paint/);
+    assert.equal(parseStage("mask"), "mask");
+    assert.equal(normaliseReason("shots/a.jpg: empty file (0 bytes)", { name: "shots/a.jpg" }), "<image>: empty file (0 bytes)");
+    assert.equal(normaliseReason("/in/shots/a.jpg: bad (a.jpg)", { name: "shots/a.jpg", input: "/in/shots/a.jpg" }), "<image>: bad (<image>)");
+  });
+
+  it("report: counts, failures grouped by cause, durations, generator calls", async () => {
+    const r = await runReport(redis, "adm");
+    assert.deepEqual(r.images, { total: 6, finished: 6, ok: 2, failed: 4, inProgress: 0 });
+    assert.deepEqual(r.results, { ok: 4, failed: 2, pending: 0, notAttempted: 6 });
+    const groups = r.failures.images.map((g) => [g.stage, g.reason, g.count, [...g.examples].sort()]);
+    assert.deepEqual(groups[0], ["detect", "<image>: image is 1x1 px, smaller than the 16x16 minimum", 2, ["tiny-a.png", "tiny-b.png"]]);
+    assert.deepEqual(groups.slice(1).map((g) => g.slice(0, 3)).sort(), [
+      ["detect", "<image>: empty file (0 bytes)", 1],
+      ["generate", r.failures.images.find((g) => g.stage === "generate")?.reason, 1],
+    ]);
+    assert.match(r.failures.images.find((g) => g.stage === "generate")?.reason ?? "", /^every generate job failed: .*bg\.png: not an image/);
+    assert.equal(r.failures.results.length, 1, "both failed results have one cause");
+    assert.equal(r.failures.results[0]?.count, 2);
+    assert.deepEqual(r.failures.results[0]?.examples, ["rocket.jpg"]);
+    assert.match(r.failures.results[0]?.reason ?? "", /bg\.png: not an image/);
+    // From BullMQ's jobs: 6 detect, 3 mask (the good photos), 6 generate (4 ok + 2 failed), 3 finalize.
+    assert.deepEqual(stages.map((s) => [s, r.durations[s].n, r.durations[s].source]), [
+      ["detect", 6, "jobs"],
+      ["mask", 3, "jobs"],
+      ["generate", 6, "jobs"],
+      ["finalize", 3, "jobs"],
+    ]);
+    for (const s of stages) {
+      const d = r.durations[s];
+      assert.ok(d.medianMs !== null && d.p90Ms !== null && d.maxMs !== null && d.medianMs <= d.p90Ms && d.p90Ms <= d.maxMs, `${s} ordered`);
+    }
+    assert.ok(r.imagesPerMin !== null && r.imagesPerMin > 0);
+    // chelsea's and coffee's results were made by the generator; rocket's failed before any call.
+    assert.deepEqual(r.generator, { calls: 4, throttles: 0, rejected: 0 });
+    assert.equal((await runReport(redis, "other")).generator.calls, 2, "astronaut's results count for the other run");
+    assert.match(formatReport(r), /2 x \[detect\] <image>: image is 1x1 px/);
+    await assert.rejects(runReport(redis, "nope"), AdminError);
+  });
+
+  it("the CLI writes the report file and names unknown runs and stages", async () => {
+    const file = join(outDir, "..", "report.json");
+    const r = await maskfleet(["report", "adm", "--out", file, "--redis", redisUrl]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /run adm: 6 images, 2 ok, 4 failed, 0 in progress; results 4 ok, 2 failed/);
+    const json = JSON.parse(await readFile(file, "utf8"));
+    assert.equal(json.images.failed, 4);
+    const bad = await maskfleet(["clean", "nope", "--redis", redisUrl]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^maskfleet: no run named nope/);
+    const stage = await maskfleet(["retry", "adm", "--stage", "paint", "--redis", redisUrl]);
+    assert.equal(stage.code, 2);
+    assert.match(stage.stderr, /stage: expected one of detect, mask, generate, finalize/);
+  });
+
+  it("retry re-queues only the matching failures; once the cause is fixed they complete", async () => {
+    const state = new RunState(redis);
+    const rocket = idOf.get("rocket.jpg") as string;
+    const rocketPrefix = (await state.images("adm")).find((i) => i.imageId === rocket)?.outPrefix as string;
+    const manifestBefore = JSON.parse(await readFile(join(outDir, rocketPrefix, "manifest.json"), "utf8"));
+    assert.deepEqual(manifestBefore.results.map((x: { status: string }) => x.status), ["failed", "failed"]);
+    await pauseFleet();
+    try {
+      const none = await retryRun(redis, "adm", { reason: "no such cause" });
+      assert.deepEqual(none.requeued, { detect: 0, mask: 0, generate: 0, finalize: 0 });
+      assert.deepEqual((await retryRun(redis, "adm", { stage: "mask" })).requeued, { detect: 0, mask: 0, generate: 0, finalize: 0 });
+      // Fix the causes: a real background image, and tiny-a.png replaced by a photo.
+      await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 20, g: 90, b: 200 } } }).png().toFile(bgFile);
+      await copyFile(photo("retina.jpg"), join(inputDir, "tiny-a.png"));
+
+      const gen = await retryRun(redis, "adm", { reason: "BG.PNG: not an image" });
+      assert.deepEqual(gen.requeued, { detect: 0, mask: 0, generate: 2, finalize: 0 });
+      assert.equal(gen.images, 1);
+      assert.equal(gen.refinalize, 1);
+      const det = await retryRun(redis, "adm", { stage: "detect", reason: "/^tiny-a\\.png: image is 1x1/" });
+      assert.deepEqual(det.requeued, { detect: 1, mask: 0, generate: 0, finalize: 0 });
+
+      // Until the workers run them, the two images count as in progress again; the others stay failed.
+      const status = await runStatus(redis, "adm", false);
+      assert.equal(status.finished, 4);
+      assert.deepEqual(status.failures.map((f) => f.name).sort(), ["empty.jpg", "tiny-b.png"]);
+      assert.equal(await fleet.ctx.queues.finalize.getJobState(rocket), "completed", "finalize waits for the generate jobs");
+      assert.equal(await state.needsRefinalize(rocket), true);
+      assert.equal((await fleet.ctx.queues.generate.getJobCounts("waiting")).waiting, 2);
+    } finally {
+      await resumeFleet();
+    }
+    const done = await waitForRun(redis, "adm", { intervalMs: 100, timeoutMs: 60_000 });
+    assert.equal(done.finished, 6);
+    assert.deepEqual(done.failures.map((f) => f.name).sort(), ["empty.jpg", "tiny-b.png"]);
+    const images = new Map((await state.images("adm")).map((i) => [i.name, i]));
+    for (const name of ["rocket.jpg", "tiny-a.png"]) {
+      const img = images.get(name);
+      assert.ok(img);
+      assert.equal(img.failedStage, undefined, `${name}: ${img.reason}`);
+      const manifest = JSON.parse(await readFile(join(outDir, img.outPrefix, "manifest.json"), "utf8"));
+      assert.deepEqual(manifest.results.map((x: { status: string }) => x.status), ["ok", "ok"], name);
+    }
+    const manifestAfter = JSON.parse(await readFile(join(outDir, rocketPrefix, "manifest.json"), "utf8"));
+    assert.ok(manifestAfter.finishedAt > manifestBefore.finishedAt, "rocket's finalize ran again");
+    assert.equal(await state.needsRefinalize(rocket), false);
+
+    const r = await runReport(redis, "adm");
+    assert.deepEqual(r.images, { total: 6, finished: 6, ok: 4, failed: 2, inProgress: 0 });
+    assert.deepEqual(r.results, { ok: 8, failed: 0, pending: 0, notAttempted: 4 });
+    assert.deepEqual(r.failures.results, [], "no failed generate job is left");
+    assert.equal(r.generator.calls, 8, "4 before, 2 for rocket, 2 for tiny-a");
+  });
+
+  it("clean refuses while a job of the run is running, then removes its jobs and state, never an output", async () => {
+    const own = ["coffee.jpg", "rocket.jpg", "tiny-a.png", "tiny-b.png", "empty.jpg"].map((n) => idOf.get(n) as string);
+    const chelsea = idOf.get("chelsea.jpg") as string;
+    assert.equal(own.length, 5);
+    const ownKeys = (keys: string[]) => keys.filter((k) => own.some((id) => k.includes(id)));
+    const keysBefore = ownKeys(await allKeys(redis));
+    for (const s of stages) assert.ok(keysBefore.some((k) => k.startsWith(`${keyPrefix}:${s}:`)), `${s} jobs of the run are there before`);
+
+    // A detect job of the run held active by a worker that waits for us.
+    await pauseFleet();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const holderRedis = connect(redisUrl);
+    const holder = new Worker("detect", () => gate, { connection: holderRedis, prefix: keyPrefix });
+    try {
+      assert.equal((await retryRun(redis, "adm", { stage: "detect", reason: "1x1" })).requeued.detect, 1);
+      await until("the held job is active", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 1);
+      await assert.rejects(cleanRun(redis, "adm"), (err: Error) => err instanceof AdminError && /run adm has 1 active jobs \(detect [0-9a-f]+\)/.test(err.message));
+      assert.equal(await new RunState(redis).runExists("adm"), true, "nothing removed");
+      assert.equal(ownKeys(await allKeys(redis)).length, keysBefore.length + 1, "only the lock was added");
+      release();
+      await until("the held job ended", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 0);
+    } finally {
+      release();
+      await holder.close();
+      await holderRedis.quit();
+    }
+
+    const files = await listFiles(outDir);
+    assert.ok(files.size > 20);
+    const summary = await cleanRun(redis, "adm");
+    assert.deepEqual(summary.removed, { detect: 5, mask: 3, generate: 6, finalize: 3 });
+    assert.deepEqual([summary.forgotten, summary.shared, summary.left], [5, 1, 0]);
+
+    const keys = await allKeys(redis);
+    assert.deepEqual(ownKeys(keys), [], "no key of the run's own images or jobs is left");
+    assert.deepEqual(keys.filter((k) => k.includes(":run:adm")), []);
+    for (const s of stages) {
+      for (const set of ["completed", "failed", "wait", "waiting-children", "delayed", "prioritized"]) {
+        const key = `${keyPrefix}:${s}:${set}`;
+        const type = await redis.type(key);
+        const members = type === "zset" ? await redis.zrange(key, "0", "-1") : type === "list" ? await redis.lrange(key, "0", "-1") : [];
+        assert.deepEqual(members.filter((m) => own.some((id) => m.startsWith(id))), [], `${key} holds none of the run's jobs`);
+      }
+    }
+    const state = new RunState(redis);
+    assert.deepEqual(await state.listRuns(), ["other"]);
+    assert.deepEqual(await listFiles(outDir), files, "every output is still there, unchanged");
+    // The image the other run holds keeps its state and jobs; that run is intact.
+    assert.equal(await redis.exists(`${keyPrefix}:img:${chelsea}`), 1);
+    assert.ok(await fleet.ctx.queues.finalize.getJob(chelsea));
+    assert.equal((await runStatus(redis, "other", false)).succeeded, 2);
+    await assert.rejects(cleanRun(redis, "adm"), /no run named adm/);
+
+    // Enqueued again, a cleaned image runs again; its results are in the output, so the generator is not called.
+    await resumeFleet();
+    await enqueueImages(redis, config, "again", [{ path: join(inputDir, "coffee.jpg"), name: "coffee.jpg" }]);
+    await waitForRun(redis, "again", { intervalMs: 100, timeoutMs: 60_000 });
+    const again = await runReport(redis, "again");
+    assert.deepEqual([again.images.ok, again.results.ok, again.generator.calls], [1, 2, 0]);
+  });
+
+  it("clean --force removes everything but a job still running", async () => {
+    await pauseFleet();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const holderRedis = connect(redisUrl);
+    const holder = new Worker("detect", () => gate, { connection: holderRedis, prefix: keyPrefix });
+    try {
+      await enqueueImages(redis, config, "busy", [
+        { path: join(inputDir, "astronaut.jpg"), name: "astronaut-busy.jpg" },
+        { path: join(inputDir, "tiny-b.png"), name: "tiny-b.png" },
+      ].map((i) => ({ ...i, prompts: ["busy"] })));
+      await until("one job is active", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 1);
+      await assert.rejects(cleanRun(redis, "busy"), /active jobs/);
+      const s = await cleanRun(redis, "busy", { force: true });
+      assert.equal(s.left, 1);
+      assert.equal(s.removed.detect, 1, "the waiting job went");
+      assert.equal(await new RunState(redis).runExists("busy"), false);
+    } finally {
+      release();
+      await holder.close();
+      await holderRedis.quit();
+    }
+  });
+});
+
+describe("generator counters in the generate pool", () => {
+  it("counts results made (not reused), throttles and rejections per run", async () => {
+    const redisUrl = await freshRedis(12);
+    const dir = await scratchDir("admin-counters");
+    const config = resolveConfig({ target: "auto", out: dir, redisUrl, throttleBackoffMs: 20, attempts: 2 });
+    const redis = connect(redisUrl);
+    const ctx = createContext(config, redis);
+    let calls = 0;
+    const fake: Generator = {
+      name: "fake",
+      async generate(req) {
+        calls++;
+        if (req.prompt === "refuse") throw new RejectedError("content filter");
+        if (calls === 1) throw new ThrottledError("slow down", 30);
+        return req.image;
+      },
+      async close() {},
+    };
+    const fakeCtx: WorkerContext = { ...ctx, generator: async () => fake };
+    const meta = await sharp(photo("chelsea.jpg")).metadata();
+    await sharp({ create: { width: meta.width, height: meta.height, channels: 3, background: "white" } }).png().toFile(join(dir, "mask-src.png"));
+    await scratchDir("admin-counters/cat/results");
+    await copyFile(join(dir, "mask-src.png"), join(dir, "cat", "mask.png"));
+    await copyFile(join(dir, "mask-src.png"), join(dir, "cat", "results", "c.png")); // already made: reused
+    const image = { runId: "counts", imageId: "ab".repeat(12), input: photo("chelsea.jpg"), name: "chelsea.jpg", out: dir, outPrefix: "cat", options: pickImageOptions(config) };
+    const job = (prompt: string, seed: number, key: string): GenerateJob => ({ image, promptIndex: 0, prompt, seed, resultKey: `cat/results/${key}.png` });
+    for (const [i, g] of [job("fine", 0, "a"), job("refuse", 1, "b"), job("fine", 2, "c")].entries()) {
+      await ctx.queues.generate.add("generate", g, { jobId: `g${i}`, attempts: 2 });
+    }
+    const pool = startPool("generate", fakeCtx, { concurrency: 1, onFatal: () => undefined });
+    try {
+      await until("the three jobs ended", async () => {
+        const c = await ctx.queues.generate.getJobCounts("completed", "failed");
+        return (c.completed ?? 0) + (c.failed ?? 0) === 3;
+      });
+      assert.deepEqual(await new RunState(redis).counters("counts"), { generatorCalls: 1, throttles: 1, rejected: 1 });
+      assert.equal(calls, 3, "throttled, made, refused; the existing result was not asked for");
+    } finally {
+      await pool.worker.close();
+      await ctx.close();
+      await redis.quit();
+    }
+  });
+});
