@@ -125,6 +125,14 @@ describe("fleet end to end", () => {
       assert.equal(img.failedStage, "detect", `${key} failed at detect`);
       assert.match(img.reason ?? "", /\S+: .+/, `${key} has a reason naming the file`);
     }
+    // Each lands in the detect queue's failed set, on its first attempt: a bad file is not retried.
+    const failed = await fleet.ctx.queues.detect.getFailed(0, -1);
+    for (const key of badNames) {
+      const job = failed.find((j) => (j.data as { input: string }).input === bad[key]);
+      assert.ok(job, `${key} is in the failed set`);
+      assert.equal(job.attemptsMade, 1, `${key}: not retried`);
+      assert.match(job.failedReason, /\S+: .+/);
+    }
     const status2 = await runStatus(fleet.ctx.redis, "e2e");
     assert.equal(status2.succeeded + status2.failed, items.length);
     assert.ok(status2.failed >= badNames.length);

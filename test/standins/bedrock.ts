@@ -14,9 +14,9 @@
  * as base64 PNG. Errors are JSON `{"message": ...}` with `x-amzn-ErrorType` and the service's
  * status: 429 throttling, 400 validation, 403 access denied, 404 not found, 500 internal, 503.
  *
- * Every request is recorded (time, model, prompt, seed, status, image size and hash), so tests
- * can count requests per (image, prompt, seed) and compute rates. Bounded: after `maxRequests`
- * requests (default 500) every answer is a 503.
+ * Every request is recorded (time, model, prompt, seed, status, image size and hash, User-Agent,
+ * and whether the answer was fully delivered), so tests can count requests per (image, prompt,
+ * seed) and compute rates. Bounded: after `maxRequests` requests (default 500) every answer is a 503.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -55,6 +55,15 @@ export interface StandInRequest extends RequestFacts {
   errorType?: string;
   message?: string;
   body?: unknown;
+  /** The client's User-Agent (the AWS SDK's; `AWS_SDK_UA_APP_ID` adds `app/<id>` to it). */
+  userAgent?: string;
+  /**
+   * The whole answer was handed to the client's connection ('finish' before the socket closed);
+   * false while pending or when the client went away first (e.g. killed mid-request).
+   */
+  delivered: boolean;
+  /** Date.now() when the answer finished writing. */
+  deliveredAt?: number;
 }
 
 export interface BedrockStandIn {
@@ -249,8 +258,12 @@ export async function startBedrockStandIn(opts: BedrockStandInOptions = {}): Pro
     const at = Date.now();
     const match = /^\/model\/([^/]+)\/invoke$/.exec((req.url ?? "").split("?")[0]!);
     const model = match ? decodeURIComponent(match[1]!) : "";
-    const rec: StandInRequest = { at, model, status: 0 };
+    const rec: StandInRequest = { at, model, status: 0, delivered: false, userAgent: req.headers["user-agent"] };
     requests.push(rec);
+    res.once("finish", () => {
+      rec.delivered = true;
+      rec.deliveredAt = Date.now();
+    });
     const answer = async (status: number, type: string | null, payload: unknown): Promise<void> => {
       if (opts.latencyMs) await new Promise((r) => setTimeout(r, opts.latencyMs));
       rec.status = status;

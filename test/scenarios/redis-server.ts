@@ -1,0 +1,126 @@
+/**
+ * A throw-away redis-server for tests that crash and restart Redis (test/chaos.test.ts), so the
+ * developer's Redis on 6379 is never disturbed: 127.0.0.1 on a free port, its own folder under
+ * test/.tmp/, and persistence that survives a crash (append-only file, fsync on every write, so
+ * every acknowledged write is on disk; no RDB snapshots).
+ *
+ * `stop()` is SIGKILL: a crash, no shutdown hook, no final save; what the AOF holds is what comes
+ * back. `restart()` starts it again on the SAME port (clients reconnect to the URL they know).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { Redis } from "ioredis";
+import { scratchDir } from "../helpers.js";
+
+export const redisServerBinary = "/usr/bin/redis-server";
+
+export interface RedisServer {
+  port: number;
+  /** redis://127.0.0.1:PORT */
+  url: string;
+  dir: string;
+  /** Whether the server process is up. */
+  readonly running: boolean;
+  /** SIGKILL (a crash) and wait for the process to be gone; a no-op when stopped. */
+  stop(): Promise<void>;
+  /** stop(), then start again on the same port with the same data folder; resolves once it answers PING. */
+  restart(): Promise<void>;
+  /** stop() and remove the data folder. */
+  close(): Promise<void>;
+}
+
+/** A port nothing listens on right now (the kernel's pick). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve, reject) => {
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => resolve());
+  });
+  const address = srv.address();
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  if (!address || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+async function waitForPing(url: string, child: ChildProcess, log: () => string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode}): ${log()}`);
+    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+    probe.on("error", () => undefined);
+    try {
+      await probe.connect();
+      // While the AOF is loaded Redis answers LOADING: not ready yet.
+      if ((await probe.ping()) === "PONG") return;
+    } catch {
+      // not up yet
+    } finally {
+      probe.disconnect();
+    }
+    if (Date.now() > deadline) throw new Error(`redis-server on ${url} did not answer PING within ${timeoutMs} ms: ${log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Starts a redis-server under test/.tmp/<name>/ (emptied first) on a free port. */
+export async function startRedisServer(name = "redis-server"): Promise<RedisServer> {
+  const dir = await scratchDir(name);
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  let child: ChildProcess | undefined;
+  let output = "";
+
+  const start = async () => {
+    output = "";
+    const c = spawn(
+      redisServerBinary,
+      [
+        "--port", String(port),
+        "--bind", "127.0.0.1",
+        "--dir", dir,
+        "--appendonly", "yes",
+        "--appendfsync", "always",
+        "--save", "",
+        "--daemonize", "no",
+        "--protected-mode", "yes",
+        "--loglevel", "warning",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const keep = (d: Buffer) => void (output = (output + d.toString()).slice(-4000));
+    c.stdout?.on("data", keep);
+    c.stderr?.on("data", keep);
+    child = c;
+    await waitForPing(url, c, () => output);
+  };
+
+  const stop = async () => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once("exit", () => resolve());
+      c.kill("SIGKILL");
+    });
+  };
+
+  await start();
+  return {
+    port,
+    url,
+    dir,
+    get running() {
+      return child !== undefined && child.exitCode === null && child.signalCode === null;
+    },
+    stop,
+    async restart() {
+      await stop();
+      await start();
+    },
+    async close() {
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
