@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /** maskfleet: run | enqueue | worker | status | models. */
 import { Command, InvalidArgumentError } from "commander";
+import type { Redis } from "ioredis";
 import { checkRunnable, enqueueImages, needsAws, newRunId } from "../producer/enqueue.js";
 import { findInputs } from "../producer/inputs.js";
 import { formatStatus, runStatus, waitForRun } from "../producer/status.js";
 import { assertAwsCredentials } from "../shared/aws.js";
-import { awsSettingsOf, type Config } from "../shared/config.js";
+import { awsSettingsOf, loadConfig, type Config } from "../shared/config.js";
 import { ConfigError, FatalServiceError, ModelError } from "../shared/errors.js";
-import { assertRedisReachable, connect, stages, type Stage } from "../shared/queues.js";
+import { startMetricsServer, watchQueues, type MetricsServer } from "../shared/metrics.js";
+import { assertRedisReachable, connect, openQueues, stages, type Stage } from "../shared/queues.js";
 import { RunState } from "../shared/run-state.js";
 import { startFleet } from "../workers/fleet.js";
 import { addConfigFlags, configFromFlags, type ConfigFlags } from "./options.js";
@@ -21,6 +23,26 @@ async function preflight(flags: ConfigFlags, inputs: readonly string[]): Promise
   if (needsAws(config, inputs)) await assertAwsCredentials(awsSettingsOf(config));
   await assertRedisReachable(config.redisUrl);
   return config;
+}
+
+/**
+ * The producer's metrics endpoint while it watches a run: the run's gauges (set by waitForRun)
+ * and, given a connection, the queues' depths.
+ */
+async function serveMetrics(config: Config, redis?: Redis): Promise<MetricsServer> {
+  const server = await startMetricsServer(config.metricsPort, config.metricsHost);
+  process.stderr.write(`metrics on ${server.url}\n`);
+  if (!redis) return server;
+  const queues = Object.values(openQueues(redis));
+  const unwatch = watchQueues(queues);
+  return {
+    ...server,
+    async close() {
+      unwatch();
+      await Promise.all(queues.map((q) => q.close()));
+      await server.close();
+    },
+  };
 }
 
 const program = new Command("maskfleet")
@@ -44,6 +66,7 @@ addConfigFlags(
 ).action(async (inputs: string[], flags: ConfigFlags & { run?: string; progress: boolean; concurrency?: number }) => {
   const config = await preflight(flags, inputs);
   const items = await findInputs(inputs, awsSettingsOf(config));
+  const metrics = await serveMetrics(config); // queue depths: the fleet's context reports them
   const fleet = startFleet(config, stages, flags.concurrency);
   const stop = () => void fleet.close().then(() => process.exit(130));
   process.once("SIGINT", stop).once("SIGTERM", stop);
@@ -59,6 +82,7 @@ addConfigFlags(
     process.exitCode = status.failed > 0 ? 3 : 0;
   } finally {
     await fleet.close();
+    await metrics.close();
   }
 });
 
@@ -73,7 +97,9 @@ addConfigFlags(
   const config = await preflight(flags, inputs);
   const items = await findInputs(inputs, awsSettingsOf(config));
   const redis = connect(config.redisUrl);
+  let metrics: MetricsServer | undefined;
   try {
+    if (flags.wait) metrics = await serveMetrics(config, redis);
     const runId = flags.run ?? newRunId();
     const summary = await enqueueImages(redis, config, runId, items);
     process.stdout.write(`${runId}\n`);
@@ -88,6 +114,7 @@ addConfigFlags(
       process.stdout.write(formatStatus(status) + "\n");
     }
   } finally {
+    await metrics?.close();
     await redis.quit();
   }
 });
@@ -103,8 +130,9 @@ addConfigFlags(
   const config = configFromFlags(flags);
   if (needsAws(config, [])) await assertAwsCredentials(awsSettingsOf(config));
   await assertRedisReachable(config.redisUrl);
+  const metrics = await startMetricsServer(config.metricsPort, config.metricsHost);
   const fleet = startFleet(config, [stage as Stage], flags.concurrency);
-  process.stderr.write(`${stage} worker ${process.pid} started (concurrency ${flags.concurrency ?? config.concurrency[stage as Stage]})\n`);
+  process.stderr.write(`${stage} worker ${process.pid} started (concurrency ${flags.concurrency ?? config.concurrency[stage as Stage]}), metrics on ${metrics.url}\n`);
   try {
     await Promise.race([
       new Promise<void>((resolve) => {
@@ -118,6 +146,7 @@ addConfigFlags(
     ]);
   } finally {
     await fleet.close();
+    await metrics.close();
   }
   // Jobs handed back after the grace period may still hold native work (an ONNX run): do not wait for it.
   process.exit(0);
@@ -130,10 +159,15 @@ program
   .option("--wait", "follow until the run finishes")
   .option("--json", "machine-readable output")
   .option("--redis <url>", "Redis URL", process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379")
-  .action(async (runId: string | undefined, flags: { wait?: boolean; json?: boolean; redis: string }) => {
+  .option("--metrics-port <n>", "with --wait: Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)", Number)
+  .action(async (runId: string | undefined, flags: { wait?: boolean; json?: boolean; redis: string; metricsPort?: number }) => {
+    // Only a waiting status serves metrics; its port and host come from the flag or MASKFLEET_METRICS_*.
+    const config = runId && flags.wait ? loadConfig({ overrides: { redisUrl: flags.redis, metricsPort: flags.metricsPort } }) : undefined;
     await assertRedisReachable(flags.redis);
     const redis = connect(flags.redis);
+    let metrics: MetricsServer | undefined;
     try {
+      if (config) metrics = await serveMetrics(config, redis);
       if (!runId) {
         const runs = await new RunState(redis).listRuns();
         process.stdout.write(runs.length ? runs.join("\n") + "\n" : "no runs\n");
@@ -143,6 +177,7 @@ program
       const status = await runStatus(redis, runId);
       process.stdout.write(flags.json ? JSON.stringify(status, null, 2) + "\n" : formatStatus(status) + "\n");
     } finally {
+      await metrics?.close();
       await redis.quit();
     }
   });

@@ -36,7 +36,8 @@ export function addConfigFlags(cmd: Command): Command {
     .option("--bedrock-endpoint <url>", "Bedrock Runtime endpoint override")
     .option("--rekognition-endpoint <url>", "Rekognition endpoint override")
     .option("--redis <url>", "Redis URL")
-    .option("--attempts <n>", "attempts per job for transient errors", Number);
+    .option("--attempts <n>", "attempts per job for transient errors", Number)
+    .option("--metrics-port <n>", "Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)", Number);
 }
 
 export interface ConfigFlags {
@@ -71,6 +72,7 @@ export interface ConfigFlags {
   rekognitionEndpoint?: string;
   redis?: string;
   attempts?: number;
+  metricsPort?: number;
   concurrency?: number;
 }
 
@@ -105,6 +107,7 @@ export function configFromFlags(flags: ConfigFlags, extra: ConfigInput = {}): Co
     rekognitionEndpoint: flags.rekognitionEndpoint,
     redisUrl: flags.redis,
     attempts: flags.attempts,
+    metricsPort: flags.metricsPort,
     ...extra,
   };
   return loadConfig({ file: flags.config, overrides });

@@ -87,6 +87,9 @@ export const configSchema = z.strictObject({
       finalize: z.number().int().min(1).max(256).default(2),
     })
     .default({ detect: 2, mask: 1, generate: 4, finalize: 2 }),
+  /** Prometheus metrics at GET /metrics. Unset: 9464, or any free port when 9464 is taken; 0: any free port; a port given and taken is an error. */
+  metricsPort: z.number().int().min(0).max(65535).optional(),
+  metricsHost: z.string().min(1).default("0.0.0.0"),
   /** Model download cache. */
   cacheDir: z.string().min(1).optional(),
 });

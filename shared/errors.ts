@@ -47,3 +47,17 @@ export class RejectedError extends Error {
 export class FatalServiceError extends Error {
   override readonly name = "FatalServiceError";
 }
+
+/** The short class of a failure, for metrics labels: never the message, which names files and ids. */
+export type FailureClass = "input" | "rejected" | "config" | "model" | "throttled" | "fatal" | "transient";
+
+export function failureClass(err: unknown): FailureClass {
+  if (err instanceof InputError) return "input";
+  if (err instanceof RejectedError) return "rejected";
+  if (err instanceof ConfigError) return "config";
+  if (err instanceof ModelError) return "model";
+  if (err instanceof ThrottledError) return "throttled";
+  if (err instanceof FatalServiceError) return "fatal";
+  // Timeouts, 5xx, I/O, anything unexpected: what the pool retries with backoff.
+  return "transient";
+}

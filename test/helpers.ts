@@ -5,6 +5,11 @@ import { Redis } from "ioredis";
 
 export const repoRoot = resolve(import.meta.dirname, "..");
 
+// The maskfleet processes tests start (they inherit this environment) serve their metrics on a
+// free loopback port: never 9464, which a developer's Prometheus may scrape, nor all interfaces.
+process.env.MASKFLEET_METRICS_PORT ??= "0";
+process.env.MASKFLEET_METRICS_HOST ??= "127.0.0.1";
+
 export async function scratchDir(name: string): Promise<string> {
   const dir = join(repoRoot, "test", ".tmp", name);
   await rm(dir, { recursive: true, force: true });

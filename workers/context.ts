@@ -2,6 +2,7 @@
  * What every stage of a worker process shares: the config, one Redis connection, the queues it
  * hands work on to, per-image run state, output stores, and models loaded once per process.
  */
+import { basename } from "node:path";
 import type { Redis } from "ioredis";
 import type { Queue } from "bullmq";
 import { FlowProducer } from "bullmq";
@@ -9,9 +10,11 @@ import type { AwsSettings } from "../shared/aws.js";
 import { awsSettingsOf, type Config } from "../shared/config.js";
 import { decodeImage, type DecodedImage } from "../shared/image.js";
 import { readInput } from "../shared/input.js";
+import { onnxSessionLoaded, timeStep, watchQueues } from "../shared/metrics.js";
 import { keyPrefix, openQueues, type Stage } from "../shared/queues.js";
 import { RunState } from "../shared/run-state.js";
 import { openStore, type Store } from "../shared/storage/index.js";
+import { timedStore } from "../shared/storage/timed.js";
 import { loadSegmenter, type Segmenter } from "./mask/segmenter.js";
 import { loadFaceDetector, type Detector } from "./detect/detector.js";
 import { createRekognitionDetector } from "./detect/rekognition.js";
@@ -56,6 +59,7 @@ function memo<T>() {
 export function createContext(config: Config, redis: Redis): WorkerContext {
   const aws = awsSettingsOf(config);
   const queues = openQueues(redis);
+  const unwatchQueues = watchQueues(Object.values(queues)); // their depths, on every metrics scrape
   const flows = new FlowProducer({ connection: redis, prefix: keyPrefix });
   const stores = new Map<string, Store>();
   const modelOpts = {
@@ -66,6 +70,15 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
   const segmenters = memo<Segmenter>();
   const detectors = memo<Detector>();
   const generators = memo<Generator>();
+  // Loaded ONNX models are reported (maskfleet_onnx_session_info) until the context closes; the
+  // provider asked for is the one in use (createSession never falls back).
+  const unmark: (() => void)[] = [];
+  const marked =
+    (task: string) =>
+    <T extends { name: string; executionProvider?: string }>(model: T): T => {
+      unmark.push(onnxSessionLoaded(basename(model.name), task, model.executionProvider ?? config.executionProvider));
+      return model;
+    };
   return {
     config,
     redis,
@@ -75,15 +88,18 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
     aws,
     store(root) {
       let s = stores.get(root);
-      if (!s) stores.set(root, (s = openStore(root, aws)));
+      if (!s) stores.set(root, (s = timedStore(openStore(root, aws))));
       return s;
     },
     async loadImage(job) {
-      return decodeImage(await readInput(job.input, job.name, aws), job.name, { maxPixels: job.options.maxPixels });
+      const bytes = await timeStep("input_read", () => readInput(job.input, job.name, aws));
+      return timeStep("image_decode", () => decodeImage(bytes, job.name, { maxPixels: job.options.maxPixels }));
     },
-    segmenter: (spec) => segmenters.get(spec, () => loadSegmenter(spec, modelOpts)),
+    segmenter: (spec) => segmenters.get(spec, () => loadSegmenter(spec, modelOpts).then(marked("segment"))),
     faceDetector: (spec, minConfidence) =>
-      detectors.get(JSON.stringify([spec, minConfidence]), () => loadFaceDetector(spec, { ...modelOpts, scoreThreshold: minConfidence })),
+      detectors.get(JSON.stringify([spec, minConfidence]), () =>
+        loadFaceDetector(spec, { ...modelOpts, scoreThreshold: minConfidence }).then(marked("face-detect")),
+      ),
     rekognition: (target, minConfidence, maxObjects) =>
       detectors.get(JSON.stringify(["rekognition", target, minConfidence, maxObjects]), async () =>
         createRekognitionDetector({ aws, target, minConfidence, maxObjects }),
@@ -92,6 +108,8 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
     async close() {
       const settled = await Promise.allSettled<{ close(): Promise<void> }>([...segmenters.values(), ...detectors.values(), ...generators.values()]);
       for (const s of settled) if (s.status === "fulfilled") await s.value.close();
+      for (const u of unmark.splice(0)) u();
+      unwatchQueues();
       await flows.close();
       await Promise.all(Object.values(queues).map((q) => q.close()));
     },

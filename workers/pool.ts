@@ -8,10 +8,12 @@
  *   stops with one clear line;
  * - anything else: retried with exponential backoff, recorded when the last attempt fails.
  * Per run, the generate pool counts generator calls (results made, not reused), throttles and
- * rejections (RunState.count; `maskfleet report` shows them).
+ * rejections (RunState.count; `maskfleet report` shows them). Per process, every pool reports
+ * its jobs' outcomes, durations, running jobs and throttle pauses as metrics (shared/metrics.ts).
  */
 import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
-import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledError } from "../shared/errors.js";
+import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledError, failureClass } from "../shared/errors.js";
+import * as metrics from "../shared/metrics.js";
 import { keyPrefix, type Stage } from "../shared/queues.js";
 import { log } from "../shared/log.js";
 import type { WorkerContext } from "./context.js";
@@ -90,16 +92,21 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     try {
       const result = await processJob(job, ctx);
       throttlesInARow = 0;
+      metrics.jobsCompleted.inc({ stage });
+      metrics.stageDuration.observe({ stage }, (Date.now() - started) / 1000);
       if (stage === "generate" && (result as GenerateResult).reused === false) await count(job, "generatorCalls");
       log.debug({ stage, jobId: job.id, ms: Date.now() - started }, "job done");
       return result;
     } catch (err) {
       if (err instanceof ThrottledError) {
         await count(job, "throttles");
+        metrics.throttles.inc({ stage });
         // Requests already in flight when the queue paused belong to the same throttle: no escalation.
         if (Date.now() >= pausedUntil) {
           const pause = throttlePauseMs(throttleBaseMs, throttlesInARow++, err.retryAfterMs);
           pausedUntil = Date.now() + pause;
+          metrics.rateLimitPauses.inc({ queue: stage });
+          metrics.rateLimitPauseSeconds.inc({ queue: stage }, pause / 1000);
           log.warn({ stage, jobId: job.id, pauseMs: pause, reason: err.message }, "throttled: queue paused, job back to waiting");
           await ctx.queues[stage].rateLimit(pause);
         }
@@ -121,6 +128,7 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       if (err instanceof RejectedError) await count(job, "rejected");
       const final = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const reason = err instanceof Error ? err.message : String(err);
+      (final ? metrics.jobsFailed : metrics.jobsRetried).inc({ stage, reason: failureClass(err) });
       const imageId = imageIdOf(job);
       // A failed generate job is one result of the image: finalize records it; the image goes on.
       if (final && imageId && stage !== "generate") await ctx.runState.failed(imageId, stage, reason);
@@ -136,9 +144,11 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     stage,
     async (job: Job, token?: string) => {
       running++;
+      metrics.jobsActive.inc({ stage });
       try {
         return await runJob(job, token);
       } finally {
+        metrics.jobsActive.dec({ stage });
         if (--running === 0) for (const wake of idleWaiters.splice(0)) wake();
       }
     },
@@ -156,6 +166,10 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     },
   );
   worker.on("error", (err) => log.error({ stage, err: err.message }, "worker error"));
+  // Series at 0 from the start, so rates and utilisation show before the first job ends.
+  for (const m of [metrics.jobsCompleted, metrics.jobsActive, metrics.throttles]) m.inc({ stage }, 0);
+  metrics.workerConcurrency.inc({ stage }, opts.concurrency);
+  worker.once("closed", () => metrics.workerConcurrency.dec({ stage }, opts.concurrency));
   if (stage === "generate") {
     // A generate job re-queued by `maskfleet retry` after its image's finalize had finished: finalize runs again.
     const refinalize = (job: Job | undefined) => {

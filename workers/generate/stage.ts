@@ -7,6 +7,7 @@ import sharp from "sharp";
 import { generateJobSchema, outputKeys } from "../../shared/jobs.js";
 import { encodePng } from "../../shared/image.js";
 import { featherMask } from "../../shared/mask-ops.js";
+import { generatorRequest } from "../../shared/metrics.js";
 import type { Mask } from "../../shared/types.js";
 import type { WorkerContext } from "../context.js";
 
@@ -36,18 +37,20 @@ export async function generateStage(job: Job, ctx: WorkerContext): Promise<Gener
   }
   const image = await ctx.loadImage(img);
   const mask = await featherMask(await decodeMask(await store.read(outputKeys(img.outPrefix).mask)), opts.featherPx);
-  const out = await generator.generate({
-    image,
-    mask,
-    mode: opts.mode,
-    prompt: g.prompt,
-    seed: g.seed,
-    cfgScale: opts.cfgScale,
-    quality: opts.quality,
-    outpaintingMode: opts.outpaintingMode,
-    ...(opts.negativePrompt && { negativePrompt: opts.negativePrompt }),
-    ...(opts.maskPrompt && { maskPrompt: opts.maskPrompt }),
-  });
+  const out = await generatorRequest(generator.name, () =>
+    generator.generate({
+      image,
+      mask,
+      mode: opts.mode,
+      prompt: g.prompt,
+      seed: g.seed,
+      cfgScale: opts.cfgScale,
+      quality: opts.quality,
+      outpaintingMode: opts.outpaintingMode,
+      ...(opts.negativePrompt && { negativePrompt: opts.negativePrompt }),
+      ...(opts.maskPrompt && { maskPrompt: opts.maskPrompt }),
+    }),
+  );
   await store.write(g.resultKey, await encodePng(out));
   await ctx.runState.resultDone(img.imageId, g.resultKey);
   return { ...base, ms: Math.round(performance.now() - started), reused: false };

@@ -8,6 +8,7 @@ import { InputError } from "../../shared/errors.js";
 import { generateJobId, generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
 import { encodePng, rgbaFrom } from "../../shared/image.js";
 import { fillHoles, growMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../../shared/mask-ops.js";
+import { observeStep } from "../../shared/metrics.js";
 import { jobOptions } from "../../shared/queues.js";
 import { dominantColorName, type PromptVars } from "../../shared/prompts.js";
 import type { Mask } from "../../shared/types.js";
@@ -26,6 +27,8 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
   const segmented = await segmenter.segment(image, detections.boxes).catch((err: unknown) => {
     throw err instanceof InputError ? new InputError(`${data.name}: ${err.message.replace(/^segment: /, "")}`, { cause: err }) : err;
   });
+  observeStep("sam_encode", segmented.timings.encodeMs);
+  observeStep("sam_decode", segmented.timings.decodeMs);
   const cleanStart = performance.now();
   let mask: Mask = unionMasks(segmented.masks);
   if (opts.fillHoles) mask = fillHoles(mask);

@@ -1,0 +1,176 @@
+/**
+ * Prometheus metrics of one process (a worker or the producer): one registry, the metric
+ * definitions, and the HTTP endpoint that serves them (GET /metrics). Labels stay few-valued:
+ * stage, step, failure class, queue, state, generator, model; a run id only on the per-run
+ * gauges, which a process sets for the runs it watches. The README lists every metric.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Queue } from "bullmq";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { ConfigError, failureClass } from "./errors.js";
+import { log } from "./log.js";
+
+export const registry = new Registry();
+
+/** 1 ms to 5 min: a store write, a SAM decoder run, a ViT-H encode on CPU, a Nova Canvas request. */
+const buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+const counter = <L extends string>(name: string, help: string, labelNames: L[]) => new Counter({ name, help, labelNames, registers: [registry] });
+const gauge = <L extends string>(name: string, help: string, labelNames: L[]) => new Gauge({ name, help, labelNames, registers: [registry] });
+const histogram = <L extends string>(name: string, help: string, labelNames: L[]) => new Histogram({ name, help, labelNames, buckets, registers: [registry] });
+
+export const jobsCompleted = counter("maskfleet_jobs_completed_total", "Jobs completed, per stage", ["stage"]);
+export const jobsFailed = counter("maskfleet_jobs_failed_total", "Jobs failed for good (bad input, a refused request, or no attempt left), per stage and failure class", ["stage", "reason"]);
+export const jobsRetried = counter("maskfleet_jobs_retried_total", "Job attempts that failed and will be retried with backoff, per stage and failure class", ["stage", "reason"]);
+export const jobsActive = gauge("maskfleet_jobs_active", "Jobs running in this process, per stage", ["stage"]);
+export const workerConcurrency = gauge("maskfleet_worker_concurrency", "Jobs this process runs at once at most, per stage (utilisation: jobs_active / this)", ["stage"]);
+export const stageDuration = histogram("maskfleet_stage_duration_seconds", "Time of one completed job, per stage", ["stage"]);
+const stepDuration = histogram("maskfleet_step_duration_seconds", "Time of one step inside a job: input read, image decode, SAM encoder and decoder, generator request, store I/O", ["step"]);
+const generatorRequests = counter("maskfleet_generator_requests_total", "Generator requests, per generator and outcome (ok, or the failure class)", ["generator", "outcome"]);
+export const throttles = counter("maskfleet_throttles_total", "Jobs a service throttled, per stage", ["stage"]);
+export const rateLimitPauses = counter("maskfleet_rate_limit_pauses_total", "Queue pauses this process started after a throttle, per queue", ["queue"]);
+export const rateLimitPauseSeconds = counter("maskfleet_rate_limit_pause_seconds_total", "Seconds of queue pause this process asked for after throttles, per queue", ["queue"]);
+const onnxSessions = gauge("maskfleet_onnx_session_info", "1 for each ONNX model loaded in this process, with its task and the execution provider it runs on", ["model", "task", "ep"]);
+const runImages = gauge("maskfleet_run_images", "Images of a run this process watches, by state (total, finished, succeeded, failed)", ["run", "state"]);
+const runImagesPerMinute = gauge("maskfleet_run_images_per_minute", "Images finished per minute since a run this process watches was created", ["run"]);
+
+export type Step = "input_read" | "image_decode" | "sam_encode" | "sam_decode" | "generate_request" | "store_read" | "store_write" | "store_exists";
+
+export function observeStep(step: Step, ms: number): void {
+  stepDuration.observe({ step }, ms / 1000);
+}
+
+/** Runs `work`, recording its time as `step` whether it succeeds or fails. */
+export async function timeStep<T>(step: Step, work: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  try {
+    return await work();
+  } finally {
+    observeStep(step, performance.now() - started);
+  }
+}
+
+/** Runs one generator request: timed as generate_request, counted with its outcome. */
+export async function generatorRequest<T>(generator: string, request: () => Promise<T>): Promise<T> {
+  try {
+    const result = await timeStep("generate_request", request);
+    generatorRequests.inc({ generator, outcome: "ok" });
+    return result;
+  } catch (err) {
+    generatorRequests.inc({ generator, outcome: failureClass(err) });
+    throw err;
+  }
+}
+
+/** Marks a loaded ONNX model; returns the function that unmarks it when its sessions close. */
+export function onnxSessionLoaded(model: string, task: string, ep: string): () => void {
+  const labels = { model, task, ep };
+  onnxSessions.set(labels, 1);
+  return () => onnxSessions.remove(labels);
+}
+
+/** Sets the per-run gauges from a run's status (the producer calls this each time it polls). */
+export function recordRun(s: { runId: string; total: number; finished: number; succeeded: number; failed: number; imagesPerMin: number | null }): void {
+  for (const state of ["total", "finished", "succeeded", "failed"] as const) runImages.set({ run: s.runId, state }, s[state]);
+  runImagesPerMinute.set({ run: s.runId }, s.imagesPerMin ?? 0);
+}
+
+const queueStates = ["waiting", "active", "delayed", "failed", "waiting-children"] as const;
+const watchedQueues = new Set<Queue>();
+/** A scrape must not hang on a slow or unreachable Redis: the queue gauges are left out instead. */
+const QUEUE_COUNT_TIMEOUT_MS = 2000;
+
+new Gauge({
+  name: "maskfleet_queue_jobs",
+  help: "Jobs in each queue by state, read from Redis at scrape time",
+  labelNames: ["queue", "state"],
+  registers: [registry],
+  async collect() {
+    this.reset();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${QUEUE_COUNT_TIMEOUT_MS} ms`)), QUEUE_COUNT_TIMEOUT_MS)));
+    try {
+      const counts = await Promise.race([Promise.all([...watchedQueues].map(async (q) => ({ queue: q.name, counts: await q.getJobCounts(...queueStates) }))), timeout]);
+      for (const { queue, counts: c } of counts) for (const state of queueStates) this.set({ queue, state }, c[state] ?? 0);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "queue depth not read for this scrape");
+    } finally {
+      clearTimeout(timer);
+    }
+  },
+});
+
+/** Reports these queues' depths on every scrape; returns the function that stops it. */
+export function watchQueues(queues: Iterable<Queue>): () => void {
+  const added = [...queues];
+  for (const q of added) watchedQueues.add(q);
+  return () => added.forEach((q) => watchedQueues.delete(q));
+}
+
+export const DEFAULT_METRICS_PORT = 9464;
+
+export interface MetricsServer {
+  readonly port: number;
+  /** Where to scrape it from this host, e.g. http://127.0.0.1:9464/metrics. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+let defaultsCollected = false;
+
+/**
+ * Serves the registry at GET /metrics on `host`:`port`, with the process's CPU, memory and
+ * event-loop metrics. Port 0: any free port. No port: 9464, or any free port when 9464 is taken
+ * (several processes on one host); a port given and taken is a ConfigError naming metricsPort.
+ */
+export async function startMetricsServer(port: number | undefined, host = "0.0.0.0"): Promise<MetricsServer> {
+  if (!defaultsCollected) {
+    collectDefaultMetrics({ register: registry });
+    defaultsCollected = true;
+  }
+  let server: Server;
+  try {
+    server = await listen(port ?? DEFAULT_METRICS_PORT, host).catch((err: NodeJS.ErrnoException) => {
+      if (port === undefined && err.code === "EADDRINUSE") return listen(0, host);
+      throw err;
+    });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError(
+      e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND" ? "metricsHost" : "metricsPort",
+      e.code === "EADDRINUSE" ? `port ${port} on ${host} is in use (give each process on a host its own port, or 0 for any free one)` : `cannot listen on ${host}:${port ?? DEFAULT_METRICS_PORT}: ${e.message}`,
+    );
+  }
+  const bound = (server.address() as AddressInfo).port;
+  const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  return {
+    port: bound,
+    url: `http://${shown}:${bound}/metrics`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections(); // Prometheus keeps its connection open between scrapes
+      }),
+  };
+}
+
+function listen(port: number, host: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== "GET" || new URL(req.url ?? "/", "http://x").pathname !== "/metrics") {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at GET /metrics\n");
+      return;
+    }
+    registry.metrics().then(
+      (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
+      (err: Error) => res.writeHead(500, { "content-type": "text/plain" }).end(`${err.message}\n`),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve(server);
+    });
+  });
+}
