@@ -83,39 +83,99 @@ export async function featherMask(mask: Mask, sigmaPx: number): Promise<Mask> {
 }
 
 /**
+ * Runs of one class (object: value >= 128, or background) row by row, labelled into connected
+ * components with union-find: 8-connected (`diagonal`) or 4-connected. Working on runs instead of
+ * pixels makes the flood fills of fillHoles and removeSmallIslands a scan of the bytes plus work per
+ * run (a 12 MP mask: ~15 ms instead of 150-330 ms).
+ */
+interface Components {
+  count: number;
+  y: Int32Array;
+  x0: Int32Array;
+  /** Exclusive end. */
+  x1: Int32Array;
+  /** Component root of each run. */
+  root: Int32Array;
+}
+
+function components(mask: Mask, object: boolean, diagonal: boolean): Components {
+  const { width: w, height: h } = mask;
+  const src = mask.data;
+  let cap = Math.max(64, h * 4);
+  let ys = new Int32Array(cap);
+  let x0s = new Int32Array(cap);
+  let x1s = new Int32Array(cap);
+  let n = 0;
+  const rowStart = new Int32Array(h + 1);
+  for (let y = 0; y < h; y++) {
+    rowStart[y] = n;
+    const base = y * w;
+    let x = 0;
+    while (x < w) {
+      while (x < w && (src[base + x]! >= OBJECT_THRESHOLD) !== object) x++;
+      if (x === w) break;
+      const start = x;
+      while (x < w && (src[base + x]! >= OBJECT_THRESHOLD) === object) x++;
+      if (n === cap) {
+        cap *= 2;
+        const grow = (a: Int32Array) => {
+          const b = new Int32Array(cap);
+          b.set(a);
+          return b;
+        };
+        [ys, x0s, x1s] = [grow(ys), grow(x0s), grow(x1s)];
+      }
+      ys[n] = y;
+      x0s[n] = start;
+      x1s[n] = x;
+      n++;
+    }
+  }
+  rowStart[h] = n;
+  const parent = new Int32Array(n);
+  for (let i = 0; i < n; i++) parent[i] = i;
+  const find = (i: number): number => {
+    while (parent[i] !== i) {
+      const p = parent[parent[i]!]!;
+      parent[i] = p;
+      i = p;
+    }
+    return i;
+  };
+  const d = diagonal ? 1 : 0;
+  for (let y = 1; y < h; y++) {
+    let a = rowStart[y - 1]!;
+    const aEnd = rowStart[y]!;
+    let b = aEnd;
+    const bEnd = rowStart[y + 1]!;
+    while (a < aEnd && b < bEnd) {
+      // Runs touch when they overlap (4-connected) or overlap after growing by one pixel (8-connected).
+      if (x0s[a]! < x1s[b]! + d && x0s[b]! < x1s[a]! + d) {
+        const ra = find(a);
+        const rb = find(b);
+        if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb);
+      }
+      if (x1s[a]! < x1s[b]!) a++;
+      else b++;
+    }
+  }
+  for (let i = 0; i < n; i++) parent[i] = find(i);
+  return { count: n, y: ys, x0: x0s, x1: x1s, root: parent };
+}
+
+/**
  * Background regions (4-connected) that do not touch the image border become object (255).
  * All other pixels keep their value.
  */
 export function fillHoles(mask: Mask): Mask {
   const { width: w, height: h } = mask;
-  const src = mask.data;
-  const reached = new Uint8Array(src.length);
-  const stack = new Int32Array(src.length);
-  let top = 0;
-  const seed = (i: number): void => {
-    if (!reached[i] && src[i]! < OBJECT_THRESHOLD) {
-      reached[i] = 1;
-      stack[top++] = i;
-    }
-  };
-  for (let x = 0; x < w; x++) {
-    seed(x);
-    seed((h - 1) * w + x);
+  const c = components(mask, false, false);
+  const border = new Uint8Array(c.count);
+  for (let i = 0; i < c.count; i++) {
+    if (c.y[i] === 0 || c.y[i] === h - 1 || c.x0[i] === 0 || c.x1[i] === w) border[c.root[i]!] = 1;
   }
-  for (let y = 0; y < h; y++) {
-    seed(y * w);
-    seed(y * w + w - 1);
-  }
-  while (top > 0) {
-    const i = stack[--top]!;
-    const x = i % w;
-    if (x > 0) seed(i - 1);
-    if (x < w - 1) seed(i + 1);
-    if (i >= w) seed(i - w);
-    if (i < (h - 1) * w) seed(i + w);
-  }
-  const out = Uint8Array.from(src);
-  for (let i = 0; i < out.length; i++) if (src[i]! < OBJECT_THRESHOLD && !reached[i]) out[i] = 255;
+  const out = Uint8Array.from(mask.data);
+  for (let i = 0; i < c.count; i++) if (!border[c.root[i]!]) out.fill(255, c.y[i]! * w + c.x0[i]!, c.y[i]! * w + c.x1[i]!);
   return { data: out, width: w, height: h };
 }
 
@@ -125,38 +185,12 @@ export function fillHoles(mask: Mask): Mask {
  */
 export function removeSmallIslands(mask: Mask, minArea: number): Mask {
   const { width: w, height: h } = mask;
-  const src = mask.data;
-  const out = Uint8Array.from(src);
+  const out = Uint8Array.from(mask.data);
   if (minArea <= 1) return { data: out, width: w, height: h };
-  const seen = new Uint8Array(src.length);
-  const component = new Int32Array(src.length);
-  for (let start = 0; start < src.length; start++) {
-    if (seen[start] || src[start]! < OBJECT_THRESHOLD) continue;
-    // Depth-first flood: `component` doubles as the stack, so its first `size` entries
-    // end up listing every pixel of the component.
-    seen[start] = 1;
-    component[0] = start;
-    let size = 1;
-    for (let k = 0; k < size; k++) {
-      const i = component[k]!;
-      const x = i % w;
-      const y = (i - x) / w;
-      for (let dy = -1; dy <= 1; dy++) {
-        const yy = y + dy;
-        if (yy < 0 || yy >= h) continue;
-        for (let dx = -1; dx <= 1; dx++) {
-          const xx = x + dx;
-          if (xx < 0 || xx >= w) continue;
-          const j = yy * w + xx;
-          if (!seen[j] && src[j]! >= OBJECT_THRESHOLD) {
-            seen[j] = 1;
-            component[size++] = j;
-          }
-        }
-      }
-    }
-    if (size < minArea) for (let k = 0; k < size; k++) out[component[k]!] = 0;
-  }
+  const c = components(mask, true, true);
+  const area = new Float64Array(c.count);
+  for (let i = 0; i < c.count; i++) area[c.root[i]!]! += c.x1[i]! - c.x0[i]!;
+  for (let i = 0; i < c.count; i++) if (area[c.root[i]!]! < minArea) out.fill(0, c.y[i]! * w + c.x0[i]!, c.y[i]! * w + c.x1[i]!);
   return { data: out, width: w, height: h };
 }
 

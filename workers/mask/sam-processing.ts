@@ -154,16 +154,73 @@ function resample(src: Float32Array, stride: number, xm: AxisMap, ym: AxisMap, e
   }
 }
 
-/** Stage 1 of mask_postprocessing: low-res logits -> the resized-size crop of their 1024 x 1024 upscale. */
-function upscaleToResized(lowRes: Float32Array, lowSide: number, resized: Size): Float32Array {
+/**
+ * Output index d of two bilinear stages (`inner`: low-res -> 1024 frame, `outer`: crop -> output)
+ * as taps on low-res indices j, j + 1, j + 2: out = (1 - f) * mid[m0] + f * mid[m1] with
+ * mid[m] = (1 - g) * low[i0(m)] + g * low[i1(m)]; m1 is m0 or m0 + 1, so the taps span j..j+2.
+ */
+function composedTaps(inner: AxisMap, outer: AxisMap, d: number): [number, number, number, number] {
+  const m0 = outer.i0[d]!;
+  const m1 = outer.i1[d]!;
+  const f = outer.w[d]!;
+  const j = inner.i0[m0]!;
+  const t = [0, 0, 0];
+  t[0]! += (1 - f) * (1 - inner.w[m0]!);
+  t[inner.i1[m0]! - j]! += (1 - f) * inner.w[m0]!;
+  t[inner.i0[m1]! - j]! += f * (1 - inner.w[m1]!);
+  t[inner.i1[m1]! - j]! += f * inner.w[m1]!;
+  return [j, t[0]!, t[1]!, t[2]!];
+}
+
+/**
+ * mask_postprocessing, fused: low-res logits -> (bilinear to 1024 x 1024, crop to the resized size,
+ * bilinear to the original size), calling `row(y, ...)` with each output row as a weighted sum of
+ * up to three rows of `cols` (the low-res rows already interpolated horizontally through both
+ * stages). Both stages are linear and separable and the crop only selects indices, so this equals
+ * the two-stage computation up to float rounding, without the 1024-wide intermediate and with about
+ * three multiply-adds per output pixel.
+ */
+function upscaleRows(
+  lowRes: Float32Array,
+  lowSide: number,
+  resized: Size,
+  original: Size,
+  row: (y: number, a: Float32Array, ca: number, b: Float32Array, cb: number, c: Float32Array, cc: number) => void,
+): void {
   if (lowRes.length < lowSide * lowSide) throw new RangeError(`mask logits: expected ${lowSide}x${lowSide} values, got ${lowRes.length}`);
-  const out = new Float32Array(resized.width * resized.height);
-  const W = resized.width;
-  resample(lowRes, lowSide, axisMap(lowSide, SAM_INPUT_SIDE, resized.width), axisMap(lowSide, SAM_INPUT_SIDE, resized.height), (y, a, b, fy) => {
-    const row = y * W;
-    for (let x = 0; x < W; x++) out[row + x] = a[x]! + fy * (b[x]! - a[x]!);
-  });
-  return out;
+  const W = original.width;
+  // Horizontal: low-res column -> resized column (stage 1) -> original column (stage 2), per low row.
+  const x1 = axisMap(lowSide, SAM_INPUT_SIDE, resized.width);
+  const x2 = axisMap(resized.width, W, W);
+  const i0 = new Int32Array(W);
+  const i1 = new Int32Array(W);
+  const wa = new Float32Array(W);
+  const i2 = new Int32Array(W);
+  const wb = new Float32Array(W);
+  const wc = new Float32Array(W);
+  for (let x = 0; x < W; x++) {
+    const [j, t0, t1, t2] = composedTaps(x1, x2, x);
+    i0[x] = j;
+    i1[x] = Math.min(j + 1, lowSide - 1);
+    i2[x] = Math.min(j + 2, lowSide - 1);
+    wa[x] = t0;
+    wb[x] = t1;
+    wc[x] = t2;
+  }
+  const cols = Array.from({ length: lowSide }, () => new Float32Array(W));
+  for (let r = 0; r < lowSide; r++) {
+    const base = r * lowSide;
+    const out = cols[r]!;
+    for (let x = 0; x < W; x++) out[x] = wa[x]! * lowRes[base + i0[x]!]! + wb[x]! * lowRes[base + i1[x]!]! + wc[x]! * lowRes[base + i2[x]!]!;
+  }
+  // Vertical: the same composition on rows, with up to three low rows per output row.
+  const y1 = axisMap(lowSide, SAM_INPUT_SIDE, resized.height);
+  const y2 = axisMap(resized.height, original.height, original.height);
+  for (let y = 0; y < original.height; y++) {
+    const [j, t0, t1, t2] = composedTaps(y1, y2, y);
+    const at = (k: number) => cols[Math.min(j + k, lowSide - 1)]!;
+    row(y, at(0), t0, at(1), t1, at(2), t2);
+  }
 }
 
 /**
@@ -171,24 +228,23 @@ function upscaleToResized(lowRes: Float32Array, lowSide: number, resized: Size):
  * original size: 255 where the upscaled logit > threshold (SAM's mask_threshold, 0), else 0.
  */
 export function upscaleMask(lowRes: Float32Array, lowSide: number, resized: Size, original: Size, threshold = 0): Uint8Array {
-  const mid = upscaleToResized(lowRes, lowSide, resized);
   const W = original.width;
   const out = new Uint8Array(W * original.height);
-  resample(mid, resized.width, axisMap(resized.width, W, W), axisMap(resized.height, original.height, original.height), (y, a, b, fy) => {
-    const row = y * W;
-    for (let x = 0; x < W; x++) out[row + x] = a[x]! + fy * (b[x]! - a[x]!) > threshold ? 255 : 0;
+  upscaleRows(lowRes, lowSide, resized, original, (y, a, ca, b, cb, c, cc) => {
+    const o = y * W;
+    if (cc === 0) for (let x = 0; x < W; x++) out[o + x] = ca * a[x]! + cb * b[x]! > threshold ? 255 : 0;
+    else for (let x = 0; x < W; x++) out[o + x] = ca * a[x]! + cb * b[x]! + cc * c[x]! > threshold ? 255 : 0;
   });
   return out;
 }
 
 /** The same upscaling, keeping the float logits (for comparisons and soft masks). */
 export function upscaleMaskLogits(lowRes: Float32Array, lowSide: number, resized: Size, original: Size): Float32Array {
-  const mid = upscaleToResized(lowRes, lowSide, resized);
   const W = original.width;
   const out = new Float32Array(W * original.height);
-  resample(mid, resized.width, axisMap(resized.width, W, W), axisMap(resized.height, original.height, original.height), (y, a, b, fy) => {
-    const row = y * W;
-    for (let x = 0; x < W; x++) out[row + x] = a[x]! + fy * (b[x]! - a[x]!);
+  upscaleRows(lowRes, lowSide, resized, original, (y, a, ca, b, cb, c, cc) => {
+    const o = y * W;
+    for (let x = 0; x < W; x++) out[o + x] = ca * a[x]! + cb * b[x]! + cc * c[x]!;
   });
   return out;
 }

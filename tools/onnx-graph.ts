@@ -1,0 +1,340 @@
+/**
+ * A small ONNX graph builder for the benchmark models (tools/make-vit-b-encoder.ts,
+ * tools/make-sam-decoder.ts, the MatMul peak graph of benchmarks/sam.ts): seeded random weights,
+ * static shape tracking (a -1 dimension is one known only at run time), parameter and
+ * multiply-add counts (MatMul, Conv, ConvTranspose), and the ModelProto encoding.
+ */
+import onnxProto from "onnx-proto";
+import type { onnx as OnnxTypes } from "onnx-proto";
+
+const { onnx } = onnxProto;
+
+/** The opset every benchmark model is written with. */
+export const OPSET = 17;
+
+// Seeded weights: sfc32 seeded per tensor from (seed, name), Box-Muller normals.
+
+function hashName(seed: number, name: string): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+export function sfc32(seed: number): () => number {
+  let a = 0x9e3779b9;
+  let b = 0x243f6a88;
+  let c = 0xb7e15162;
+  let d = seed >>> 0;
+  const next = (): number => {
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return (t >>> 0) / 4294967296;
+  };
+  for (let i = 0; i < 12; i++) next();
+  return next;
+}
+
+function fillNormal(out: Float32Array, rand: () => number, mean: number, std: number): void {
+  for (let i = 0; i < out.length; i += 2) {
+    const u = 1 - rand(); // (0, 1]
+    const r = std * Math.sqrt(-2 * Math.log(u));
+    const theta = 2 * Math.PI * rand();
+    out[i] = mean + r * Math.cos(theta);
+    if (i + 1 < out.length) out[i + 1] = mean + r * Math.sin(theta);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small graph builder that tracks static shapes, counts parameters and multiply-adds.
+
+export type Shape = readonly number[];
+export type DType = "float32" | "int64";
+
+export interface Value {
+  readonly name: string;
+  readonly shape: Shape;
+  readonly dtype: DType;
+}
+
+export type Fill = { kind: "normal"; mean: number; std: number } | { kind: "constant"; value: number };
+
+interface Initializer {
+  name: string;
+  dims: Shape;
+  dtype: DType;
+  /** Counted as a model parameter (learned weight), as opposed to a shape/index constant. */
+  param: boolean;
+  data: () => Uint8Array;
+}
+
+type Attr = number | number[] | string;
+
+export const numel = (s: Shape): number => s.reduce((a, b) => a * b, 1);
+
+export function broadcast(a: Shape, b: Shape, what: string): number[] {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length - n + i] ?? 1;
+    const y = b[b.length - n + i] ?? 1;
+    // -1: a dimension only known at run time (the HWC input's height and width).
+    if (x < 0 || y < 0) {
+      out.push(x < 0 ? (y === 1 ? x : y) : x === 1 ? y : x);
+      continue;
+    }
+    if (x !== y && x !== 1 && y !== 1) throw new Error(`${what}: cannot broadcast [${a.join(",")}] with [${b.join(",")}]`);
+    out.push(x === 1 ? y : x);
+  }
+  return out;
+}
+
+export class GraphBuilder {
+  readonly nodes: OnnxTypes.INodeProto[] = [];
+  readonly initializers: Initializer[] = [];
+  params = 0;
+  /** Multiply-adds of MatMul and Conv nodes. */
+  macs = 0;
+  private counter = 0;
+  private readonly constCache = new Map<string, Value>();
+
+  constructor(private readonly seed: number) {}
+
+  private fresh(prefix: string): string {
+    return `${prefix}_${this.counter++}`;
+  }
+
+  param(name: string, shape: Shape, fill: Fill): Value {
+    const seed = this.seed;
+    this.params += numel(shape);
+    this.initializers.push({
+      name,
+      dims: shape,
+      dtype: "float32",
+      param: true,
+      data: () => {
+        const arr = new Float32Array(numel(shape));
+        if (fill.kind === "constant") arr.fill(fill.value);
+        else fillNormal(arr, sfc32(hashName(seed, name)), fill.mean, fill.std);
+        return new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
+      },
+    });
+    return { name, shape, dtype: "float32" };
+  }
+
+  /** A float scalar constant (shared). */
+  scalar(value: number): Value {
+    const key = `f:${value}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const v: Value = { name: this.fresh("const_f"), shape: [], dtype: "float32" };
+    this.initializers.push({ name: v.name, dims: [], dtype: "float32", param: false, data: () => new Uint8Array(new Float32Array([value]).buffer) });
+    this.constCache.set(key, v);
+    return v;
+  }
+
+  /** A float32 constant tensor (not a parameter). */
+  floats(values: readonly number[], dims: Shape = [values.length]): Value {
+    const key = `fs:${dims.join("x")}:${values.join(",")}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const v: Value = { name: this.fresh("const_f"), shape: dims, dtype: "float32" };
+    this.initializers.push({ name: v.name, dims, dtype: "float32", param: false, data: () => new Uint8Array(Float32Array.from(values).buffer) });
+    this.constCache.set(key, v);
+    return v;
+  }
+
+  /** An int64 constant tensor (shared by contents). */
+  ints(values: readonly number[], dims: Shape = [values.length]): Value {
+    const key = `i:${dims.join("x")}:${values.join(",")}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    if (numel(dims) !== values.length) throw new Error(`ints: ${values.length} values for dims [${dims.join(",")}]`);
+    const v: Value = { name: this.fresh("const_i"), shape: dims, dtype: "int64" };
+    this.initializers.push({
+      name: v.name,
+      dims,
+      dtype: "int64",
+      param: false,
+      data: () => new Uint8Array(BigInt64Array.from(values, (x) => BigInt(x)).buffer),
+    });
+    this.constCache.set(key, v);
+    return v;
+  }
+
+  node(opType: string, inputs: readonly Value[], outShape: Shape, attrs: Record<string, Attr> = {}, outName?: string): Value {
+    const name = outName ?? this.fresh(opType.toLowerCase());
+    const attribute: OnnxTypes.IAttributeProto[] = Object.entries(attrs).map(([key, v]) => {
+      if (typeof v === "string") return { name: key, type: onnx.AttributeProto.AttributeType.STRING, s: Buffer.from(v) };
+      if (Array.isArray(v)) return { name: key, type: onnx.AttributeProto.AttributeType.INTS, ints: v };
+      return Number.isInteger(v) && !(key === "epsilon" || key === "alpha")
+        ? { name: key, type: onnx.AttributeProto.AttributeType.INT, i: v }
+        : { name: key, type: onnx.AttributeProto.AttributeType.FLOAT, f: v };
+    });
+    this.nodes.push({ opType, name: `${opType}_${this.nodes.length}`, input: inputs.map((i) => i.name), output: [name], attribute });
+    return { name, shape: outShape, dtype: inputs[0]?.dtype ?? "float32" };
+  }
+
+  binary(op: "Add" | "Sub" | "Mul" | "Div" | "Pow", a: Value, b: Value, outName?: string): Value {
+    return this.node(op, [a, b], broadcast(a.shape, b.shape, op), {}, outName);
+  }
+
+  unary(op: "Erf" | "Sqrt" | "Relu" | "Sin" | "Cos", x: Value): Value {
+    return this.node(op, [x], x.shape);
+  }
+
+  matmul(a: Value, b: Value): Value {
+    if (a.shape.length < 2 || b.shape.length < 2) throw new Error("matmul: rank < 2 not used here");
+    const [m, k] = a.shape.slice(-2) as [number, number];
+    const [k2, n] = b.shape.slice(-2) as [number, number];
+    if (k !== k2) throw new Error(`matmul: inner dims ${k} vs ${k2}`);
+    const batch = broadcast(a.shape.slice(0, -2), b.shape.slice(0, -2), "MatMul");
+    this.macs += Math.abs(numel(batch)) * m * k * n;
+    return this.node("MatMul", [a, b], [...batch, m, n]);
+  }
+
+  /** x @ w + b with w [in, out] (torch Linear as exported: MatMul + Add). */
+  linear(x: Value, prefix: string, inDim: number, outDim: number): Value {
+    const w = this.param(`${prefix}.weight`, [inDim, outDim], { kind: "normal", mean: 0, std: 0.02 });
+    const b = this.param(`${prefix}.bias`, [outDim], { kind: "normal", mean: 0, std: 0.02 });
+    return this.binary("Add", this.matmul(x, w), b);
+  }
+
+  conv(x: Value, w: Value, b: Value | null, stride: number, pad: number): Value {
+    const [n, cin, h, wd] = x.shape as [number, number, number, number];
+    const [cout, cin2, kh, kw] = w.shape as [number, number, number, number];
+    if (cin !== cin2) throw new Error(`conv: ${cin} input channels vs weight ${cin2}`);
+    const ho = Math.floor((h + 2 * pad - kh) / stride) + 1;
+    const wo = Math.floor((wd + 2 * pad - kw) / stride) + 1;
+    this.macs += Math.abs(n) * cout * ho * wo * cin * kh * kw;
+    return this.node("Conv", b ? [x, w, b] : [x, w], [n, cout, ho, wo], {
+      kernel_shape: [kh, kw],
+      strides: [stride, stride],
+      pads: [pad, pad, pad, pad],
+      dilations: [1, 1],
+      group: 1,
+    });
+  }
+
+  /** ConvTranspose with kernel == stride (SAM's 2x upscaling), no padding: [N, Cin, H, W] -> [N, Cout, H*s, W*s]. */
+  convTranspose(x: Value, w: Value, b: Value, stride: number): Value {
+    const [n, cin, h, wd] = x.shape as [number, number, number, number];
+    const [cin2, cout, kh, kw] = w.shape as [number, number, number, number];
+    if (cin !== cin2 || kh !== stride || kw !== stride) throw new Error(`convTranspose: weight [${w.shape.join(",")}] for ${cin} channels, stride ${stride}`);
+    this.macs += Math.abs(n) * cin * h * wd * cout * kh * kw;
+    return this.node("ConvTranspose", [x, w, b], [n, cout, h * stride, wd * stride], { kernel_shape: [kh, kw], strides: [stride, stride] });
+  }
+
+  reshape(x: Value, shape: Shape): Value {
+    if (numel(shape) !== numel(x.shape)) throw new Error(`reshape: [${x.shape.join(",")}] -> [${shape.join(",")}]`);
+    return this.node("Reshape", [x, this.ints(shape)], shape);
+  }
+
+  transpose(x: Value, perm: readonly number[]): Value {
+    return this.node("Transpose", [x], perm.map((p) => x.shape[p] as number), { perm: [...perm] });
+  }
+
+  unsqueeze(x: Value, axis: number): Value {
+    const shape = [...x.shape];
+    shape.splice(axis, 0, 1);
+    return this.node("Unsqueeze", [x, this.ints([axis])], shape);
+  }
+
+  /** Gather along axis 0 with constant indices. */
+  gather(data: Value, indices: readonly number[], indexDims: Shape): Value {
+    const idx = indexDims.length === 0 ? this.ints(indices, []) : this.ints(indices, indexDims);
+    return this.node("Gather", [data, idx], [...indexDims, ...data.shape.slice(1)], { axis: 0 });
+  }
+
+  /** Zero padding at the end of each axis. */
+  padEnd(x: Value, amounts: readonly number[]): Value {
+    const pads = [...x.shape.map(() => 0), ...amounts];
+    return this.node("Pad", [x, this.ints(pads)], x.shape.map((d, i) => d + (amounts[i] ?? 0)), { mode: "constant" });
+  }
+
+  /** x[..., :end, ...] on the given axes. */
+  sliceTo(x: Value, axes: readonly number[], ends: readonly number[]): Value {
+    const shape = [...x.shape];
+    axes.forEach((a, i) => (shape[a] = Math.min(shape[a] as number, ends[i] as number)));
+    return this.node("Slice", [x, this.ints(axes.map(() => 0)), this.ints(ends), this.ints(axes)], shape);
+  }
+
+  layerNorm(x: Value, prefix: string, dim: number, eps: number): Value {
+    const g = this.param(`${prefix}.weight`, [dim], { kind: "constant", value: 1 });
+    const b = this.param(`${prefix}.bias`, [dim], { kind: "constant", value: 0 });
+    return this.node("LayerNormalization", [x, g, b], x.shape, { axis: -1, epsilon: eps });
+  }
+
+  /** segment_anything's LayerNorm2d over the channel axis of NCHW, as torch exports it. */
+  layerNorm2d(x: Value, prefix: string, channels: number, eps: number, outName?: string): Value {
+    const g = this.param(`${prefix}.weight`, [channels, 1, 1], { kind: "constant", value: 1 });
+    const b = this.param(`${prefix}.bias`, [channels, 1, 1], { kind: "constant", value: 0 });
+    const meanShape = x.shape.map((d, i) => (i === 1 ? 1 : d));
+    const u = this.node("ReduceMean", [x], meanShape, { axes: [1], keepdims: 1 });
+    const d = this.binary("Sub", x, u);
+    const s = this.node("ReduceMean", [this.binary("Pow", d, this.scalar(2))], meanShape, { axes: [1], keepdims: 1 });
+    const xn = this.binary("Div", d, this.unary("Sqrt", this.binary("Add", s, this.scalar(eps))));
+    return this.binary("Add", this.binary("Mul", xn, g), b, outName);
+  }
+
+  softmax(x: Value): Value {
+    return this.node("Softmax", [x], x.shape, { axis: -1 });
+  }
+
+  /** Exact (erf) GELU as torch exports nn.GELU: 0.5 * x * (1 + erf(x / sqrt(2))). */
+  gelu(x: Value): Value {
+    const e = this.unary("Erf", this.binary("Div", x, this.scalar(Math.SQRT2)));
+    return this.binary("Mul", this.binary("Mul", x, this.binary("Add", e, this.scalar(1))), this.scalar(0.5));
+  }
+}
+
+export function valueInfo(name: string, dims: readonly (number | string)[]): OnnxTypes.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: onnx.TensorProto.DataType.FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+
+export interface ModelInfo {
+  graphName: string;
+  producerName: string;
+  docString: string;
+  inputs: OnnxTypes.IValueInfoProto[];
+  outputs: OnnxTypes.IValueInfoProto[];
+}
+
+/** The encoded ModelProto of a built graph (initializers written as raw data). */
+export function encodeModel(g: GraphBuilder, info: ModelInfo): Uint8Array {
+  const model: OnnxTypes.IModelProto = {
+    irVersion: 8,
+    producerName: info.producerName,
+    producerVersion: "1",
+    docString: info.docString,
+    opsetImport: [{ domain: "", version: OPSET }],
+    graph: {
+      name: info.graphName,
+      node: g.nodes,
+      initializer: g.initializers.map((t) => ({
+        name: t.name,
+        dims: [...t.dims],
+        dataType: t.dtype === "float32" ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
+        rawData: t.data(),
+      })),
+      input: info.inputs,
+      output: info.outputs,
+    },
+  };
+  return onnx.ModelProto.encode(model).finish();
+}
