@@ -4,6 +4,7 @@
  */
 import type { Redis } from "ioredis";
 import cliProgress from "cli-progress";
+import { recordRun } from "../shared/metrics.js";
 import { openQueues, stages, type Stage } from "../shared/queues.js";
 import { RunState, isFinished, type ImageRecord } from "../shared/run-state.js";
 
@@ -21,12 +22,58 @@ export interface RunStatus {
   queues: Record<Stage, Record<string, number>>;
 }
 
-export async function runStatus(redis: Redis, runId: string, withQueues = true): Promise<RunStatus> {
-  const state = new RunState(redis);
+async function createdAtOf(state: RunState, runId: string): Promise<number> {
   const createdAt = await state.runCreatedAt(runId);
   if (createdAt === undefined) throw new Error(`no run named ${runId} (maskfleet status lists the runs)`);
+  return createdAt;
+}
+
+export async function runStatus(redis: Redis, runId: string, withQueues = true): Promise<RunStatus> {
+  const state = new RunState(redis);
+  const createdAt = await createdAtOf(state, runId);
   const images = await state.images(runId);
   return summarize(runId, createdAt, images, withQueues ? await queueCounts(redis) : emptyCounts());
+}
+
+/**
+ * Follows a run's status at a cost that grows with what changed, not with the run's size: after
+ * one full read, a poll reads the image-change stream (RunState) and re-reads only this run's
+ * changed images. It reads the run in full again when images joined it, when changes may have been
+ * dropped, and to confirm a run that looks finished.
+ */
+export class RunWatcher {
+  private readonly state: RunState;
+  private records = new Map<string, ImageRecord>();
+  private lastChange: string | undefined;
+
+  constructor(
+    redis: Redis,
+    private readonly runId: string,
+  ) {
+    this.state = new RunState(redis);
+  }
+
+  private async readAll(): Promise<void> {
+    // The change id first: changes made while the run is read are read again next time, never missed.
+    this.lastChange = await this.state.lastChangeId();
+    this.records = new Map((await this.state.images(this.runId)).map((i) => [i.imageId, i]));
+  }
+
+  async poll(): Promise<RunStatus> {
+    const createdAt = await createdAtOf(this.state, this.runId);
+    const changes = this.lastChange === undefined ? undefined : await this.state.changesAfter(this.lastChange);
+    let fresh = false;
+    if (!changes || (await this.state.imageCount(this.runId)) !== this.records.size) {
+      await this.readAll();
+      fresh = true;
+    } else {
+      this.lastChange = changes.lastId;
+      const mine = [...changes.imageIds].filter((id) => this.records.has(id));
+      for (const img of await this.state.imagesById(mine)) this.records.set(img.imageId, img);
+    }
+    if (!fresh && [...this.records.values()].every(isFinished)) await this.readAll();
+    return summarize(this.runId, createdAt, [...this.records.values()], emptyCounts());
+  }
 }
 
 export function summarize(runId: string, createdAt: number, images: ImageRecord[], queues: RunStatus["queues"]): RunStatus {
@@ -98,20 +145,23 @@ function formatSeconds(sec: number): string {
   return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
 
-/** Polls until every image of the run is finished; draws a progress bar on a terminal. */
+/** Polls until every image of the run is finished; draws a progress bar on a terminal and keeps the run's metrics gauges current. */
 export async function waitForRun(redis: Redis, runId: string, opts: { intervalMs?: number; progress?: boolean; timeoutMs?: number } = {}): Promise<RunStatus> {
   const interval = opts.intervalMs ?? 500;
   const deadline = opts.timeoutMs ? Date.now() + opts.timeoutMs : Infinity;
   const bar = opts.progress
     ? new cliProgress.SingleBar({ format: "{bar} {value}/{total} images | {rate} img/min | ETA {etaText} | failed {failed}", hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined;
-  let status = await runStatus(redis, runId, false);
+  const watcher = new RunWatcher(redis, runId);
+  let status = await watcher.poll();
+  recordRun(status);
   bar?.start(status.total, status.finished, { rate: "-", etaText: "-", failed: 0 });
   try {
     while (status.finished < status.total) {
       if (Date.now() > deadline) throw new Error(`run ${runId} did not finish in time`);
       await new Promise((r) => setTimeout(r, interval));
-      status = await runStatus(redis, runId, false);
+      status = await watcher.poll();
+      recordRun(status);
       bar?.update(status.finished, {
         rate: status.imagesPerMin?.toFixed(1) ?? "-",
         etaText: status.etaSeconds === null ? "-" : formatSeconds(status.etaSeconds),

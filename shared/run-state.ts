@@ -11,9 +11,11 @@
  *   maskfleet:run:<run>:images set of image ids
  *   maskfleet:run:<run>:counters hash: generatorCalls, throttles, rejected (see workers/pool.ts)
  *   maskfleet:runs            zset of run ids by creation time
+ *   maskfleet:img-changes     stream: the id of every image whose progress changed, so a watcher
+ *                             re-reads only those (producer/status.ts RunWatcher); capped
  */
 import type { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { ChainableCommander, Redis } from "ioredis";
 import { keyPrefix, type Stage } from "./queues.js";
 
 const imgKey = (id: string) => `${keyPrefix}:img:${id}`;
@@ -22,6 +24,19 @@ const runKey = (run: string) => `${keyPrefix}:run:${run}`;
 const runImagesKey = (run: string) => `${runKey(run)}:images`;
 const runCountersKey = (run: string) => `${runKey(run)}:counters`;
 const runsKey = `${keyPrefix}:runs`;
+const changesKey = `${keyPrefix}:img-changes`;
+/** About this many changes are kept: minutes of a busy fleet; a watcher that falls further behind reads the run again. */
+const changesKept = 100_000;
+
+/** Queues the record that this image changed, in the same transaction as the change. */
+const changed = (m: ChainableCommander, imageId: string) => m.xadd(changesKey, "MAXLEN", "~", String(changesKept), "*", "i", imageId);
+
+/** Stream ids ("ms-seq") in order. */
+export function streamIdAfter(a: string, b: string): boolean {
+  const [am = 0, as = 0] = a.split("-").map(Number);
+  const [bm = 0, bs = 0] = b.split("-").map(Number);
+  return am !== bm ? am > bm : as > bs;
+}
 
 export interface ImageRecord {
   imageId: string;
@@ -45,20 +60,20 @@ export class RunState {
   /** Adds an image to a run; returns false when the image was already known (nothing to enqueue). */
   async register(runId: string, img: { imageId: string; name: string; outPrefix: string; genTotal: number }): Promise<boolean> {
     const now = Date.now();
-    const results = await this.redis
+    const multi = this.redis
       .multi()
       .hsetnx(runKey(runId), "createdAt", String(now))
       .zadd(runsKey, "NX", now, runId)
       .sadd(runImagesKey(runId), img.imageId)
       .hsetnx(imgKey(img.imageId), "enqueuedAt", String(now))
-      .hset(imgKey(img.imageId), "name", img.name, "outPrefix", img.outPrefix, "genTotal", String(img.genTotal))
-      .exec();
+      .hset(imgKey(img.imageId), "name", img.name, "outPrefix", img.outPrefix, "genTotal", String(img.genTotal));
+    const results = await changed(multi, img.imageId).exec();
     const created = results?.[3]?.[1];
     return created === 1;
   }
 
   async stageDone(imageId: string, stage: Stage): Promise<void> {
-    await this.redis.hset(imgKey(imageId), `${stage}At`, String(Date.now()));
+    await changed(this.redis.multi().hset(imgKey(imageId), `${stage}At`, String(Date.now())), imageId).exec();
   }
 
   /** Whether any stage has finished or failed this image. */
@@ -68,27 +83,27 @@ export class RunState {
   }
 
   async resultDone(imageId: string, resultKey: string): Promise<void> {
-    await this.redis.sadd(genKey(imageId), resultKey);
+    await changed(this.redis.multi().sadd(genKey(imageId), resultKey), imageId).exec();
   }
 
   /** The image failed for good at this stage; the first reason recorded wins. */
   async failed(imageId: string, stage: Stage, reason: string): Promise<void> {
-    await this.redis
+    const multi = this.redis
       .multi()
       .hsetnx(imgKey(imageId), "failedStage", stage)
       .hsetnx(imgKey(imageId), "reason", reason.slice(0, 2000))
-      .hset(imgKey(imageId), "failedAt", String(Date.now()))
-      .exec();
+      .hset(imgKey(imageId), "failedAt", String(Date.now()));
+    await changed(multi, imageId).exec();
   }
 
   /** Forget a failure, e.g. before a retry. */
   async clearFailure(imageId: string): Promise<void> {
-    await this.redis.hdel(imgKey(imageId), "failedStage", "reason", "failedAt");
+    await changed(this.redis.multi().hdel(imgKey(imageId), "failedStage", "reason", "failedAt"), imageId).exec();
   }
 
   /** Forget that these stages finished the image (a retried stage runs again, and so do the later ones). */
   async clearDone(imageId: string, stagesToClear: readonly Stage[]): Promise<void> {
-    if (stagesToClear.length) await this.redis.hdel(imgKey(imageId), ...stagesToClear.map((s) => `${s}At`));
+    if (stagesToClear.length) await changed(this.redis.multi().hdel(imgKey(imageId), ...stagesToClear.map((s) => `${s}At`)), imageId).exec();
   }
 
   /** Marks an image whose finished finalize job must run again once its re-queued generate jobs end. */
@@ -139,6 +154,35 @@ export class RunState {
     return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]));
   }
 
+  /** The id of the latest image change ("0-0": none yet); changes after it are read with changesAfter. */
+  async lastChangeId(): Promise<string> {
+    const [last] = await this.redis.xrevrange(changesKey, "+", "-", "COUNT", 1);
+    return last?.[0] ?? "0-0";
+  }
+
+  /**
+   * The images changed after change `afterId`, and the id of the last change read; undefined when
+   * changes after `afterId` may have been dropped by the cap (then read the run again).
+   */
+  async changesAfter(afterId: string): Promise<{ imageIds: Set<string>; lastId: string } | undefined> {
+    const [first] = await this.redis.xrange(changesKey, "-", "+", "COUNT", 1);
+    if (first && afterId !== "0-0" && streamIdAfter(first[0], afterId)) return undefined;
+    const imageIds = new Set<string>();
+    let lastId = afterId;
+    for (;;) {
+      const batch = await this.redis.xrange(changesKey, `(${lastId}`, "+", "COUNT", 10_000);
+      for (const [id, fields] of batch) {
+        lastId = id;
+        if (fields[1]) imageIds.add(fields[1]);
+      }
+      if (batch.length < 10_000) return { imageIds, lastId };
+    }
+  }
+
+  async imageCount(runId: string): Promise<number> {
+    return this.redis.scard(runImagesKey(runId));
+  }
+
   async runImageIds(runId: string): Promise<string[]> {
     return this.redis.smembers(runImagesKey(runId));
   }
@@ -178,9 +222,13 @@ export class RunState {
     return this.redis.zrange(runsKey, "0", "-1");
   }
 
-  /** Every image of a run with its progress, in a couple of pipelined round trips. */
+  /** Every image of a run with its progress, in two round trips. */
   async images(runId: string): Promise<ImageRecord[]> {
-    const ids = await this.redis.smembers(runImagesKey(runId));
+    return this.imagesById(await this.redis.smembers(runImagesKey(runId)));
+  }
+
+  /** These images with their progress, in one pipelined round trip. */
+  async imagesById(ids: readonly string[]): Promise<ImageRecord[]> {
     if (ids.length === 0) return [];
     const pipe = this.redis.pipeline();
     for (const id of ids) pipe.hgetall(imgKey(id)).scard(genKey(id));

@@ -14,7 +14,7 @@ import sharp from "sharp";
 import { AdminError, cleanRun, parseStage, reasonMatcher, retryRun } from "../producer/admin.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { formatReport, normaliseReason, runReport } from "../producer/report.js";
-import { runStatus, waitForRun } from "../producer/status.js";
+import { RunWatcher, runStatus, waitForRun } from "../producer/status.js";
 import { resolveConfig, type Config } from "../shared/config.js";
 import { RejectedError, ThrottledError } from "../shared/errors.js";
 import { pickImageOptions, type GenerateJob } from "../shared/jobs.js";
@@ -126,6 +126,26 @@ describe("run administration: report, retry, clean", () => {
     await fleet?.close();
   });
 
+  it("a run watcher re-reads only the images whose progress changed", async () => {
+    const state = new RunState(redis);
+    const ids = ["a1a1a1a1a1a1a1a1", "b2b2b2b2b2b2b2b2"];
+    for (const id of ids) await state.register("watch", { imageId: id, name: `${id}.jpg`, outPrefix: id, genTotal: 1 });
+    const watcher = new RunWatcher(redis, "watch");
+    assert.equal((await watcher.poll()).finished, 0);
+    // A change written past RunState (no change record) is not read: the watcher reads changes only.
+    await redis.hset(`${keyPrefix}:img:${ids[0]}`, "finalizeAt", String(Date.now()));
+    assert.equal((await watcher.poll()).finished, 0);
+    await state.stageDone(ids[1] as string, "detect");
+    const s = await watcher.poll();
+    assert.deepEqual([s.finished, s.stages.detect.done], [0, 1], "b2 re-read, a1 not");
+    await state.failed(ids[1] as string, "mask", "bad");
+    assert.deepEqual([(await watcher.poll()).finished, (await watcher.poll()).failed], [1, 1]);
+    await state.stageDone(ids[0] as string, "finalize");
+    const done = await watcher.poll();
+    assert.deepEqual([done.finished, done.succeeded, done.failed], [2, 1, 1]);
+    await state.forgetRun("watch", ids);
+  });
+
   it("reason filters and reason normalising", () => {
     assert.equal(reasonMatcher("NOT AN image")("bg.png: not an image"), true);
     assert.equal(reasonMatcher("not an image")("empty file"), false);
@@ -195,6 +215,9 @@ describe("run administration: report, retry, clean", () => {
     const rocketPrefix = (await state.images("adm")).find((i) => i.imageId === rocket)?.outPrefix as string;
     const manifestBefore = JSON.parse(await readFile(join(outDir, rocketPrefix, "manifest.json"), "utf8"));
     assert.deepEqual(manifestBefore.results.map((x: { status: string }) => x.status), ["failed", "failed"]);
+    // A watcher that re-reads only changed images sees the ones retry re-opens.
+    const watcher = new RunWatcher(redis, "adm");
+    assert.equal((await watcher.poll()).finished, 6);
     await pauseFleet();
     try {
       const none = await retryRun(redis, "adm", { reason: "no such cause" });
@@ -214,6 +237,7 @@ describe("run administration: report, retry, clean", () => {
       // Until the workers run them, the two images count as in progress again; the others stay failed.
       const status = await runStatus(redis, "adm", false);
       assert.equal(status.finished, 4);
+      assert.equal((await watcher.poll()).finished, 4, "re-opened images are seen");
       assert.deepEqual(status.failures.map((f) => f.name).sort(), ["empty.jpg", "tiny-b.png"]);
       assert.equal(await fleet.ctx.queues.finalize.getJobState(rocket), "completed", "finalize waits for the generate jobs");
       assert.equal(await state.needsRefinalize(rocket), true);
