@@ -1,4 +1,4 @@
-/** Shared test plumbing: scratch folders, one Redis database per test file, the tiny models. */
+/** Shared test plumbing: scratch folders, one Redis database per test file, the tiny models, metrics parsing. */
 import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
@@ -38,4 +38,22 @@ export function tinyModels(): Promise<{ sam: string; face: string }> {
     return { sam: join(dir, "sam-tiny"), face: join(dir, "face-tiny") };
   })();
   return models;
+}
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The sample lines of a Prometheus text exposition. */
+export function samples(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
+    out.push({ name: m[1] as string, labels, value: Number(m[3]) });
+  }
+  return out;
 }

@@ -19,25 +19,7 @@ import { discoverInputs } from "../producer/discover.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { waitForRun } from "../producer/status.js";
 import { startFleet, type Fleet } from "../workers/fleet.js";
-import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** The sample lines of a text exposition. */
-function samples(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
-    out.push({ name: m[1] as string, labels, value: Number(m[3]) });
-  }
-  return out;
-}
+import { freshRedis, repoRoot, samples, scratchDir, tinyModels, type Sample } from "./helpers.js";
 
 /** The value of the one series of `name` whose labels include `labels`. */
 function valueOf(all: Sample[], name: string, labels: Record<string, string> = {}): number {

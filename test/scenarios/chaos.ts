@@ -13,6 +13,7 @@
  * Each worker process sends its own AWS SDK app id (AWS_SDK_UA_APP_ID -> "app/<id>" in the
  * User-Agent), so the stand-in's records say which process received which answer.
  */
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -31,7 +32,7 @@ import { startBedrockStandIn, type BedrockStandIn, type BedrockStandInOptions, t
 import { startS3Server, type S3Server } from "../standins/s3-server.js";
 import { repoRoot, tinyModels } from "../helpers.js";
 import { standInCredentials } from "./aws-fleet.js";
-import { startRedisServer, type RedisServer } from "./redis-server.js";
+import { startRedisServer, type RedisServer, type RedisServerOptions } from "./redis-server.js";
 
 export const outRoot = "s3://out-bucket/bg/";
 
@@ -46,12 +47,17 @@ export interface ChaosEnv {
   close(): Promise<void>;
 }
 
-export async function startChaosEnv(name: string, bedrock: BedrockStandInOptions): Promise<ChaosEnv> {
+/**
+ * `where`: by default everything on 127.0.0.1; `host` puts the S3 and Bedrock stand-ins on another
+ * address of this machine, and `redis` places the redis-server (test/scenarios/multihost.ts: on a
+ * bridge, and in a network namespace of its own).
+ */
+export async function startChaosEnv(name: string, bedrock: BedrockStandInOptions, where: { host?: string; redis?: RedisServerOptions } = {}): Promise<ChaosEnv> {
   Object.assign(process.env, standInCredentials);
   const models = await tinyModels();
-  const redis = await startRedisServer(name);
-  const s3 = await startS3Server();
-  const stand = await startBedrockStandIn({ maxRequests: 100_000, ...bedrock });
+  const redis = await startRedisServer(name, where.redis);
+  const s3 = await startS3Server(where.host);
+  const stand = await startBedrockStandIn({ maxRequests: 100_000, host: where.host, ...bedrock });
   s3.createBucket("in-bucket");
   s3.createBucket("out-bucket");
   const conn = connect(redis.url);
@@ -127,7 +133,17 @@ export interface WorkerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
   /** Resolves when the worker printed that it started (its pool is taking jobs). */
   ready: Promise<void>;
+  /** Where it serves its metrics, from its start line (once ready). */
+  metricsUrl?: string;
   stderr: string;
+}
+
+/** Where and how one worker process runs, beyond the set's settings. */
+export interface WorkerPlacement {
+  /** A command prefix that execs the process, e.g. ["ip", "netns", "exec", "ns1"] (another "host"). */
+  launcher?: string[];
+  /** MASKFLEET_* settings for this process only. */
+  env?: Record<string, string>;
 }
 
 export interface KillRecord {
@@ -150,9 +166,11 @@ export class WorkerSet {
     private readonly settings: Record<string, string>,
   ) {}
 
-  start(stage: Stage, concurrency: number): WorkerProcess {
+  start(stage: Stage, concurrency: number, where: WorkerPlacement = {}): WorkerProcess {
     const id = `mf-${stage}-${++this.n}`;
+    const [command = process.execPath, ...prefix] = [...(where.launcher ?? []), process.execPath];
     const args = [
+      ...prefix,
       "--import", "tsx", join(repoRoot, "cli/main.ts"), "worker", stage,
       "--concurrency", String(concurrency),
       "--redis", this.env.redis.url,
@@ -160,9 +178,9 @@ export class WorkerSet {
       "--s3-endpoint", this.env.s3.endpoint,
       "--bedrock-endpoint", this.env.bedrock.endpoint,
     ];
-    const child = spawn(process.execPath, args, {
+    const child = spawn(command, args, {
       cwd: repoRoot,
-      env: { ...process.env, ...standInCredentials, MASKFLEET_LOG_LEVEL: "warn", AWS_SDK_UA_APP_ID: id, ...this.settings },
+      env: { ...process.env, ...standInCredentials, MASKFLEET_LOG_LEVEL: "warn", AWS_SDK_UA_APP_ID: id, ...this.settings, ...where.env },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let markReady: () => void = () => undefined;
@@ -178,7 +196,11 @@ export class WorkerSet {
     };
     child.stderr?.on("data", (d: Buffer) => {
       w.stderr = (w.stderr + d.toString()).slice(-20_000);
-      if (/ worker \d+ started/.test(w.stderr)) markReady();
+      const started = / worker \d+ started.*?(?:, metrics on (\S+))?\n/.exec(w.stderr);
+      if (started) {
+        w.metricsUrl ??= started[1];
+        markReady();
+      }
     });
     void w.exited.then(() => markReady());
     this.all.push(w);
@@ -478,6 +500,20 @@ export async function verifyOutputs(env: ChaosEnv, runId: string, o: { results: 
     }
   }
   return { problems, objects };
+}
+
+/**
+ * Nothing lost: the run has all its images finished and succeeded, and verifyOutputs found no
+ * problem in the `objects` it read back (images x (8 + results - 1): 3 JSON files, 3 masks, the
+ * results and a contact sheet per image).
+ */
+export function assertNothingLost(r: { status: RunStatus; problems: string[]; objectsChecked: number; logs: string }, images: number, results: number, context: string): void {
+  assert.equal(r.status.total, images);
+  assert.equal(r.status.finished, images, r.logs);
+  assert.equal(r.status.succeeded, images, JSON.stringify(r.status.failures.slice(0, 5)));
+  assert.equal(r.status.failed, 0);
+  assert.deepEqual(r.problems, [], `${context}\n${r.logs}`);
+  assert.equal(r.objectsChecked, images * (7 + results), `3 JSON files, 3 masks, ${results} results and a contact sheet per image, each read back`);
 }
 
 export interface DeliveryReport {

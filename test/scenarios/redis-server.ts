@@ -4,6 +4,10 @@
  * test/.tmp/, and persistence that survives a crash (append-only file, fsync on every write, so
  * every acknowledged write is on disk; no RDB snapshots).
  *
+ * Elsewhere than 127.0.0.1: `host` binds it to another address (and the URL names it), and
+ * `launcher` starts it through a command prefix, e.g. `ip netns exec <ns>` to run it inside a
+ * network namespace (test/scenarios/netns.ts; the prefix must exec, so the child is redis-server).
+ *
  * `stop()` is SIGKILL: a crash, no shutdown hook, no final save; what the AOF holds is what comes
  * back. `restart()` starts it again on the SAME port (clients reconnect to the URL they know).
  */
@@ -17,7 +21,7 @@ export const redisServerBinary = "/usr/bin/redis-server";
 
 export interface RedisServer {
   port: number;
-  /** redis://127.0.0.1:PORT */
+  /** redis://127.0.0.1:PORT (or the host it is bound to) */
   url: string;
   dir: string;
   /** Whether the server process is up. */
@@ -63,27 +67,41 @@ async function waitForPing(url: string, child: ChildProcess, log: () => string, 
   }
 }
 
+export interface RedisServerOptions {
+  /** The one address it binds to and clients connect to (default 127.0.0.1). */
+  host?: string;
+  /** Default: a free port on 127.0.0.1. */
+  port?: number;
+  /** A command prefix that execs redis-server, e.g. ["ip", "netns", "exec", "ns1"]. */
+  launcher?: string[];
+}
+
 /** Starts a redis-server under test/.tmp/<name>/ (emptied first) on a free port. */
-export async function startRedisServer(name = "redis-server"): Promise<RedisServer> {
+export async function startRedisServer(name = "redis-server", o: RedisServerOptions = {}): Promise<RedisServer> {
   const dir = await scratchDir(name);
-  const port = await freePort();
-  const url = `redis://127.0.0.1:${port}`;
+  const host = o.host ?? "127.0.0.1";
+  const port = o.port ?? (await freePort());
+  const url = `redis://${host}:${port}`;
+  const [command = redisServerBinary, ...prefix] = [...(o.launcher ?? []), redisServerBinary];
   let child: ChildProcess | undefined;
   let output = "";
 
   const start = async () => {
     output = "";
     const c = spawn(
-      redisServerBinary,
+      command,
       [
+        ...prefix,
         "--port", String(port),
-        "--bind", "127.0.0.1",
+        "--bind", host,
         "--dir", dir,
         "--appendonly", "yes",
         "--appendfsync", "always",
         "--save", "",
         "--daemonize", "no",
-        "--protected-mode", "yes",
+        // Protected mode refuses every client but loopback ones when there is no password; bound to
+        // another address (a test bridge), the clients come from that network.
+        "--protected-mode", host === "127.0.0.1" ? "yes" : "no",
         "--loglevel", "warning",
       ],
       { stdio: ["ignore", "pipe", "pipe"] },

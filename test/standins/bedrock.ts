@@ -44,6 +44,8 @@ export interface BedrockStandInOptions {
   recordBodies?: boolean;
   /** Safety cap on requests answered normally (default 500); past it every answer is 503. */
   maxRequests?: number;
+  /** The address to listen on (default 127.0.0.1). */
+  host?: string;
 }
 
 /** One request as the stand-in saw it: what it read from the body, and how it answered. */
@@ -67,7 +69,7 @@ export interface StandInRequest extends RequestFacts {
 }
 
 export interface BedrockStandIn {
-  /** http://127.0.0.1:PORT, for `endpoints: { bedrock }`. */
+  /** http://127.0.0.1:PORT (or the host it was started on), for `endpoints: { bedrock }`. */
   endpoint: string;
   requests: StandInRequest[];
   close(): Promise<void>;
@@ -315,7 +317,7 @@ export async function startBedrockStandIn(opts: BedrockStandInOptions = {}): Pro
     return answer(200, null, { images: [png.toString("base64")], error: null });
   }
 
-  const { endpoint, close } = await listenOnLoopback(server);
+  const { endpoint, close } = await listenOnLoopback(server, opts.host);
   return {
     endpoint,
     requests,

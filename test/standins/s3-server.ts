@@ -58,7 +58,7 @@ export interface Fault {
 }
 
 export interface S3Server {
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT (or the host it was started on) */
   endpoint: string;
   /** Every request so far, in order. */
   requests: S3Request[];
@@ -99,7 +99,8 @@ class S3Failure extends Error {
 const MIN_PART = 5 * 1024 * 1024;
 const MAX_KEYS = 1000;
 
-export async function startS3Server(): Promise<S3Server> {
+/** `host`: the address to listen on (default 127.0.0.1). */
+export async function startS3Server(host?: string): Promise<S3Server> {
   const buckets = new Map<string, Map<string, StoredObject>>();
   const uploads = new Map<string, Upload>();
   const requests: S3Request[] = [];
@@ -240,7 +241,7 @@ export async function startS3Server(): Promise<S3Server> {
       if (!req.readableEnded) req.resume();
     });
   });
-  const { endpoint, close } = await listenOnLoopback(server);
+  const { endpoint, close } = await listenOnLoopback(server, host);
   return {
     endpoint,
     requests,
