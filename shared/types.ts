@@ -24,4 +24,16 @@ export interface Box {
   score?: number;
   /** What the box holds ("face", "car", ...). */
   label?: string;
+  /**
+   * Extra point prompts for this box, in the same pixel coordinates: label 1 = on the object,
+   * 0 = background. Honoured by the segmenters that take points (formats sam2, hf-sam).
+   */
+  points?: BoxPoint[];
+}
+
+/** A point prompt of a Box. */
+export interface BoxPoint {
+  x: number;
+  y: number;
+  label: 0 | 1;
 }

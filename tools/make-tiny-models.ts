@@ -22,7 +22,7 @@ const INT64 = onnx.TensorProto.DataType.INT64;
 const A = onnx.AttributeProto.AttributeType;
 
 /** Accumulates nodes and initializers; every op returns the name of its (first) output. */
-class Graph {
+export class Graph {
   readonly nodes: Onnx.INodeProto[] = [];
   readonly initializers: Onnx.ITensorProto[] = [];
   private n = 0;
@@ -62,14 +62,14 @@ class Graph {
   }
 }
 
-function valueInfo(name: string, dims: Dim[]): Onnx.IValueInfoProto {
+export function valueInfo(name: string, dims: Dim[]): Onnx.IValueInfoProto {
   return {
     name,
     type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) } } },
   };
 }
 
-function encodeModel(g: Graph, name: string, inputs: Onnx.IValueInfoProto[], outputs: Onnx.IValueInfoProto[]): Uint8Array {
+export function encodeModel(g: Graph, name: string, inputs: Onnx.IValueInfoProto[], outputs: Onnx.IValueInfoProto[]): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: "maskfleet tools/make-tiny-models.ts",

@@ -12,6 +12,10 @@
  * point, as Meta's demo feeds a box. Meta's export makes only num_points dynamic
  * (point_coords [1, N, 2]), so such files take one box per decoder run; a decoder with a dynamic
  * first dimension gets all boxes in one run. Either way the encoder runs once per image.
+ * A box's own points (Box.points, labels 1/0) follow its corners; in a batch, shorter prompts are
+ * padded with label -1. With SegmenterOptions.refine each box is decoded a second time with its
+ * chosen low_res_masks as mask_input (has_mask_input = 1), one box per run (mask_input is
+ * [1, 1, 256, 256] in Meta's export).
  *
  * We read low_res_masks and upscale them ourselves (sam-processing.ts), not the decoder's `masks`:
  * - `masks` is float32 B x H x W at the original size: 96 MB per box for a 24 MP photo, against
@@ -22,10 +26,12 @@
  * resized size: whatever onnxruntime computes for the unused output stays <= 1024 x 1024 per box.
  */
 import { ModelError, InputError } from "../../shared/errors.js";
-import { checkSessionIO, createSession, inputShape, Tensor, type InferenceSession } from "../../shared/onnx.js";
-import type { Box, Mask, RgbImage } from "../../shared/types.js";
+import { checkSessionIO, inputShape, Tensor, type InferenceSession } from "../../shared/onnx.js";
+import type { Box, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
-import { normalizePadChw, resizeLongestSide, SAM_INPUT_SIDE, samResizeShape, scaleBox, toHwcFloat, upscaleMask, type Size } from "./sam-processing.js";
+import { chooseCandidates, EncoderDecoderSegmenter, loadSessionPair, toResult, type Chosen } from "./sam-common.js";
+import { normalizePadChw, resizeLongestSide, SAM_INPUT_SIDE, samResizeShape, toHwcFloat, type Size } from "./sam-processing.js";
+import { boxPrompts, checkPoints } from "./sam-prompts.js";
 import type { SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
 
 export const SAMEXPORTER_ENCODER_IO = { inputs: ["input_image"], outputs: ["image_embeddings"] } as const;
@@ -46,46 +52,39 @@ function encoderLayout(session: InferenceSession, path: string): EncoderLayout {
   throw new ModelError(`${path}: input_image is [${shape?.join(", ") ?? "?"}]; expected [H, W, 3] (preprocessing inside) or [1, 3, 1024, 1024]`);
 }
 
-export class SamexporterSegmenter implements Segmenter {
-  /** How often each session ran (the encoder must run once per image). */
-  readonly stats = { encoderRuns: 0, decoderRuns: 0 };
+export class SamexporterSegmenter extends EncoderDecoderSegmenter implements Segmenter {
   private readonly noMask = new Tensor("float32", new Float32Array(256 * 256), [1, 1, 256, 256]);
   private readonly hasNoMask = new Tensor("float32", new Float32Array(1), [1]);
 
+  private readonly hasMask = new Tensor("float32", Float32Array.of(1), [1]);
+
   private constructor(
-    readonly name: string,
-    readonly executionProvider: string,
-    private readonly encoder: InferenceSession,
-    private readonly decoder: InferenceSession,
+    name: string,
+    executionProvider: string,
+    encoder: InferenceSession,
+    decoder: InferenceSession,
     private readonly layout: EncoderLayout,
     /** The decoder takes several prompts in one run (dynamic first dimension of point_coords). */
     private readonly batched: boolean,
-  ) {}
+    /** SegmenterOptions.refine: a second pass per box with the first pass's logits as mask_input. */
+    private readonly refine: boolean,
+  ) {
+    super(name, executionProvider, encoder, decoder);
+  }
 
   static async load(model: ResolvedModel, opts: SegmenterOptions = {}): Promise<SamexporterSegmenter> {
-    const enc = model.files.encoder;
-    const dec = model.files.decoder;
-    if (!enc || !dec) throw new ModelError(`${model.name}: samexporter models need an encoder and a decoder file`);
-    const sessionOpts = { executionProvider: opts.executionProvider, intraOpThreads: opts.intraOpThreads };
-    const [encoder, decoder] = await Promise.allSettled([createSession(enc, sessionOpts), createSession(dec, sessionOpts)]);
-    if (encoder.status === "rejected" || decoder.status === "rejected") {
-      for (const s of [encoder, decoder]) if (s.status === "fulfilled") await s.value.release();
-      throw encoder.status === "rejected" ? encoder.reason : (decoder as PromiseRejectedResult).reason;
-    }
-    try {
-      checkSessionIO(encoder.value, enc, SAMEXPORTER_ENCODER_IO, "samexporter SAM encoder");
-      checkSessionIO(decoder.value, dec, SAMEXPORTER_DECODER_IO, "samexporter SAM decoder");
-      const layout = encoderLayout(encoder.value, enc);
-      const batched = typeof inputShape(decoder.value, "point_coords")?.[0] === "string";
-      return new SamexporterSegmenter(model.name, opts.executionProvider ?? "cpu", encoder.value, decoder.value, layout, batched);
-    } catch (err) {
-      await Promise.all([encoder.value.release(), decoder.value.release()]);
-      throw err;
-    }
+    return loadSessionPair(model, opts, ({ encoder, decoder, encoderPath, decoderPath }) => {
+      checkSessionIO(encoder, encoderPath, SAMEXPORTER_ENCODER_IO, "samexporter SAM encoder");
+      checkSessionIO(decoder, decoderPath, SAMEXPORTER_DECODER_IO, "samexporter SAM decoder");
+      const layout = encoderLayout(encoder, encoderPath);
+      const batched = typeof inputShape(decoder, "point_coords")?.[0] === "string";
+      return new SamexporterSegmenter(model.name, opts.executionProvider ?? "cpu", encoder, decoder, layout, batched, opts.refine ?? false);
+    });
   }
 
   async segment(image: RgbImage, boxes: Box[]): Promise<SegmentResult> {
     checkInput(image, boxes);
+    checkPoints(boxes);
     const t0 = performance.now();
     const resized = await resizeLongestSide(image);
     const input =
@@ -94,41 +93,38 @@ export class SamexporterSegmenter implements Segmenter {
         : new Tensor("float32", normalizePadChw(resized), [1, 3, SAM_INPUT_SIDE, SAM_INPUT_SIDE]);
     const t1 = performance.now();
 
-    const { image_embeddings: embeddings } = await this.encoder.run({ input_image: input }, ["image_embeddings"]);
-    this.stats.encoderRuns++;
-    if (!embeddings) throw new ModelError(`${this.name}: the encoder returned no image_embeddings`);
+    const { image_embeddings: embeddings } = await this.encode({ input_image: input }, SAMEXPORTER_ENCODER_IO.outputs);
     const t2 = performance.now();
 
-    const groups = this.batched ? [boxes] : boxes.map((b) => [b]);
-    const decoded: { logits: Float32Array; side: number; score: number }[] = [];
-    for (const group of groups) decoded.push(...(await this.decode(embeddings, group, image, resized)));
-    const t3 = performance.now();
-
-    const masks: Mask[] = decoded.map((d) => ({ data: upscaleMask(d.logits, d.side, resized, image), width: image.width, height: image.height }));
-    const t4 = performance.now();
-    return {
-      masks,
-      scores: decoded.map((d) => d.score),
-      timings: { preprocessMs: t1 - t0, encodeMs: t2 - t1, decodeMs: t3 - t2, postprocessMs: t4 - t3 },
-    };
+    // mask_input is [1, 1, 256, 256] in Meta's export: a refined box gets a run of its own.
+    const groups = this.batched && !this.refine ? [boxes] : boxes.map((b) => [b]);
+    const decoded: Chosen[] = [];
+    for (const group of groups) {
+      const first = await this.decode(embeddings as Tensor, group, image, resized, null);
+      decoded.push(...(this.refine ? await this.decode(embeddings as Tensor, group, image, resized, first[0] ?? null) : first));
+    }
+    return toResult(decoded, resized, image, [t0, t1, t2, performance.now()]);
   }
 
-  /** One decoder run for `boxes`; returns each box's chosen low-res logits (a view) and IoU score. */
-  private async decode(embeddings: Tensor, boxes: Box[], original: Size, resized: Size) {
-    const n = boxes.length;
-    const coords = new Float32Array(n * 4);
-    const labels = new Float32Array(n * 2);
-    boxes.forEach((b, i) => {
-      coords.set(scaleBox(b, original, resized), i * 4);
-      labels.set([2, 3], i * 2);
-    });
+  /**
+   * One decoder run for `boxes` (with `previous`, one box's first-pass logits, as mask_input);
+   * returns each box's chosen low-res logits (a view) and IoU score. A box is its corners (labels
+   * 2, 3) plus its points (1, 0); shorter prompts of a batch are padded with label -1, which
+   * Meta's decoder embeds as "not a point".
+   */
+  private async decode(embeddings: Tensor, boxes: Box[], original: Size, resized: Size, previous: Chosen | null): Promise<Chosen[]> {
+    const sx = resized.width / original.width;
+    const sy = resized.height / original.height;
+    const p = boxPrompts(boxes, (x, y) => [x * sx, y * sy], -1);
+    const n = p.boxes;
+    if (previous && previous.logits.length !== 256 * 256) throw new ModelError(`${this.name}: cannot refine with ${previous.side}x${previous.side} logits, mask_input is 256x256`);
     const out = await this.decoder.run(
       {
         image_embeddings: embeddings,
-        point_coords: new Tensor("float32", coords, [n, 2, 2]),
-        point_labels: new Tensor("float32", labels, [n, 2]),
-        mask_input: this.noMask,
-        has_mask_input: this.hasNoMask,
+        point_coords: new Tensor("float32", p.coords, [n, p.points, 2]),
+        point_labels: new Tensor("float32", Float32Array.from(p.labels), [n, p.points]),
+        mask_input: previous ? new Tensor("float32", Float32Array.from(previous.logits), [1, 1, 256, 256]) : this.noMask,
+        has_mask_input: previous ? this.hasMask : this.hasNoMask,
         orig_im_size: new Tensor("float32", Float32Array.from([resized.height, resized.width]), [2]),
       },
       ["iou_predictions", "low_res_masks"],
@@ -141,18 +137,9 @@ export class SamexporterSegmenter implements Segmenter {
     }
     const [, k = 1, h = 0, w = 0] = low.dims;
     if (h !== w) throw new ModelError(`${this.name}: low_res_masks must be square, got ${h}x${w}`);
-    const logits = low.data as Float32Array;
-    const scores = iou.data as Float32Array;
-    return boxes.map((_, i) => {
-      const best = selectMask(scores.subarray(i * k, i * k + k), 2);
-      const offset = (i * k + best) * h * w;
-      return { logits: logits.subarray(offset, offset + h * w), side: h, score: scores[i * k + best] ?? 0 };
-    });
+    return chooseCandidates(low.data as Float32Array, iou.data as Float32Array, n, k, h, (scores) => selectMask(scores, p.points));
   }
 
-  async close(): Promise<void> {
-    await Promise.all([this.encoder.release(), this.decoder.release()]);
-  }
 }
 
 /**
@@ -174,7 +161,7 @@ function selectMask(iou: Float32Array, numPoints: number): number {
 /** The encoder sees 16 x 16 patches: a thinner image has no full patch of content. */
 const MIN_RESIZED_SIDE = 16;
 
-function checkInput(image: RgbImage, boxes: Box[]): void {
+export function checkInput(image: RgbImage, boxes: Box[]): void {
   if (!(image.width > 0 && image.height > 0) || image.data.length !== image.width * image.height * 3) {
     throw new InputError(`segment: expected ${image.width}x${image.height} RGB pixels (${image.width * image.height * 3} bytes), got ${image.data.length} bytes`);
   }

@@ -8,6 +8,8 @@ import type { ExecutionProvider } from "../../shared/onnx.js";
 import type { Box, Mask, RgbImage } from "../../shared/types.js";
 import { resolveModel } from "../../models/registry.js";
 import { SamexporterSegmenter } from "./samexporter.js";
+import { Sam2Segmenter } from "./sam2.js";
+import { HfSamSegmenter } from "./hf-sam.js";
 
 export interface SegmentResult {
   /** One per box, in box order: 0/255, the original image size. */
@@ -33,6 +35,12 @@ export interface SegmenterOptions {
   cacheDir?: string;
   /** Download a missing manifest model on first use (default true). */
   download?: boolean;
+  /**
+   * A second decoder pass per box that feeds the first pass's chosen low-res logits back as
+   * mask_input (has_mask_input = 1), as SAM's interactive refinement does; the second pass's best
+   * mask is kept. Default false. Formats samexporter and sam2; hf-sam (its decoder takes no mask) refuses it at load.
+   */
+  refine?: boolean;
 }
 
 export async function loadSegmenter(spec: string, opts: SegmenterOptions = {}): Promise<Segmenter> {
@@ -40,6 +48,10 @@ export async function loadSegmenter(spec: string, opts: SegmenterOptions = {}): 
   switch (model.format) {
     case "samexporter":
       return SamexporterSegmenter.load(model, opts);
+    case "sam2":
+      return Sam2Segmenter.load(model, opts);
+    case "hf-sam":
+      return HfSamSegmenter.load(model, opts);
     default:
       throw new ModelError(`${spec}: format ${model.format} is not a segmentation format`);
   }
