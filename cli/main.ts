@@ -15,6 +15,7 @@ import { startFleet } from "../workers/fleet.js";
 import { addConfigFlags, configFromFlags, type ConfigFlags } from "./options.js";
 import { addModelsCommand } from "./models.js";
 import { addAdminCommands } from "./admin.js";
+import { addEvalCommand } from "./eval.js";
 
 /** Config, inputs and services checked before any work: bad values, missing credentials, no Redis. */
 async function preflight(flags: ConfigFlags, inputs: readonly string[]): Promise<Config> {
@@ -184,6 +185,7 @@ program
 
 addModelsCommand(program);
 addAdminCommands(program);
+addEvalCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const known =

@@ -252,7 +252,7 @@ const FAR = 1e20;
  * Meijster-style separable exact transform: vertical distances by two row-major sweeps, then
  * Felzenszwalb & Huttenlocher's lower envelope of parabolas along each row.
  */
-function squaredDistanceTo(mask: Mask, toObject: boolean): Float64Array {
+export function squaredDistanceTo(mask: Mask, toObject: boolean): Float64Array {
   const { width: w, height: h } = mask;
   const src = mask.data;
   const n = w * h;
