@@ -13,6 +13,7 @@ export function addConfigFlags(cmd: Command): Command {
     .option("--detector-model <spec>", "face detector: manifest name or local .onnx / folder")
     .option("--min-confidence <n>", "detector threshold, 0-1", Number)
     .option("--sam-model <spec>", "SAM model: manifest name or local folder")
+    .option("--salient-model <spec>", "target auto: salient-object model for a soft mask (manifest name or local .onnx / folder)")
     .option("--ep <provider>", "execution provider: cpu | cuda")
     .option("--threads <n>", "onnxruntime threads per session (0 = default)", Number)
     .option("--generator <name>", "composite | titan | nova")
@@ -48,6 +49,7 @@ export interface ConfigFlags {
   detectorModel?: string;
   minConfidence?: number;
   samModel?: string;
+  salientModel?: string;
   ep?: string;
   threads?: number;
   generator?: string;
@@ -84,6 +86,7 @@ export function configFromFlags(flags: ConfigFlags, extra: ConfigInput = {}): Co
     detectorModel: flags.detectorModel,
     minConfidence: flags.minConfidence,
     samModel: flags.samModel,
+    salientModel: flags.salientModel,
     executionProvider: flags.ep,
     threads: flags.threads,
     generator: flags.generator,

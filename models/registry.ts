@@ -23,16 +23,35 @@ import { listZip, openZipEntry } from "./unzip.js";
 // Imported (not read from disk) so the build copies it next to the compiled registry.
 import manifestJson from "./manifest.json" with { type: "json" };
 
-export const tasks = ["segment", "face-detect"] as const;
+export const tasks = ["segment", "face-detect", "salient"] as const;
 export type Task = (typeof tasks)[number];
-export const formats = ["samexporter", "ultraface"] as const;
+export const formats = ["samexporter", "ultraface", "salient", "sam2", "hf-sam"] as const;
 export type Format = (typeof formats)[number];
 
 /** What each format (one adapter each) needs: its task and the file roles it loads. */
 export const formatInfo: Record<Format, { task: Task; roles: readonly string[] }> = {
   samexporter: { task: "segment", roles: ["encoder", "decoder"] },
   ultraface: { task: "face-detect", roles: ["model"] },
+  salient: { task: "salient", roles: ["model"] },
+  sam2: { task: "segment", roles: ["encoder", "decoder"] },
+  "hf-sam": { task: "segment", roles: ["encoder", "decoder"] },
 };
+
+/**
+ * How a salient-object model wants its input and what its output means (model.json or manifest
+ * `preprocess`): the image is resized to size [width, height], scaled to 0-1, then (x - mean) / std
+ * per RGB channel, NCHW; the output [1, 1, h, w] is "logits" (sigmoid applied here) or "probability"
+ * (already 0-1). input/output name the tensors when the file's names are not the usual ones.
+ */
+export const preprocessSchema = z.strictObject({
+  size: z.tuple([z.number().int().min(16).max(4096), z.number().int().min(16).max(4096)]).default([1024, 1024]),
+  mean: z.tuple([z.number(), z.number(), z.number()]),
+  std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
+  output: z.enum(["logits", "probability"]),
+  input: z.string().min(1).optional(),
+  outputName: z.string().min(1).optional(),
+});
+export type Preprocess = z.infer<typeof preprocessSchema>;
 
 const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 is 64 lower-case hex digits").nullable();
 const fileSchema = z.strictObject({
@@ -53,10 +72,12 @@ const entrySchema = z
     source: z.string().min(1),
     archive: z.strictObject({ url: z.url(), sha256: sha256Schema, bytes: z.number().int().positive().nullable() }).optional(),
     files: z.array(fileSchema).min(1),
+    preprocess: preprocessSchema.optional(),
   })
   .refine((m) => formatInfo[m.format].task === m.task, { message: "task does not match the format" })
   .refine((m) => formatInfo[m.format].roles.every((r) => m.files.some((f) => f.role === r)), { message: "a role the format needs is missing" })
-  .refine((m) => m.archive !== undefined || m.files.every((f) => f.url !== undefined), { message: "every file needs a url (or the model an archive)" });
+  .refine((m) => m.archive !== undefined || m.files.every((f) => f.url !== undefined), { message: "every file needs a url (or the model an archive)" })
+  .refine((m) => m.format !== "salient" || m.preprocess !== undefined, { message: "a salient model needs preprocess" });
 
 export type ModelEntry = z.infer<typeof entrySchema>;
 export type ModelFile = ModelEntry["files"][number];
@@ -70,6 +91,8 @@ export interface ResolvedModel {
   dir: string;
   files: Record<string, string>;
   origin: "manifest" | "local";
+  /** Input/output conventions of formats that need them (salient), from model.json or the manifest. */
+  preprocess?: Preprocess;
 }
 
 export interface RegistryOptions {
@@ -165,7 +188,7 @@ async function resolveManifestModel(entry: ModelEntry, opts: ResolveOptions): Pr
     await pullModel(entry.name, opts);
   }
   const files = Object.fromEntries(entry.files.map((f) => [f.role, join(dir, f.file)]));
-  return { name: entry.name, task: entry.task, format: entry.format, dir, files, origin: "manifest" };
+  return { name: entry.name, task: entry.task, format: entry.format, dir, files, origin: "manifest", ...(entry.preprocess && { preprocess: entry.preprocess }) };
 }
 
 /** Present with the expected size (the full sha256 is checked when pulled and by verifyModel). */
@@ -182,6 +205,7 @@ const localModelJson = z.strictObject({
   task: z.enum(tasks).optional(),
   files: z.record(z.string(), z.string().min(1)),
   name: z.string().optional(),
+  preprocess: preprocessSchema.optional(),
 });
 
 async function resolveLocal(spec: string, opts: ResolveOptions): Promise<ResolvedModel> {
@@ -223,7 +247,7 @@ async function resolveFolder(spec: string, dir: string): Promise<ResolvedModel> 
   }
   const parsed = localModelJson.safeParse(raw);
   if (!parsed.success) throw new ModelError(`${jsonPath}: ${z.prettifyError(parsed.error)}`);
-  const { format, task, files } = parsed.data;
+  const { format, task, files, preprocess } = parsed.data;
   const info = formatInfo[format];
   if (task && task !== info.task) throw new ModelError(`${jsonPath}: format ${format} is a ${info.task} format, not ${task}`);
   const missingRoles = info.roles.filter((r) => !(r in files));
@@ -235,7 +259,7 @@ async function resolveFolder(spec: string, dir: string): Promise<ResolvedModel> 
     if (!fs?.isFile()) throw new ModelError(`${jsonPath}: ${role} file ${p} does not exist`);
     abs[role] = p;
   }
-  return { name: spec, task: info.task, format, dir, files: abs, origin: "local" };
+  return { name: spec, task: info.task, format, dir, files: abs, origin: "local", ...(preprocess && { preprocess }) };
 }
 
 export interface PulledFile {

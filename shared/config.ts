@@ -26,6 +26,10 @@ export const configSchema = z.strictObject({
   maxObjects: z.number().int().min(1).max(64).default(16),
   /** Segment Anything model: a manifest name or a local model folder. */
   samModel: z.string().min(1).default("sam-vit-b"),
+  /** target auto: a salient-object model (format "salient", e.g. birefnet-general) for a soft mask; unset = SAM prompted with the whole image. */
+  salientModel: z.string().min(1).optional(),
+  /** With salientModel: refine with SAM prompted by the salient mask's box (unset = true). */
+  salientRefine: z.boolean().optional(),
   executionProvider: z.enum(["cpu", "cuda"]).default("cpu"),
   /** onnxruntime intra-op threads per session; 0 = onnxruntime's default (all cores). */
   threads: z.number().int().min(0).max(256).default(0),

@@ -25,6 +25,8 @@ export const imageOptionsSchema = z.object({
   minConfidence: z.number(),
   maxObjects: z.number().int(),
   samModel: z.string(),
+  salientModel: z.string().optional(),
+  salientRefine: z.boolean().optional(),
   growPx: z.number().int(),
   featherPx: z.number(),
   fillHoles: z.boolean(),

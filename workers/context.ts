@@ -16,6 +16,7 @@ import { RunState } from "../shared/run-state.js";
 import { openStore, type Store } from "../shared/storage/index.js";
 import { timedStore } from "../shared/storage/timed.js";
 import { loadSegmenter, type Segmenter } from "./mask/segmenter.js";
+import { SalientModel } from "./mask/salient.js";
 import { loadFaceDetector, type Detector } from "./detect/detector.js";
 import { createRekognitionDetector } from "./detect/rekognition.js";
 import { generatorKey, openGenerator } from "./generate/backends.js";
@@ -34,6 +35,8 @@ export interface WorkerContext {
   /** Reads (from a folder or S3) and decodes an image job's input, within the job's pixel limit. */
   loadImage(job: ImageJob): Promise<DecodedImage>;
   segmenter(spec: string): Promise<Segmenter>;
+  /** The salient-object model (format "salient") of target auto, loaded once per process. Optional: contexts without it refuse salientModel. */
+  salient?(spec: string): Promise<SalientModel>;
   faceDetector(spec: string, minConfidence: number): Promise<Detector>;
   /** Amazon Rekognition for a target ("face" or a label), one client per process. */
   rekognition(target: string, minConfidence: number, maxObjects: number): Promise<Detector>;
@@ -68,6 +71,7 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
     cacheDir: config.cacheDir,
   };
   const segmenters = memo<Segmenter>();
+  const salients = memo<SalientModel>();
   const detectors = memo<Detector>();
   const generators = memo<Generator>();
   // Loaded ONNX models are reported (maskfleet_onnx_session_info) until the context closes; the
@@ -96,6 +100,7 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
       return timeStep("image_decode", () => decodeImage(bytes, job.name, { maxPixels: job.options.maxPixels }));
     },
     segmenter: (spec) => segmenters.get(spec, () => loadSegmenter(spec, modelOpts).then(marked("segment"))),
+    salient: (spec) => salients.get(spec, () => SalientModel.load(spec, modelOpts).then(marked("salient"))),
     faceDetector: (spec, minConfidence) =>
       detectors.get(JSON.stringify([spec, minConfidence]), () =>
         loadFaceDetector(spec, { ...modelOpts, scoreThreshold: minConfidence }).then(marked("face-detect")),
@@ -106,7 +111,7 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
       ),
     generator: (options) => generators.get(generatorKey(options), () => openGenerator(options, config)),
     async close() {
-      const settled = await Promise.allSettled<{ close(): Promise<void> }>([...segmenters.values(), ...detectors.values(), ...generators.values()]);
+      const settled = await Promise.allSettled<{ close(): Promise<void> }>([...segmenters.values(), ...salients.values(), ...detectors.values(), ...generators.values()]);
       for (const s of settled) if (s.status === "fulfilled") await s.value.close();
       for (const u of unmark.splice(0)) u();
       unwatchQueues();

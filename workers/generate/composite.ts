@@ -153,7 +153,7 @@ export class CompositeGenerator implements Generator {
     return new CompositeGenerator({ kind: "image", image: await decodeImage(await readInput(spec.path), spec.path, { maxPixels }) });
   }
 
-  /** The request's mask is already feathered: blend with it as it is. */
+  /** The request's mask is already feathered (or a salient model's soft alpha, left unfeathered): blend with it as it is. */
   generate(request: GenerateRequest): Promise<RgbImage> {
     return compositeBackground(request.image, request.mask, { background: this.background, featherPx: 0, mode: request.mode });
   }

@@ -10,6 +10,7 @@ import { featherMask } from "../../shared/mask-ops.js";
 import { generatorRequest } from "../../shared/metrics.js";
 import type { Mask } from "../../shared/types.js";
 import type { WorkerContext } from "../context.js";
+import { usesSalient } from "../mask/salient.js";
 
 export interface GenerateResult {
   resultKey: string;
@@ -36,7 +37,8 @@ export async function generateStage(job: Job, ctx: WorkerContext): Promise<Gener
     return { ...base, ms: 0, reused: true };
   }
   const image = await ctx.loadImage(img);
-  const mask = await featherMask(await decodeMask(await store.read(outputKeys(img.outPrefix).mask)), opts.featherPx);
+  // A salient model's mask is already a soft alpha (hair, fur, glass): blend with it as it is.
+  const mask = await featherMask(await decodeMask(await store.read(outputKeys(img.outPrefix).mask)), usesSalient(opts) ? 0 : opts.featherPx);
   const out = await generatorRequest(generator.name, () =>
     generator.generate({
       image,

@@ -4,7 +4,7 @@
  * per (prompt, seed) under a finalize parent.
  */
 import type { Job } from "bullmq";
-import { InputError } from "../../shared/errors.js";
+import { ConfigError, InputError } from "../../shared/errors.js";
 import { generateJobId, generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
 import { encodePng, rgbaFrom } from "../../shared/image.js";
 import { fillHoles, growMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../../shared/mask-ops.js";
@@ -14,6 +14,15 @@ import { dominantColorName, type PromptVars } from "../../shared/prompts.js";
 import type { Mask } from "../../shared/types.js";
 import type { WorkerContext } from "../context.js";
 import type { Detections } from "../detect/stage.js";
+import { SalientSegmenter, usesSalient } from "./salient.js";
+import type { Segmenter } from "./segmenter.js";
+
+/** target auto with salientModel: the salient soft mask, refined by SAM unless salientRefine is false. */
+async function salientSegmenter(ctx: WorkerContext, opts: { samModel: string; salientModel?: string | undefined; salientRefine?: boolean | undefined }): Promise<Segmenter> {
+  if (!ctx.salient) throw new ConfigError("salientModel", "this worker context cannot load salient models");
+  const salient = await ctx.salient(opts.salientModel as string);
+  return new SalientSegmenter(salient, opts.salientRefine === false ? undefined : await ctx.segmenter(opts.samModel));
+}
 
 export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: number }> {
   const data = imageJobSchema.parse(job.data);
@@ -23,7 +32,7 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
   const image = await ctx.loadImage(data);
   const detections = JSON.parse((await store.read(keys.detections)).toString("utf8")) as Detections;
 
-  const segmenter = await ctx.segmenter(opts.samModel);
+  const segmenter = usesSalient(opts) ? await salientSegmenter(ctx, opts) : await ctx.segmenter(opts.samModel);
   const segmented = await segmenter.segment(image, detections.boxes).catch((err: unknown) => {
     throw err instanceof InputError ? new InputError(`${data.name}: ${err.message.replace(/^segment: /, "")}`, { cause: err }) : err;
   });
