@@ -17,9 +17,10 @@ export function addModelsCommand(program: Command): void {
       const opts = { cacheDir: flags.cache };
       process.stdout.write(`cache: ${cacheRoot(opts)}\n`);
       for (const m of listModels(opts)) {
-        const bytes = m.files.reduce((sum, f) => sum + (f.bytes ?? 0), 0);
+        // Unknown when any file's size is not pinned yet.
+        const bytes = m.files.every((f) => f.bytes !== null) ? m.files.reduce((sum, f) => sum + (f.bytes ?? 0), 0) : null;
         const cached = m.files.every((f) => existsSync(`${modelDir(m.name, opts)}/${f.file}`));
-        process.stdout.write(`${m.name.padEnd(20)} ${m.task.padEnd(12)} ${megabytes(bytes).padStart(8)}  ${cached ? "cached " : "missing"}  ${m.licence}\n`);
+        process.stdout.write(`${m.name.padEnd(24)} ${m.task.padEnd(12)} ${megabytes(bytes).padStart(8)}  ${cached ? "cached " : "missing"}  ${m.licence}\n`);
       }
     });
 
