@@ -23,9 +23,9 @@ import { listZip, openZipEntry } from "./unzip.js";
 // Imported (not read from disk) so the build copies it next to the compiled registry.
 import manifestJson from "./manifest.json" with { type: "json" };
 
-export const tasks = ["segment", "face-detect", "salient"] as const;
+export const tasks = ["segment", "face-detect", "salient", "detect"] as const;
 export type Task = (typeof tasks)[number];
-export const formats = ["samexporter", "ultraface", "salient", "sam2", "hf-sam"] as const;
+export const formats = ["samexporter", "ultraface", "salient", "sam2", "hf-sam", "owlv2"] as const;
 export type Format = (typeof formats)[number];
 
 /** What each format (one adapter each) needs: its task and the file roles it loads. */
@@ -35,6 +35,7 @@ export const formatInfo: Record<Format, { task: Task; roles: readonly string[] }
   salient: { task: "salient", roles: ["model"] },
   sam2: { task: "segment", roles: ["encoder", "decoder"] },
   "hf-sam": { task: "segment", roles: ["encoder", "decoder"] },
+  owlv2: { task: "detect", roles: ["model", "tokenizer"] },
 };
 
 /**

@@ -30,9 +30,7 @@ export interface EnqueueSummary {
 /** Options that cannot work are refused before anything is enqueued. */
 export function checkRunnable(config: Config): void {
   const { target, detector, generator } = config;
-  if (detector === "local" && !["face", "auto", "boxes"].includes(target)) {
-    throw new ConfigError("target", `"${target}" needs a text-prompted detector: use --detector rekognition, or face, auto or boxes with the local detector`);
-  }
+  // A label ("Car") with the local detector goes to the text-prompted model (textDetectorModel, OWLv2).
   if (detector === "rekognition" && ["auto", "boxes"].includes(target)) {
     throw new ConfigError("detector", `target "${target}" needs no detector service; use --detector local`);
   }

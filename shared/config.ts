@@ -20,6 +20,10 @@ export const configSchema = z.strictObject({
   detector: z.enum(["local", "rekognition"]).default("local"),
   /** Face detector: a manifest name or a local .onnx file / model folder. */
   detectorModel: z.string().min(1).default("ultraface-rfb-320"),
+  /** Label targets ("Car") with detector local: a text-prompted model (format "owlv2"); unset = owlv2-base-patch16-ensemble. */
+  textDetectorModel: z.string().min(1).optional(),
+  /** Score threshold 0-1 of the text-prompted detector (OWLv2 scores run lower than a face detector's); unset = 0.2. */
+  textMinConfidence: z.number().min(0).max(1).optional(),
   /** Minimum detector confidence, 0-1. */
   minConfidence: z.number().min(0).max(1).default(0.7),
   /** Keep at most this many boxes per image (highest scores first). */

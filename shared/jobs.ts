@@ -22,6 +22,8 @@ export const imageOptionsSchema = z.object({
   target: z.string().min(1),
   detector: z.enum(["local", "rekognition"]),
   detectorModel: z.string(),
+  textDetectorModel: z.string().optional(),
+  textMinConfidence: z.number().optional(),
   minConfidence: z.number(),
   maxObjects: z.number().int(),
   samModel: z.string(),

@@ -17,7 +17,8 @@ import { openStore, type Store } from "../shared/storage/index.js";
 import { timedStore } from "../shared/storage/timed.js";
 import { loadSegmenter, type Segmenter } from "./mask/segmenter.js";
 import { SalientModel } from "./mask/salient.js";
-import { loadFaceDetector, type Detector } from "./detect/detector.js";
+import { loadFaceDetector, loadTextDetectionModel, type Detector } from "./detect/detector.js";
+import type { Owlv2Model } from "./detect/owlv2.js";
 import { createRekognitionDetector } from "./detect/rekognition.js";
 import { generatorKey, openGenerator } from "./generate/backends.js";
 import type { Generator } from "./generate/generator.js";
@@ -40,6 +41,8 @@ export interface WorkerContext {
   faceDetector(spec: string, minConfidence: number): Promise<Detector>;
   /** Amazon Rekognition for a target ("face" or a label), one client per process. */
   rekognition(target: string, minConfidence: number, maxObjects: number): Promise<Detector>;
+  /** A local text-prompted detector (format "owlv2") for a label target; the model is loaded once per spec. Optional like salient. */
+  textDetector?(spec: string, target: string, minConfidence: number, maxObjects: number): Promise<Detector>;
   generator(options: ImageOptions): Promise<Generator>;
   close(): Promise<void>;
 }
@@ -73,6 +76,7 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
   const segmenters = memo<Segmenter>();
   const salients = memo<SalientModel>();
   const detectors = memo<Detector>();
+  const textModels = memo<Owlv2Model>();
   const generators = memo<Generator>();
   // Loaded ONNX models are reported (maskfleet_onnx_session_info) until the context closes; the
   // provider asked for is the one in use (createSession never falls back).
@@ -109,9 +113,11 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
       detectors.get(JSON.stringify(["rekognition", target, minConfidence, maxObjects]), async () =>
         createRekognitionDetector({ aws, target, minConfidence, maxObjects }),
       ),
+    textDetector: async (spec, target, minConfidence, maxObjects) =>
+      (await textModels.get(spec, () => loadTextDetectionModel(spec, modelOpts).then(marked("detect")))).detector(target, { scoreThreshold: minConfidence, maxObjects }),
     generator: (options) => generators.get(generatorKey(options), () => openGenerator(options, config)),
     async close() {
-      const settled = await Promise.allSettled<{ close(): Promise<void> }>([...segmenters.values(), ...salients.values(), ...detectors.values(), ...generators.values()]);
+      const settled = await Promise.allSettled<{ close(): Promise<void> }>([...segmenters.values(), ...salients.values(), ...detectors.values(), ...textModels.values(), ...generators.values()]);
       for (const s of settled) if (s.status === "fulfilled") await s.value.close();
       for (const u of unmark.splice(0)) u();
       unwatchQueues();

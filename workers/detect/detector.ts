@@ -7,6 +7,7 @@ import { ConfigError, ModelError } from "../../shared/errors.js";
 import type { ExecutionProvider } from "../../shared/onnx.js";
 import type { Box, RgbImage } from "../../shared/types.js";
 import { resolveModel } from "../../models/registry.js";
+import { Owlv2Model } from "./owlv2.js";
 import { UltraFaceDetector } from "./ultraface.js";
 
 /** Where the image came from, for detectors that can read it themselves (Rekognition's S3Object). */
@@ -47,5 +48,16 @@ export async function loadFaceDetector(spec: string, opts: DetectorOptions = {})
       return UltraFaceDetector.load(model, { ...opts, scoreThreshold, nmsIou });
     default:
       throw new ModelError(`${spec}: format ${model.format} is not a face-detection format`);
+  }
+}
+
+/** A text-prompted detection model (task "detect"); one session shared by every label (Owlv2Model.detector). */
+export async function loadTextDetectionModel(spec: string, opts: DetectorOptions = {}): Promise<Owlv2Model> {
+  const model = await resolveModel(spec, { cacheDir: opts.cacheDir, download: opts.download, task: "detect" });
+  switch (model.format) {
+    case "owlv2":
+      return Owlv2Model.load(model, opts);
+    default:
+      throw new ModelError(`${spec}: format ${model.format} is not a text-prompted detection format`);
   }
 }

@@ -6,6 +6,10 @@ import { jobOptions } from "../../shared/queues.js";
 import type { Box, RgbImage } from "../../shared/types.js";
 import { isS3Uri, parseS3Uri } from "../../shared/storage/s3.js";
 import type { WorkerContext } from "../context.js";
+import { DEFAULT_TEXT_SCORE_THRESHOLD } from "./owlv2.js";
+
+/** Label targets with the local detector: OWLv2 (manifest name). */
+export const DEFAULT_TEXT_DETECTOR_MODEL = "owlv2-base-patch16-ensemble";
 
 export interface Detections {
   imageId: string;
@@ -58,7 +62,14 @@ async function findBoxes(data: ImageJob, image: RgbImage, ctx: WorkerContext): P
     const detector = await ctx.faceDetector(data.options.detectorModel, minConfidence);
     return { boxes: (await detector.detect(image)).map((b) => clampBox(b, image)), detector: detector.name };
   }
-  throw new InputError(`target ${JSON.stringify(target)} needs a text-prompted detector (--detector rekognition)`);
+  if (!ctx.textDetector) throw new InputError(`target ${JSON.stringify(target)} needs a text-prompted detector (--detector rekognition)`);
+  const detector = await ctx.textDetector(
+    data.options.textDetectorModel ?? DEFAULT_TEXT_DETECTOR_MODEL,
+    target,
+    data.options.textMinConfidence ?? DEFAULT_TEXT_SCORE_THRESHOLD,
+    maxObjects,
+  );
+  return { boxes: (await detector.detect(image)).map((b) => clampBox(b, image)), detector: detector.name };
 }
 
 /** Boxes can fall partly outside the image: clamp to it. */
