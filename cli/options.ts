@@ -13,6 +13,7 @@ export function addConfigFlags(cmd: Command): Command {
     .option("--detector-model <spec>", "face detector: manifest name or local .onnx / folder")
     .option("--min-confidence <n>", "detector threshold, 0-1", Number)
     .option("--sam-model <spec>", "SAM model: manifest name or local folder")
+    .option("--refine-mask", "a second SAM pass that feeds the first mask back (samexporter, sam2 models)")
     .option("--salient-model <spec>", "target auto: salient-object model for a soft mask (manifest name or local .onnx / folder)")
     .option("--ep <provider>", "execution provider: cpu | cuda")
     .option("--threads <n>", "onnxruntime threads per session (0 = default)", Number)
@@ -50,6 +51,7 @@ export interface ConfigFlags {
   minConfidence?: number;
   samModel?: string;
   salientModel?: string;
+  refineMask?: boolean;
   ep?: string;
   threads?: number;
   generator?: string;
@@ -87,6 +89,7 @@ export function configFromFlags(flags: ConfigFlags, extra: ConfigInput = {}): Co
     minConfidence: flags.minConfidence,
     samModel: flags.samModel,
     salientModel: flags.salientModel,
+    refineMask: flags.refineMask,
     executionProvider: flags.ep,
     threads: flags.threads,
     generator: flags.generator,

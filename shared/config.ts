@@ -34,6 +34,8 @@ export const configSchema = z.strictObject({
   salientModel: z.string().min(1).optional(),
   /** With salientModel: refine with SAM prompted by the salient mask's box (unset = true). */
   salientRefine: z.boolean().optional(),
+  /** A second SAM pass that feeds the first mask back as mask_input (samexporter and sam2 formats). */
+  refineMask: z.boolean().optional(),
   executionProvider: z.enum(["cpu", "cuda"]).default("cpu"),
   /** onnxruntime intra-op threads per session; 0 = onnxruntime's default (all cores). */
   threads: z.number().int().min(0).max(256).default(0),

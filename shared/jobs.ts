@@ -29,6 +29,7 @@ export const imageOptionsSchema = z.object({
   samModel: z.string(),
   salientModel: z.string().optional(),
   salientRefine: z.boolean().optional(),
+  refineMask: z.boolean().optional(),
   growPx: z.number().int(),
   featherPx: z.number(),
   fillHoles: z.boolean(),

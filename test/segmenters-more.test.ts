@@ -11,7 +11,7 @@ import { copyFile, cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
-import { InputError, ModelError } from "../shared/errors.js";
+import { ConfigError, InputError, ModelError } from "../shared/errors.js";
 import type { Box, Mask, RgbImage } from "../shared/types.js";
 import { getModel, listModels, pullModel } from "../models/registry.js";
 import { discoverInputs } from "../producer/discover.js";
@@ -150,7 +150,7 @@ test("sam2 refine pass: the decoder runs twice and gets has_mask_input = 1 with 
 });
 
 test("refine is refused where the decoder takes no mask (hf-sam)", async () => {
-  await assert.rejects(loadSegmenter(dirs.hfSam, { refine: true }), (e: unknown) => e instanceof ModelError && /hf-sam has no mask input/.test(e.message));
+  await assert.rejects(loadSegmenter(dirs.hfSam, { refine: true }), (e: unknown) => e instanceof ConfigError && /hf-sam has no mask input/.test(e.message));
 });
 
 test("samexporter refine pass: each box decoded again with has_mask_input = 1 and its first logits as mask_input", async () => {
@@ -279,6 +279,14 @@ test("the fleet's mask stage with a sam2 model folder as samModel (own throw-awa
     // target auto: the whole image is the box, so the whole image is the mask.
     const { data } = await sharp(join(dir, "out", img.outPrefix, "mask.png")).raw().toBuffer({ resolveWithObject: true });
     assert.ok(data.every((v) => v === 255));
+
+    // refineMask reaches the mask stage's segmenter: a second decoder pass per image.
+    await enqueueImages(fleet.ctx.redis, { ...config, refineMask: true }, "sam2-refine", items);
+    const refined = await waitForRun(fleet.ctx.redis, "sam2-refine", { intervalMs: 200, timeoutMs: 60_000 });
+    assert.equal(refined.succeeded, 1, JSON.stringify(refined.failures));
+    const plain = (await fleet.ctx.segmenter(dirs.sam2)) as Sam2Segmenter;
+    const withRefine = (await fleet.ctx.segmenter(dirs.sam2, true)) as Sam2Segmenter;
+    assert.deepEqual([plain.stats.decoderRuns, withRefine.stats.decoderRuns], [1, 2]);
   } finally {
     await fleet.close();
     await redis.close();

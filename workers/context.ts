@@ -35,7 +35,8 @@ export interface WorkerContext {
   store(root: string): Store;
   /** Reads (from a folder or S3) and decodes an image job's input, within the job's pixel limit. */
   loadImage(job: ImageJob): Promise<DecodedImage>;
-  segmenter(spec: string): Promise<Segmenter>;
+  /** A segmenter, loaded once per (spec, refine) per process. */
+  segmenter(spec: string, refine?: boolean): Promise<Segmenter>;
   /** The salient-object model (format "salient") of target auto, loaded once per process. Optional: contexts without it refuse salientModel. */
   salient?(spec: string): Promise<SalientModel>;
   faceDetector(spec: string, minConfidence: number): Promise<Detector>;
@@ -103,7 +104,8 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
       const bytes = await timeStep("input_read", () => readInput(job.input, job.name, aws));
       return timeStep("image_decode", () => decodeImage(bytes, job.name, { maxPixels: job.options.maxPixels }));
     },
-    segmenter: (spec) => segmenters.get(spec, () => loadSegmenter(spec, modelOpts).then(marked("segment"))),
+    segmenter: (spec, refine = false) =>
+      segmenters.get(JSON.stringify([spec, refine]), () => loadSegmenter(spec, { ...modelOpts, refine }).then(marked("segment"))),
     salient: (spec) => salients.get(spec, () => SalientModel.load(spec, modelOpts).then(marked("salient"))),
     faceDetector: (spec, minConfidence) =>
       detectors.get(JSON.stringify([spec, minConfidence]), () =>

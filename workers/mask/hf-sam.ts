@@ -21,7 +21,7 @@
  * candidates the one with the best iou_score is kept. The decoder has no mask input, so the refine
  * pass is refused at load.
  */
-import { ModelError } from "../../shared/errors.js";
+import { ConfigError, ModelError } from "../../shared/errors.js";
 import { checkSessionIO, inputShape, Tensor, type InferenceSession } from "../../shared/onnx.js";
 import type { Box, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
@@ -53,7 +53,7 @@ export class HfSamSegmenter extends EncoderDecoderSegmenter implements Segmenter
   }
 
   static async load(model: ResolvedModel, opts: SegmenterOptions = {}): Promise<HfSamSegmenter> {
-    if (opts.refine) throw new ModelError(`${model.name}: format hf-sam has no mask input, so the refine pass is not available (use a sam2 model)`);
+    if (opts.refine) throw new ConfigError("refineMask", `${model.name}: format hf-sam has no mask input, so the refine pass is not available (use a sam2 or samexporter model)`);
     return loadSessionPair(model, opts, ({ encoder, decoder, encoderPath, decoderPath }) => {
       checkSessionIO(encoder, encoderPath, HF_SAM_ENCODER_IO, "transformers.js SAM vision encoder");
       checkSessionIO(decoder, decoderPath, HF_SAM_DECODER_IO, "transformers.js SAM prompt encoder + mask decoder");

@@ -32,7 +32,7 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
   const image = await ctx.loadImage(data);
   const detections = JSON.parse((await store.read(keys.detections)).toString("utf8")) as Detections;
 
-  const segmenter = usesSalient(opts) ? await salientSegmenter(ctx, opts) : await ctx.segmenter(opts.samModel);
+  const segmenter = usesSalient(opts) ? await salientSegmenter(ctx, opts) : await ctx.segmenter(opts.samModel, opts.refineMask);
   const segmented = await segmenter.segment(image, detections.boxes).catch((err: unknown) => {
     throw err instanceof InputError ? new InputError(`${data.name}: ${err.message.replace(/^segment: /, "")}`, { cause: err }) : err;
   });
