@@ -21,13 +21,20 @@ export interface InputItem {
   prompts?: string[];
 }
 
+/** A point prompt: [x, y, label] or {x, y, label}; label 1 = on the object, 0 = background. */
+const pointLabel = z.union([z.literal(0), z.literal(1)]);
+const point = z
+  .tuple([z.number(), z.number(), pointLabel])
+  .transform(([x, y, label]) => ({ x, y, label }))
+  .or(z.object({ x: z.number(), y: z.number(), label: pointLabel }));
+
 const boxArray = z.array(z.tuple([z.number(), z.number(), z.number(), z.number()]).or(
-  z.object({ x0: z.number(), y0: z.number(), x1: z.number(), y1: z.number(), label: z.string().optional() }),
+  z.object({ x0: z.number(), y0: z.number(), x1: z.number(), y1: z.number(), label: z.string().optional(), points: z.array(point).optional() }),
 ));
 
 const manifestRow = z.object({
   path: z.string().min(1),
-  /** [[x0,y0,x1,y1], ...] or [{x0,y0,x1,y1}, ...], pixels of the EXIF-oriented image. */
+  /** [[x0,y0,x1,y1], ...] or [{x0,y0,x1,y1, points?}, ...], pixels of the EXIF-oriented image. */
   boxes: boxArray.optional(),
   prompts: z.array(z.string().min(1)).min(1).optional(),
 });

@@ -8,13 +8,14 @@ import { z } from "zod";
 import type { Config } from "./config.js";
 import { fillPrompt, type PromptVars } from "./prompts.js";
 
-const boxSchema = z.object({
+export const boxSchema = z.object({
   x0: z.number(),
   y0: z.number(),
   x1: z.number(),
   y1: z.number(),
   score: z.number().optional(),
   label: z.string().optional(),
+  points: z.array(z.object({ x: z.number(), y: z.number(), label: z.union([z.literal(0), z.literal(1)]) })).optional(),
 });
 
 /** The options that change an image's outputs, copied from the config into every job. */

@@ -26,7 +26,7 @@ export interface Box {
   label?: string;
   /**
    * Extra point prompts for this box, in the same pixel coordinates: label 1 = on the object,
-   * 0 = background. Honoured by the segmenters that take points (formats sam2, hf-sam).
+   * 0 = background. Honoured by every SAM format (samexporter, sam2, hf-sam).
    */
   points?: BoxPoint[];
 }

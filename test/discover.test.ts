@@ -4,6 +4,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { discoverInputs } from "../producer/discover.js";
 import { ConfigError } from "../shared/errors.js";
+import { boxSchema } from "../shared/jobs.js";
 import { scratchDir } from "./helpers.js";
 
 describe("discoverInputs", () => {
@@ -40,6 +41,14 @@ describe("discoverInputs", () => {
 
     await writeFile(join(dir, "bad.jsonl"), '{"path": "a.jpg", "boxes": [[1,2,3]]}\n');
     assert.throws(() => discoverInputs([join(dir, "bad.jsonl")]), /bad\.jsonl row 1 boxes/);
+    // Point prompts next to a box, as [x, y, label] or {x, y, label}; they travel in the job.
+    await writeFile(join(dir, "points.jsonl"), '{"path": "e.jpg", "boxes": [{"x0":0,"y0":0,"x1":50,"y1":50,"points":[[10,12,1],{"x":40,"y":40,"label":0}]}]}\n');
+    const [withPoints] = discoverInputs([join(dir, "points.jsonl")]);
+    const points = [{ x: 10, y: 12, label: 1 }, { x: 40, y: 40, label: 0 }];
+    assert.deepEqual(withPoints?.boxes?.[0]?.points, points);
+    assert.deepEqual(boxSchema.parse(withPoints?.boxes?.[0]).points, points, "the job schema keeps them");
+    await writeFile(join(dir, "bad3.jsonl"), '{"path": "e.jpg", "boxes": [{"x0":0,"y0":0,"x1":5,"y1":5,"points":[[1,2,3]]}]}\n');
+    assert.throws(() => discoverInputs([join(dir, "bad3.jsonl")]), /bad3\.jsonl row 1 boxes/);
     await writeFile(join(dir, "bad2.jsonl"), "{nope\n");
     assert.throws(() => discoverInputs([join(dir, "bad2.jsonl")]), /line 1: not valid JSON/);
   });
