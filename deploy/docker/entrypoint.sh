@@ -49,13 +49,14 @@ check_models() {
     esac
   done
   if [ -z "$names" ]; then return 0; fi
+  # The check runs in the background so that a SIGTERM during a long download stops it (sh defers
+  # traps while a foreground child runs); the trap is set before anything is said or started.
+  child=""
+  trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; fi; exit 143' TERM INT
   say "models $mode$names (cache ${MASKFLEET_CACHE:-~/.cache/maskfleet/models})"
-  # In the background so that a SIGTERM during a long download stops it (sh defers traps while a
-  # foreground child runs).
   # shellcheck disable=SC2086 # one argument per model name
   node "$cli" models "$mode" $names &
   child=$!
-  trap 'kill -TERM "$child" 2>/dev/null; wait "$child" || true; exit 143' TERM INT
   if ! wait "$child"; then
     say "models $mode failed for$names; not starting (see above; MASKFLEET_MODEL_CHECK=off skips this check)"
     exit 1
