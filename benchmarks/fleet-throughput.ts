@@ -13,7 +13,7 @@
  *
  * Prints a table and writes benchmarks/results/fleet-throughput.json.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
@@ -22,7 +22,7 @@ import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { loadConfig, type ConfigInput } from "../shared/config.js";
 import { photoVariant, photoVariantName } from "../test/fixtures/photo-variants.js";
-import { freePort, redisServerBinary } from "../test/scenarios/redis-server.js";
+import { startRedisServer } from "../test/scenarios/redis-server.js";
 import { makeTinyModels } from "../tools/make-tiny-models.js";
 import { imageJobFor, inlineContext, runInline } from "./inline-context.js";
 
@@ -59,23 +59,6 @@ function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ se
       else fail(new Error(`${args.join(" ")} exited ${code}:\n${stderr.slice(-3000)}`));
     });
   });
-}
-
-/** A redis-server without persistence on a free port (the fleet's Redis, nothing else on it). */
-async function startRedis(): Promise<{ url: string; stop(): void }> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(redisServerBinary, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on("error", () => undefined);
-    const ok = await probe.connect().then(() => probe.ping(), () => null);
-    probe.disconnect();
-    if (ok === "PONG") return { url, stop: () => void child.kill("SIGKILL") };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill("SIGKILL");
-  throw new Error("redis-server did not start");
 }
 
 /** Calls per command since the last CONFIG RESETSTAT. */
@@ -132,7 +115,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < images; i++) await writeFile(join(photosDir, photoVariantName(i)), await photoVariant(i));
   }
   const tiny = await makeTinyModels(join(work, "models"));
-  const redis = await startRedis();
+  // The fleet's Redis, nothing else on it; no persistence, as the plain loop has none.
+  const redis = await startRedisServer("bench-fleet-throughput-redis", { persistence: false });
   const fleet: { seconds: number; calls: number; sent: number; scripts: number; top: [string, number][] }[] = [];
   const plain: number[] = [];
   try {
@@ -164,7 +148,7 @@ async function main(): Promise<void> {
       plain.push(p.seconds);
     }
   } finally {
-    redis.stop();
+    await redis.close();
   }
   const fleetSec = median(fleet.map((f) => f.seconds));
   const plainSec = median(plain);

@@ -1,64 +1,42 @@
 /**
- * The stages without queues, for benchmarks: a WorkerContext whose models, stores and image loading
- * are the real ones but whose queues, flow producer and run state are in-process stand-ins (no
+ * The stages without queues, for benchmarks: the real LocalContext (models, stores, image loading,
+ * workers/context.ts) with in-process stand-ins for the queues, flow producer and run state (no
  * Redis). runInline() then takes one image through detectStage, maskStage, every generateStage and
  * finalizeStage in turn, in this process: exactly the per-photo work of the fleet, minus the fleet.
  */
 import type { Job } from "bullmq";
 import type { Config } from "../shared/config.js";
 import { awsSettingsOf } from "../shared/config.js";
-import { decodeImage } from "../shared/image.js";
-import { readInput } from "../shared/input.js";
 import { generateJobSchema, imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, type GenerateJob, type ImageJob } from "../shared/jobs.js";
-import { openStore, type Store } from "../shared/storage/index.js";
+import { openStore } from "../shared/storage/index.js";
 import { contentIdOf } from "../producer/enqueue.js";
-import type { WorkerContext } from "../workers/context.js";
-import { loadFaceDetector, type Detector } from "../workers/detect/detector.js";
+import { createLocalContext, type WorkerContext } from "../workers/context.js";
 import { detectStage } from "../workers/detect/stage.js";
 import { finalizeStage } from "../workers/finalize/stage.js";
-import { generatorKey, openGenerator } from "../workers/generate/backends.js";
-import type { Generator } from "../workers/generate/generator.js";
 import { generateStage, type GenerateResult } from "../workers/generate/stage.js";
-import { loadSegmenter, type Segmenter } from "../workers/mask/segmenter.js";
+import type { Segmenter } from "../workers/mask/segmenter.js";
 import { maskStage } from "../workers/mask/stage.js";
 
 export interface InlineContext extends WorkerContext {
   /** Generate jobs the mask stage handed to the flow producer, not yet run. */
   readonly pendingGenerate: GenerateJob[];
-  /** Time spent in Store.write (ms, summed over calls). */
-  readonly storeWrite: { ms: number; calls: number };
 }
 
 export interface InlineContextOptions {
-  /** Replaces loadSegmenter (e.g. a naive segmenter to compare with). */
+  /** Replaces loadSegmenter (e.g. a naive segmenter to compare with); loaded once per spec. */
   segmenter?: (spec: string) => Promise<Segmenter>;
-}
-
-function once<T>() {
-  const cache = new Map<string, Promise<T>>();
-  return (key: string, load: () => Promise<T>): Promise<T> => {
-    let p = cache.get(key);
-    if (!p) cache.set(key, (p = load()));
-    return p;
-  };
 }
 
 /** A context for running stage functions in this process, without Redis. */
 export function inlineContext(config: Config, opts: InlineContextOptions = {}): InlineContext {
-  const aws = awsSettingsOf(config);
-  const modelOpts = { executionProvider: config.executionProvider, intraOpThreads: config.threads || undefined, cacheDir: config.cacheDir };
-  const stores = new Map<string, Store>();
-  const storeWrite = { ms: 0, calls: 0 };
+  const local = createLocalContext(config);
   const pendingGenerate: GenerateJob[] = [];
-  const segmenters = once<Segmenter>();
-  const detectors = once<Detector>();
-  const generators = once<Generator>();
-  const closers: Promise<{ close(): Promise<void> }>[] = [];
-  const track = <T extends { close(): Promise<void> }>(p: Promise<T>): Promise<T> => (closers.push(p), p);
+  const replaced = new Map<string, Promise<Segmenter>>();
+  const load = opts.segmenter;
   const noop = async () => undefined;
   const stub = <T>(value: unknown) => value as T;
   return {
-    config,
+    ...local,
     redis: stub<WorkerContext["redis"]>({}),
     queues: stub<WorkerContext["queues"]>({ mask: { add: noop }, finalize: { getJob: noop }, detect: {}, generate: {} }),
     flows: stub<WorkerContext["flows"]>({
@@ -67,35 +45,17 @@ export function inlineContext(config: Config, opts: InlineContextOptions = {}): 
       },
     }),
     runState: stub<WorkerContext["runState"]>({ stageDone: noop, resultDone: noop, failed: noop }),
-    aws,
     pendingGenerate,
-    storeWrite,
-    store(root) {
-      let s = stores.get(root);
-      if (!s) {
-        const inner = openStore(root, aws);
-        s = Object.assign(Object.create(inner) as Store, {
-          async write(key: string, body: Buffer, contentType?: string) {
-            const t = performance.now();
-            await inner.write(key, body, contentType);
-            storeWrite.ms += performance.now() - t;
-            storeWrite.calls++;
-          },
-        });
-        stores.set(root, s);
-      }
-      return s;
-    },
-    async loadImage(job) {
-      return decodeImage(await readInput(job.input, job.name, aws), job.name, { maxPixels: job.options.maxPixels });
-    },
-    segmenter: (spec) => segmenters(spec, () => track((opts.segmenter ?? ((s) => loadSegmenter(s, modelOpts)))(spec))),
-    faceDetector: (spec, minConfidence) =>
-      detectors(`${spec}:${minConfidence}`, () => track(loadFaceDetector(spec, { ...modelOpts, scoreThreshold: minConfidence }))),
-    rekognition: () => Promise.reject(new Error("inline context: no Rekognition")),
-    generator: (options) => generators(generatorKey(options), () => track(openGenerator(options, config))),
+    segmenter: load
+      ? (spec) => {
+          let s = replaced.get(spec);
+          if (!s) replaced.set(spec, (s = load(spec)));
+          return s;
+        }
+      : local.segmenter,
     async close() {
-      for (const s of await Promise.allSettled(closers)) if (s.status === "fulfilled") await s.value.close();
+      for (const s of await Promise.allSettled(replaced.values())) if (s.status === "fulfilled") await s.value.close();
+      await local.close();
     },
   };
 }

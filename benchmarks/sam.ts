@@ -29,6 +29,7 @@ import { loadConfig } from "../shared/config.js";
 import { decodeImage, encodePng, rgbaFrom } from "../shared/image.js";
 import { outputKeys } from "../shared/jobs.js";
 import { fillHoles, removeSmallIslands, toBedrockMask, unionMasks } from "../shared/mask-ops.js";
+import { stepTotal } from "../shared/metrics.js";
 import type { ExecutionProvider } from "../shared/onnx.js";
 import { openStore } from "../shared/storage/index.js";
 import type { Box, RgbImage } from "../shared/types.js";
@@ -199,22 +200,17 @@ async function throughputChild(task: ThroughputTask): Promise<ThroughputResult> 
     const job = await imageJobFor(config, photo, `img-${i}.jpg`);
     const keys = outputKeys(job.outPrefix);
     await store.write(keys.detections, Buffer.from(JSON.stringify({ boxes: boxesFor({ width: meta.width, height: meta.height }, task.boxes) })));
-    let loadMs = 0;
-    const loadImage = ctx.loadImage.bind(ctx);
-    ctx.loadImage = async (j) => {
-      const s = performance.now();
-      const img = await loadImage(j);
-      loadMs = performance.now() - s;
-      return img;
-    };
-    const writes = ctx.storeWrite.ms;
+    // Image loading and store writes as the context's own step metrics record them.
+    const steps = ["input_read", "image_decode", "store_write"] as const;
+    const before = await Promise.all(steps.map(stepTotal));
     const s = performance.now();
     await maskStage(fakeJob(job), ctx);
     const ms = performance.now() - s;
-    ctx.loadImage = loadImage;
+    const after = await Promise.all(steps.map(stepTotal));
+    const spent = (k: number) => (after[k]?.ms ?? 0) - (before[k]?.ms ?? 0);
     ctx.pendingGenerate.length = 0;
     const info = JSON.parse((await store.read(keys.maskInfo)).toString("utf8")) as { timings: Omit<PerImage, "ms" | "loadMs" | "storeWriteMs"> };
-    if (i > 0) images.push({ ms, loadMs, ...info.timings, storeWriteMs: ctx.storeWrite.ms - writes });
+    if (i > 0) images.push({ ms, loadMs: spent(0) + spent(1), ...info.timings, storeWriteMs: spent(2) });
   }
   const endedAt = Date.now();
   await ctx.close();

@@ -41,6 +41,13 @@ export function observeStep(step: Step, ms: number): void {
   stepDuration.observe({ step }, ms / 1000);
 }
 
+/** The time recorded for a step in this process so far, and how many times it ran (benchmarks read this). */
+export async function stepTotal(step: Step): Promise<{ ms: number; count: number }> {
+  const { values } = await stepDuration.get();
+  const of = (suffix: string) => values.find((v) => v.metricName === `maskfleet_step_duration_seconds_${suffix}` && v.labels.step === step)?.value ?? 0;
+  return { ms: of("sum") * 1000, count: of("count") };
+}
+
 /** Runs `work`, recording its time as `step` whether it succeeds or fails. */
 export async function timeStep<T>(step: Step, work: () => Promise<T>): Promise<T> {
   const started = performance.now();

@@ -1,6 +1,8 @@
 /**
  * What every stage of a worker process shares: the config, one Redis connection, the queues it
- * hands work on to, per-image run state, output stores, and models loaded once per process.
+ * hands work on to, per-image run state, output stores, and models loaded once per process. The
+ * part without Redis (stores, image loading, models) is a LocalContext of its own, which the
+ * benchmarks use to run the stage functions without queues.
  */
 import { basename } from "node:path";
 import type { Redis } from "ioredis";
@@ -37,13 +39,13 @@ export interface WorkerContext {
   loadImage(job: ImageJob): Promise<DecodedImage>;
   /** A segmenter, loaded once per (spec, refine) per process. */
   segmenter(spec: string, refine?: boolean): Promise<Segmenter>;
-  /** The salient-object model (format "salient") of target auto, loaded once per process. Optional: contexts without it refuse salientModel. */
-  salient?(spec: string): Promise<SalientModel>;
+  /** The salient-object model (format "salient") of target auto, loaded once per process. */
+  salient(spec: string): Promise<SalientModel>;
   faceDetector(spec: string, minConfidence: number): Promise<Detector>;
   /** Amazon Rekognition for a target ("face" or a label), one client per process. */
   rekognition(target: string, minConfidence: number, maxObjects: number): Promise<Detector>;
-  /** A local text-prompted detector (format "owlv2") for a label target; the model is loaded once per spec. Optional like salient. */
-  textDetector?(spec: string, target: string, minConfidence: number, maxObjects: number): Promise<Detector>;
+  /** A local text-prompted detector (format "owlv2") for a label target; the model is loaded once per spec. */
+  textDetector(spec: string, target: string, minConfidence: number, maxObjects: number): Promise<Detector>;
   generator(options: ImageOptions): Promise<Generator>;
   close(): Promise<void>;
 }
@@ -63,11 +65,11 @@ function memo<T>() {
   return { get, values: () => [...cache.values()] };
 }
 
-export function createContext(config: Config, redis: Redis): WorkerContext {
+/** The parts of a context that need no Redis: output stores, image loading and the models. */
+export type LocalContext = Omit<WorkerContext, "redis" | "queues" | "flows" | "runState">;
+
+export function createLocalContext(config: Config): LocalContext {
   const aws = awsSettingsOf(config);
-  const queues = openQueues(redis);
-  const unwatchQueues = watchQueues(Object.values(queues)); // their depths, on every metrics scrape
-  const flows = new FlowProducer({ connection: redis, prefix: keyPrefix });
   const stores = new Map<string, Store>();
   const modelOpts = {
     executionProvider: config.executionProvider,
@@ -90,10 +92,6 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
     };
   return {
     config,
-    redis,
-    queues,
-    flows,
-    runState: new RunState(redis),
     aws,
     store(root) {
       let s = stores.get(root);
@@ -122,6 +120,23 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
       const settled = await Promise.allSettled<{ close(): Promise<void> }>([...segmenters.values(), ...salients.values(), ...detectors.values(), ...textModels.values(), ...generators.values()]);
       for (const s of settled) if (s.status === "fulfilled") await s.value.close();
       for (const u of unmark.splice(0)) u();
+    },
+  };
+}
+
+export function createContext(config: Config, redis: Redis): WorkerContext {
+  const local = createLocalContext(config);
+  const queues = openQueues(redis);
+  const unwatchQueues = watchQueues(Object.values(queues)); // their depths, on every metrics scrape
+  const flows = new FlowProducer({ connection: redis, prefix: keyPrefix });
+  return {
+    ...local,
+    redis,
+    queues,
+    flows,
+    runState: new RunState(redis),
+    async close() {
+      await local.close();
       unwatchQueues();
       await flows.close();
       await Promise.all(Object.values(queues).map((q) => q.close()));

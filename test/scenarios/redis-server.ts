@@ -74,6 +74,8 @@ export interface RedisServerOptions {
   port?: number;
   /** A command prefix that execs redis-server, e.g. ["ip", "netns", "exec", "ns1"]. */
   launcher?: string[];
+  /** false: no append-only file (a benchmark's Redis, where fsync would be measured too). Default true. */
+  persistence?: boolean;
 }
 
 /** Starts a redis-server under test/.tmp/<name>/ (emptied first) on a free port. */
@@ -95,8 +97,7 @@ export async function startRedisServer(name = "redis-server", o: RedisServerOpti
         "--port", String(port),
         "--bind", host,
         "--dir", dir,
-        "--appendonly", "yes",
-        "--appendfsync", "always",
+        ...(o.persistence === false ? ["--appendonly", "no"] : ["--appendonly", "yes", "--appendfsync", "always"]),
         "--save", "",
         "--daemonize", "no",
         // Protected mode refuses every client but loopback ones when there is no password; bound to

@@ -62,7 +62,6 @@ async function findBoxes(data: ImageJob, image: RgbImage, ctx: WorkerContext): P
     const detector = await ctx.faceDetector(data.options.detectorModel, minConfidence);
     return { boxes: (await detector.detect(image)).map((b) => clampBox(b, image)), detector: detector.name };
   }
-  if (!ctx.textDetector) throw new InputError(`target ${JSON.stringify(target)} needs a text-prompted detector (--detector rekognition)`);
   const detector = await ctx.textDetector(
     data.options.textDetectorModel ?? DEFAULT_TEXT_DETECTOR_MODEL,
     target,

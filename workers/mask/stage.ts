@@ -4,7 +4,7 @@
  * per (prompt, seed) under a finalize parent.
  */
 import type { Job } from "bullmq";
-import { ConfigError, InputError } from "../../shared/errors.js";
+import { InputError } from "../../shared/errors.js";
 import { generateJobId, generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
 import { encodePng, rgbaFrom } from "../../shared/image.js";
 import { fillHoles, growMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../../shared/mask-ops.js";
@@ -19,7 +19,6 @@ import type { Segmenter } from "./segmenter.js";
 
 /** target auto with salientModel: the salient soft mask, refined by SAM unless salientRefine is false. */
 async function salientSegmenter(ctx: WorkerContext, opts: { samModel: string; salientModel?: string | undefined; salientRefine?: boolean | undefined }): Promise<Segmenter> {
-  if (!ctx.salient) throw new ConfigError("salientModel", "this worker context cannot load salient models");
   const salient = await ctx.salient(opts.salientModel as string);
   return new SalientSegmenter(salient, opts.salientRefine === false ? undefined : await ctx.segmenter(opts.samModel));
 }
