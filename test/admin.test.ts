@@ -4,10 +4,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { copyFile, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import sharp from "sharp";
@@ -24,33 +22,9 @@ import { createContext, type WorkerContext } from "../workers/context.js";
 import { startFleet, type Fleet } from "../workers/fleet.js";
 import type { Generator } from "../workers/generate/generator.js";
 import { startPool } from "../workers/pool.js";
-import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
+import { freshRedis, listFiles, repoRoot, runMaskfleet, scratchDir, tinyModels, until } from "./helpers.js";
 
-const exec = promisify(execFile);
 const photo = (name: string) => join(repoRoot, "samples", "photos", name);
-
-async function maskfleet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), ...args], {
-      env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
-
-async function listFiles(dir: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    out.set(path, (await stat(path)).mtimeMs);
-  }
-  return out;
-}
 
 async function allKeys(redis: Redis): Promise<string[]> {
   const keys: string[] = [];
@@ -61,14 +35,6 @@ async function allKeys(redis: Redis): Promise<string[]> {
     keys.push(...batch);
   } while (cursor !== "0");
   return keys;
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe("run administration: report, retry, clean", () => {
@@ -83,6 +49,21 @@ describe("run administration: report, retry, clean", () => {
 
   const pauseFleet = () => Promise.all(fleet.pools.map((p) => p.worker.pause()));
   const resumeFleet = () => Promise.all(fleet.pools.map((p) => p.worker.resume()));
+  /** A detect worker outside the fleet whose jobs stay active until released (or closed). */
+  const holdDetectJobs = () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const connection = connect(redisUrl);
+    const worker = new Worker("detect", () => gate, { connection, prefix: keyPrefix });
+    return {
+      release: () => release(),
+      async close() {
+        release();
+        await worker.close();
+        await connection.quit();
+      },
+    };
+  };
 
   before(async () => {
     redisUrl = await freshRedis(11);
@@ -196,15 +177,15 @@ describe("run administration: report, retry, clean", () => {
 
   it("the CLI writes the report file and names unknown runs and stages", async () => {
     const file = join(outDir, "..", "report.json");
-    const r = await maskfleet(["report", "adm", "--out", file, "--redis", redisUrl]);
+    const r = await runMaskfleet(["report", "adm", "--out", file, "--redis", redisUrl], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /run adm: 6 images, 2 ok, 4 failed, 0 in progress; results 4 ok, 2 failed/);
     const json = JSON.parse(await readFile(file, "utf8"));
     assert.equal(json.images.failed, 4);
-    const bad = await maskfleet(["clean", "nope", "--redis", redisUrl]);
+    const bad = await runMaskfleet(["clean", "nope", "--redis", redisUrl], { timeoutMs: 60_000 });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^maskfleet: no run named nope/);
-    const stage = await maskfleet(["retry", "adm", "--stage", "paint", "--redis", redisUrl]);
+    const stage = await runMaskfleet(["retry", "adm", "--stage", "paint", "--redis", redisUrl], { timeoutMs: 60_000 });
     assert.equal(stage.code, 2);
     assert.match(stage.stderr, /stage: expected one of detect, mask, generate, finalize/);
   });
@@ -277,22 +258,17 @@ describe("run administration: report, retry, clean", () => {
 
     // A detect job of the run held active by a worker that waits for us.
     await pauseFleet();
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => (release = r));
-    const holderRedis = connect(redisUrl);
-    const holder = new Worker("detect", () => gate, { connection: holderRedis, prefix: keyPrefix });
+    const holder = holdDetectJobs();
     try {
       assert.equal((await retryRun(redis, "adm", { stage: "detect", reason: "1x1" })).requeued.detect, 1);
-      await until("the held job is active", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 1);
+      await until("the held job is active", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 1, 20_000, 50);
       await assert.rejects(cleanRun(redis, "adm"), (err: Error) => err instanceof AdminError && /run adm has 1 active jobs \(detect [0-9a-f]+\)/.test(err.message));
       assert.equal(await new RunState(redis).runExists("adm"), true, "nothing removed");
       assert.equal(ownKeys(await allKeys(redis)).length, keysBefore.length + 1, "only the lock was added");
-      release();
-      await until("the held job ended", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 0);
+      holder.release();
+      await until("the held job ended", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 0, 20_000, 50);
     } finally {
-      release();
       await holder.close();
-      await holderRedis.quit();
     }
 
     const files = await listFiles(outDir);
@@ -331,25 +307,20 @@ describe("run administration: report, retry, clean", () => {
 
   it("clean --force removes everything but a job still running", async () => {
     await pauseFleet();
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => (release = r));
-    const holderRedis = connect(redisUrl);
-    const holder = new Worker("detect", () => gate, { connection: holderRedis, prefix: keyPrefix });
+    const holder = holdDetectJobs();
     try {
       await enqueueImages(redis, config, "busy", [
         { path: join(inputDir, "astronaut.jpg"), name: "astronaut-busy.jpg" },
         { path: join(inputDir, "tiny-b.png"), name: "tiny-b.png" },
       ].map((i) => ({ ...i, prompts: ["busy"] })));
-      await until("one job is active", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 1);
+      await until("one job is active", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 1, 20_000, 50);
       await assert.rejects(cleanRun(redis, "busy"), /active jobs/);
       const s = await cleanRun(redis, "busy", { force: true });
       assert.equal(s.left, 1);
       assert.equal(s.removed.detect, 1, "the waiting job went");
       assert.equal(await new RunState(redis).runExists("busy"), false);
     } finally {
-      release();
       await holder.close();
-      await holderRedis.quit();
     }
   });
 });
@@ -388,7 +359,7 @@ describe("generator counters in the generate pool", () => {
       await until("the three jobs ended", async () => {
         const c = await ctx.queues.generate.getJobCounts("completed", "failed");
         return (c.completed ?? 0) + (c.failed ?? 0) === 3;
-      });
+      }, 20_000, 50);
       assert.deepEqual(await new RunState(redis).counters("counts"), { generatorCalls: 1, throttles: 1, rejected: 1 });
       assert.equal(calls, 3, "throttled, made, refused; the existing result was not asked for");
     } finally {

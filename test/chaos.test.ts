@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { stages, type Stage } from "../shared/queues.js";
 import { waitForRun, runStatus } from "../producer/status.js";
 import { s3Client } from "../shared/storage/s3.js";
+import { until } from "./helpers.js";
 import type { StandInRequest } from "./standins/bedrock.js";
 import {
   assertNothingLost,
@@ -33,16 +34,7 @@ import {
 
 const chaosImages = Number(process.env.MASKFLEET_CHAOS_IMAGES ?? 200);
 const chaosSeed = process.env.MASKFLEET_CHAOS_SEED ? Number(process.env.MASKFLEET_CHAOS_SEED) : undefined;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 describe("chaos: workers SIGKILLed, Redis crashed, mid-run (separate processes, stand-ins)", () => {
   it(`${chaosImages} images x 2 seeds: every output complete and whole, the run consistent, no result received twice`, async (t) => {
@@ -179,7 +171,7 @@ describe("SIGTERM under load (separate processes, stand-ins)", () => {
     const { env, workers } = load;
     try {
       // Mid-run: some results delivered, several requests in flight at the service.
-      await until("generate requests in flight", () => env.bedrock.requests.filter((r) => r.delivered).length >= 4 && env.bedrock.requests.filter((r) => !r.delivered).length >= 4);
+      await until("generate requests in flight", () => env.bedrock.requests.filter((r) => r.delivered).length >= 4 && env.bedrock.requests.filter((r) => !r.delivered).length >= 4, 60_000);
       const inFlight = env.bedrock.requests.filter((r) => !r.delivered);
       const exits = await terminateAll(workers, graceMs);
       t.diagnostic(`SIGTERM with ${inFlight.length} Bedrock requests in flight; exits: ${exits}`);
@@ -216,7 +208,7 @@ describe("SIGTERM under load (separate processes, stand-ins)", () => {
     const load = await startLoad("sigterm-handback-redis", { images: 8, latencyMs: 2500, graceMs, lockMs: 2000 });
     const { env, workers } = load;
     try {
-      await until("generate requests in flight", () => env.bedrock.requests.length >= 4);
+      await until("generate requests in flight", () => env.bedrock.requests.length >= 4, 60_000);
       const inFlight = env.bedrock.requests.filter((r) => !r.delivered);
       const exits = await terminateAll(workers, graceMs + 2000);
       t.diagnostic(`SIGTERM with ${inFlight.length} Bedrock requests in flight; exits: ${exits}`);

@@ -1,30 +1,17 @@
 /** The command line as a user runs it, in child processes: the old YAML drives a run; errors are clear. */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { oldYaml } from "./fixtures/old-config.js";
-import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
+import { freshRedis, repoRoot, runMaskfleet, scratchDir, tinyModels } from "./helpers.js";
 import { startBedrockStandIn } from "./standins/bedrock.js";
 import { standInCredentials } from "./scenarios/aws-fleet.js";
 
-const exec = promisify(execFile);
 
-async function maskfleet(args: string[], cwd: string, env: NodeJS.ProcessEnv = standInCredentials): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), ...args], {
-      cwd,
-      env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn", ...env },
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
+/** The CLI in `cwd`, with the stand-ins' AWS credentials unless told otherwise. */
+const maskfleet = (args: string[], cwd: string, env: NodeJS.ProcessEnv = standInCredentials) => runMaskfleet(args, { cwd, env });
 
 describe("maskfleet CLI", () => {
   it("the old script's YAML drives a Titan sweep end to end", async () => {

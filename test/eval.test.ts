@@ -5,20 +5,17 @@
  * ground truth scores IoU ~1, an ellipse inscribed in its box ~pi/4.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { promisify } from "node:util";
 import sharp from "sharp";
 import { ConfigError } from "../shared/errors.js";
 import { decodeRle, decodeRleString, encodeRle, encodeRleString, parseCoco, rasterizePolygons } from "../shared/eval/coco.js";
 import { boundaryF, defaultBoundaryTolerance, maskIoU } from "../shared/eval/metrics.js";
 import { formatEvalTable, runEval, type EvalReport } from "../shared/eval/run.js";
 import type { Mask } from "../shared/types.js";
-import { repoRoot, scratchDir, tinyModels } from "./helpers.js";
+import { runMaskfleet, scratchDir, tinyModels } from "./helpers.js";
 
-const exec = promisify(execFile);
 
 function rectMask(width: number, height: number, x0: number, y0: number, x1: number, y1: number): Mask {
   const data = new Uint8Array(width * height);
@@ -235,15 +232,7 @@ test("eval end to end with the tiny SAM model: one row per instance, the values 
   assert.ok(all.rows.find((r) => r.annotationId === 30)!.iou > 0.97);
 });
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), "eval", ...args], { timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
+const cli = (args: string[]) => runMaskfleet(["eval", ...args]);
 
 test("maskfleet eval: a table and a JSON report for two models; bad inputs are one line and a non-zero exit", async () => {
   const dir = await scratchDir("eval-cli");

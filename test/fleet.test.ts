@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { copyFile, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { resolveConfig, type Config } from "../shared/config.js";
@@ -15,19 +15,9 @@ import { runStatus, waitForRun } from "../producer/status.js";
 import { RunState } from "../shared/run-state.js";
 import { startFleet, type Fleet } from "../workers/fleet.js";
 import { GOOD_FIXTURES, writeBadImages, type FixtureId } from "./fixtures/bad-images.js";
-import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
+import { freshRedis, listFiles, repoRoot, scratchDir, tinyModels } from "./helpers.js";
 
 const samplePhotos = join(repoRoot, "samples", "photos");
-
-async function listFiles(dir: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    out.set(path, (await stat(path)).mtimeMs);
-  }
-  return out;
-}
 
 describe("fleet end to end", () => {
   let config: Config;

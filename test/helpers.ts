@@ -1,6 +1,11 @@
-/** Shared test plumbing: scratch folders, one Redis database per test file, the tiny models, metrics parsing. */
-import { mkdir, rm } from "node:fs/promises";
+/**
+ * Shared test plumbing: scratch folders, one Redis database per test file, the tiny models, the
+ * CLI as a child process, waiting for a condition, file listings, metrics parsing.
+ */
+import { execFile } from "node:child_process";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 import { Redis } from "ioredis";
 
 export const repoRoot = resolve(import.meta.dirname, "..");
@@ -54,6 +59,51 @@ export function samples(text: string): Sample[] {
     if (!m) continue;
     const labels = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
     out.push({ name: m[1] as string, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const exec = promisify(execFile);
+
+/** Runs `maskfleet ...args` (cli/main.ts through tsx) to its end; a non-zero exit is a result, not an error. */
+export async function runMaskfleet(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), ...args], {
+      cwd: o.cwd,
+      env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn", ...o.env },
+      timeout: o.timeoutMs ?? 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `cond` every `intervalMs` until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Every file under `dir` with its modification time. */
+export async function listFiles(dir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    out.set(path, (await stat(path)).mtimeMs);
   }
   return out;
 }

@@ -30,7 +30,7 @@ import { RunState, type ImageRecord } from "../../shared/run-state.js";
 import { s3Client } from "../../shared/storage/s3.js";
 import { startBedrockStandIn, type BedrockStandIn, type BedrockStandInOptions, type StandInRequest } from "../standins/bedrock.js";
 import { startS3Server, type S3Server } from "../standins/s3-server.js";
-import { repoRoot, tinyModels } from "../helpers.js";
+import { repoRoot, sleep, tinyModels } from "../helpers.js";
 import { standInCredentials } from "./aws-fleet.js";
 import { startRedisServer, type RedisServer, type RedisServerOptions } from "./redis-server.js";
 
@@ -249,8 +249,6 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export interface ChaosOptions {
   images: number;

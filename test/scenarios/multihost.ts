@@ -29,7 +29,7 @@ import { join, relative } from "node:path";
 import { makeVitBEncoder } from "../../tools/make-vit-b-encoder.js";
 import { runStatus, waitForRun, type RunStatus } from "../../producer/status.js";
 import { keyPrefix, openQueues, stages, type Stage } from "../../shared/queues.js";
-import { samples, scratchDir, type Sample } from "../helpers.js";
+import { samples, scratchDir, sleep, type Sample } from "../helpers.js";
 import { catalogConfig, enqueueCatalog, startChaosEnv, uploadSmallPhotos, verifyOutputs, WorkerSet, type ChaosEnv, type WorkerProcess } from "./chaos.js";
 import { createTopology, type Topology } from "./netns.js";
 
@@ -122,8 +122,6 @@ export interface MultihostReport {
 /** "cores busy: mask 0.93, other workers 0.52, ..." */
 export const cores = (t: Throughput): string =>
   `cores busy: mask ${t.cores.mask.toFixed(2)}, other workers ${t.cores.otherWorkers.toFixed(2)}, producer and stand-ins ${t.cores.root.toFixed(2)}, redis ${t.cores.redis.toFixed(2)}`;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function scrape(url: string): Promise<Sample[]> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
