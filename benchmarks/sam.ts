@@ -1,5 +1,5 @@
 /**
- * The SAM step on CPU with a full-size random-weight SAM ViT-B (tools/make-vit-b-encoder.ts +
+ * The SAM step on CPU with a full-size random-weight SAM ViT-B (tools/make-sam-vit-encoder.ts +
  * tools/make-sam-decoder.ts): maskfleet's mask worker against the naive path, where the time goes,
  * intra-op threads for 1 and 2 worker processes, and the encoder's GFLOP/s against a MatMul peak
  * measured in the same run.
@@ -40,7 +40,7 @@ import { maskStage } from "../workers/mask/stage.js";
 import { fakeJob, imageJobFor, inlineContext } from "./inline-context.js";
 import { photoVariant, photoVariantName } from "../test/fixtures/photo-variants.js";
 import { makeVitBSamModel, samDecoderStats } from "../tools/make-sam-decoder.js";
-import { vitBEncoderStats } from "../tools/make-vit-b-encoder.js";
+import { vitBEncoderStats } from "../tools/make-sam-vit-encoder.js";
 import { encodeModel, GraphBuilder, valueInfo } from "../tools/onnx-graph.js";
 
 const root = resolve(import.meta.dirname, "..");

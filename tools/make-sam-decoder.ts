@@ -1,7 +1,7 @@
 /**
  * A benchmark stand-in for SAM's prompt encoder + mask decoder as Meta's SamOnnxModel exports them
  * (samexporter's decoder files), with seeded random weights: the same operators and sizes, so the
- * same cost per box, without the download. With tools/make-vit-b-encoder.ts it makes a full-size
+ * same cost per box, without the download. With tools/make-sam-vit-encoder.ts it makes a full-size
  * random-weight SAM ViT-B model folder that workers/mask/samexporter.ts loads.
  *
  *   npx tsx tools/make-sam-decoder.ts <dir> [--seed N]
@@ -33,7 +33,7 @@ import { mkdir, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { encodeModel, GraphBuilder, valueInfo, type Shape, type Value } from "./onnx-graph.js";
-import { makeVitBEncoder } from "./make-vit-b-encoder.js";
+import { makeVitBEncoder } from "./make-sam-vit-encoder.js";
 
 const DIM = 256;
 const HEADS = 8;

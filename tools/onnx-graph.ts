@@ -1,9 +1,13 @@
 /**
- * A small ONNX graph builder for the benchmark models (tools/make-vit-b-encoder.ts,
- * tools/make-sam-decoder.ts, the MatMul peak graph of benchmarks/sam.ts): seeded random weights,
- * static shape tracking (a -1 dimension is one known only at run time), parameter and
- * multiply-add counts (MatMul, Conv, ConvTranspose), and the ModelProto encoding.
+ * A small ONNX graph builder for the benchmark models (tools/make-sam-vit-encoder.ts,
+ * tools/make-sam-decoder.ts, the MatMul peak graph of benchmarks/sam.ts, ...): seeded random
+ * weights, static shape tracking (a -1 dimension is one known only at run time), parameter and
+ * multiply-add counts (MatMul, Conv, ConvTranspose), and the ModelProto encoding: in memory
+ * (encodeModel) or streamed to disk (writeModel), optionally with the weights in an ONNX external
+ * data file next to the .onnx, as models over protobuf's 2 GB limit (SAM ViT-H) are published.
  */
+import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import path from "node:path";
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
 
@@ -315,21 +319,39 @@ export interface ModelInfo {
   outputs: OnnxTypes.IValueInfoProto[];
 }
 
-/** The encoded ModelProto of a built graph (initializers written as raw data). */
+/** What a tools/make-<family>.ts build returns: the model folder and its size and cost. */
+export interface BuiltModel {
+  dir: string;
+  params: number;
+  macs: number;
+}
+
+/** protobuf's limit for one message, so for one .onnx file without external data (2 GiB - 1). */
+export const PROTOBUF_LIMIT = 2 ** 31 - 1;
+
+const ELEM_BYTES: Record<DType, number> = { float32: 4, int64: 8 };
+const dataType = (d: DType) => (d === "float32" ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64);
+const tensorBytes = (t: Initializer) => numel(t.dims) * ELEM_BYTES[t.dtype];
+
+function modelHeader(info: ModelInfo): OnnxTypes.IModelProto {
+  return { irVersion: 8, producerName: info.producerName, producerVersion: "1", docString: info.docString, opsetImport: [{ domain: "", version: OPSET }] };
+}
+
+/** The encoded ModelProto of a built graph (initializers written as raw data), in memory: for models well under 2 GB. */
 export function encodeModel(g: GraphBuilder, info: ModelInfo): Uint8Array {
+  const raw = g.initializers.reduce((n, t) => n + tensorBytes(t), 0);
+  if (raw > PROTOBUF_LIMIT) {
+    throw new RangeError(`encodeModel: ${(raw / 1e9).toFixed(2)} GB of initializers exceed protobuf's 2 GB limit; use writeModel with externalData`);
+  }
   const model: OnnxTypes.IModelProto = {
-    irVersion: 8,
-    producerName: info.producerName,
-    producerVersion: "1",
-    docString: info.docString,
-    opsetImport: [{ domain: "", version: OPSET }],
+    ...modelHeader(info),
     graph: {
       name: info.graphName,
       node: g.nodes,
       initializer: g.initializers.map((t) => ({
         name: t.name,
         dims: [...t.dims],
-        dataType: t.dtype === "float32" ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
+        dataType: dataType(t.dtype),
         rawData: t.data(),
       })),
       input: info.inputs,
@@ -337,4 +359,214 @@ export function encodeModel(g: GraphBuilder, info: ModelInfo): Uint8Array {
     },
   };
   return onnx.ModelProto.encode(model).finish();
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Streaming writer, with optional ONNX external data.
+
+/**
+ * ONNX external data (onnx.save_model(..., save_as_external_data=True, all_tensors_to_one_file=True)):
+ * learned weights of at least `threshold` bytes are written to one side file `location` (a plain
+ * file name, resolved by onnxruntime relative to the .onnx file's folder); their TensorProto gets
+ * data_location EXTERNAL and external_data {location, offset, length}. Constants stay inline.
+ */
+export interface ExternalDataOptions {
+  /** File name of the side file, next to the .onnx. */
+  location: string;
+  /** Weights of at least this many bytes go to the side file (default 1024, as onnx.save_model's size_threshold). */
+  threshold?: number;
+  /**
+   * Each tensor's offset in the side file is a multiple of this (default 4096, a page, which lets
+   * onnxruntime map it instead of reading it); 1 packs them back to back as onnx.save_model does.
+   */
+  align?: number;
+}
+
+export interface WriteModelOptions {
+  externalData?: ExternalDataOptions;
+}
+
+export interface WrittenModel {
+  /** The .onnx file and its size. */
+  file: string;
+  bytes: number;
+  /** The external data file (null without externalData) and its size. */
+  dataFile: string | null;
+  dataBytes: number;
+  /** How many initializers went to the side file. */
+  externalTensors: number;
+}
+
+/** protobuf varint of a non-negative integer up to 2^53. */
+function varint(n: number): Uint8Array {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+const varintLength = (n: number) => varint(n).length;
+
+// Tags (field number << 3 | wire type 2) of the length-delimited fields written by hand.
+const TAG_MODEL_GRAPH = 58; // ModelProto.graph = 7
+const TAG_GRAPH_INITIALIZER = 42; // GraphProto.initializer = 5
+const TAG_TENSOR_RAW_DATA = 74; // TensorProto.raw_data = 9
+
+/** Sequential writes to one file, small pieces gathered into ~1 MB writes. */
+class FileSink {
+  private parts: Uint8Array[] = [];
+  private pending = 0;
+  written = 0;
+  constructor(private readonly fh: FileHandle) {}
+
+  /** Bytes written so far, gathered ones included. */
+  get position(): number {
+    return this.written + this.pending;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    this.parts.push(bytes);
+    this.pending += bytes.length;
+    if (this.pending >= 1 << 20) await this.flush();
+  }
+
+  async zeros(n: number): Promise<void> {
+    if (n > 0) await this.write(new Uint8Array(n));
+  }
+
+  async flush(): Promise<void> {
+    if (this.pending === 0) return;
+    let buf = this.parts.length === 1 ? (this.parts[0] as Uint8Array) : Buffer.concat(this.parts);
+    this.parts = [];
+    this.pending = 0;
+    while (buf.length > 0) {
+      const { bytesWritten } = await this.fh.write(buf, 0, buf.length, null);
+      this.written += bytesWritten;
+      buf = buf.subarray(bytesWritten);
+    }
+  }
+}
+
+interface PlannedTensor {
+  init: Initializer;
+  /** The TensorProto without raw_data (for an external tensor: with its external_data). */
+  header: Uint8Array;
+  /** Bytes of raw_data written inline after the header (0 for an external tensor). */
+  inline: number;
+  /** Encoded TensorProto length. */
+  length: number;
+  /** Offset in the side file, or -1. */
+  offset: number;
+}
+
+function planTensors(g: GraphBuilder, ext: ExternalDataOptions | undefined): { tensors: PlannedTensor[]; dataBytes: number } {
+  const threshold = ext?.threshold ?? 1024;
+  const align = ext?.align ?? 4096;
+  if (ext && (!Number.isInteger(align) || align < 1)) throw new RangeError(`externalData.align must be a whole number >= 1, got ${align}`);
+  if (ext && (ext.location !== path.basename(ext.location) || ext.location === "" || ext.location.startsWith("."))) {
+    throw new RangeError(`externalData.location must be a plain file name next to the model, got ${JSON.stringify(ext.location)}`);
+  }
+  let end = 0;
+  const tensors = g.initializers.map((init): PlannedTensor => {
+    const n = tensorBytes(init);
+    const base = { name: init.name, dims: [...init.dims], dataType: dataType(init.dtype) };
+    if (ext && init.param && n >= threshold) {
+      const offset = Math.ceil(end / align) * align;
+      end = offset + n;
+      const header = onnx.TensorProto.encode({
+        ...base,
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: "location", value: ext.location },
+          { key: "offset", value: String(offset) },
+          { key: "length", value: String(n) },
+        ],
+      }).finish();
+      return { init, header, inline: 0, length: header.length, offset };
+    }
+    const header = onnx.TensorProto.encode(base).finish();
+    return { init, header, inline: n, length: header.length + 1 + varintLength(n) + n, offset: -1 };
+  });
+  return { tensors, dataBytes: end };
+}
+
+async function removeQuietly(file: string): Promise<void> {
+  await unlink(file).catch(() => undefined);
+}
+
+/**
+ * Writes the model to `file` without building it in memory: each initializer's data is made and
+ * written one at a time (the ModelProto's graph length is computed from the tensor sizes first).
+ * With opts.externalData the large weights go to the side file next to `file` (see
+ * ExternalDataOptions), so the model may exceed 2 GB; without it the .onnx must stay under
+ * PROTOBUF_LIMIT. Both files are written under temporary names and renamed into place, the side
+ * file first. onnxruntime loads the result from the .onnx path (not from bytes: a session made
+ * from a buffer cannot find the side file).
+ */
+export async function writeModel(file: string, g: GraphBuilder, info: ModelInfo, opts: WriteModelOptions = {}): Promise<WrittenModel> {
+  const ext = opts.externalData;
+  const { tensors, dataBytes } = planTensors(g, ext);
+  const head = onnx.ModelProto.encode(modelHeader(info)).finish();
+  const graph0 = onnx.GraphProto.encode({ name: info.graphName, node: g.nodes, input: info.inputs, output: info.outputs }).finish();
+  const graphLength = tensors.reduce((n, t) => n + 1 + varintLength(t.length) + t.length, graph0.length);
+  const total = head.length + 1 + varintLength(graphLength) + graphLength;
+  if (total > PROTOBUF_LIMIT) {
+    throw new RangeError(
+      `writeModel: ${file} would be ${(total / 1e9).toFixed(2)} GB, over protobuf's 2 GB limit; ` +
+        (ext ? "lower externalData.threshold" : "write the weights as external data (opts.externalData)"),
+    );
+  }
+
+  const dataFile = ext ? path.join(path.dirname(file), ext.location) : null;
+  const suffix = `.${process.pid}.${Date.now()}.tmp`;
+  const tmp = `${file}${suffix}`;
+  const dataTmp = dataFile ? `${dataFile}${suffix}` : null;
+  try {
+    if (dataFile && dataTmp) {
+      const fh = await open(dataTmp, "w");
+      try {
+        const sink = new FileSink(fh);
+        for (const t of tensors) {
+          if (t.offset < 0) continue;
+          await sink.zeros(t.offset - sink.position);
+          await sink.write(t.init.data());
+        }
+        await sink.flush();
+        if (sink.written !== dataBytes) throw new Error(`writeModel: wrote ${sink.written} bytes of external data, planned ${dataBytes}`);
+      } finally {
+        await fh.close();
+      }
+    }
+    const fh = await open(tmp, "w");
+    try {
+      const sink = new FileSink(fh);
+      await sink.write(head);
+      await sink.write(Uint8Array.of(TAG_MODEL_GRAPH));
+      await sink.write(varint(graphLength));
+      await sink.write(graph0);
+      for (const t of tensors) {
+        await sink.write(Uint8Array.of(TAG_GRAPH_INITIALIZER));
+        await sink.write(varint(t.length));
+        await sink.write(t.header);
+        if (t.offset >= 0) continue;
+        await sink.write(Uint8Array.of(TAG_TENSOR_RAW_DATA));
+        await sink.write(varint(t.inline));
+        await sink.write(t.init.data());
+      }
+      await sink.flush();
+      if (sink.written !== total) throw new Error(`writeModel: wrote ${sink.written} bytes, planned ${total}`);
+    } finally {
+      await fh.close();
+    }
+    if (dataFile && dataTmp) await rename(dataTmp, dataFile);
+    await rename(tmp, file);
+  } catch (err) {
+    await removeQuietly(tmp);
+    if (dataTmp) await removeQuietly(dataTmp);
+    throw err;
+  }
+  return { file, bytes: total, dataFile, dataBytes, externalTensors: tensors.filter((t) => t.offset >= 0).length };
 }
