@@ -1,9 +1,35 @@
-/** `maskfleet models list | pull | verify`: the named models of models/manifest.json and their cache. */
+/** `maskfleet models list | show | pull | verify`: the named models of models/manifest.json and their cache. */
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { cacheRoot, listModels, modelDir, pullModel, verifyModel } from "../models/registry.js";
+import { cacheRoot, getModel, listModels, modelDir, pullModel, verifyModel, type ModelEntry } from "../models/registry.js";
+// CPU figures measured by benchmarks/models.ts on full-size graphs of each architecture.
+import speedJson from "../models/speed.json" with { type: "json" };
+
+interface Speed {
+  msPerImage: number;
+  msPerExtraBox?: number;
+  peakRssMb: number;
+  measured: string;
+}
+const speeds = speedJson as { machine: string; weights: string; models: Record<string, Speed | undefined> };
 
 const megabytes = (bytes: number | null) => (bytes === null ? "?" : `${(bytes / 1e6).toFixed(0)} MB`);
+const seconds = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(0)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms} ms`);
+
+/** Total file size, or null while any file's size is not pinned yet. */
+function sizeOf(m: ModelEntry): number | null {
+  return m.files.every((f) => f.bytes !== null) ? m.files.reduce((sum, f) => sum + (f.bytes ?? 0), 0) : null;
+}
+
+/** "7.1 s" per image, with "+58 ms/box" for segmenters; "?" when not measured. */
+function speedOf(name: string): string {
+  const s = speeds.models[name];
+  if (!s) return "?";
+  return `${seconds(s.msPerImage)}${s.msPerExtraBox !== undefined ? ` +${seconds(s.msPerExtraBox)}/box` : ""}`;
+}
+
+/** The licence's name, without the explanation in brackets. */
+const licenceName = (m: ModelEntry) => m.licence.split(" (")[0] as string;
 
 export function addModelsCommand(program: Command): void {
   const models = program.command("models").description("named models: list, download (sha256-checked), verify the cache");
@@ -11,17 +37,59 @@ export function addModelsCommand(program: Command): void {
 
   models
     .command("list")
-    .description("every model in the manifest, with its task, size, licence and whether it is in the cache")
+    .description("every model in the manifest: task, size, CPU time per image measured here, licence, cached or not, and what it is good for")
     .option(...cacheFlag)
-    .action((flags: { cache?: string }) => {
+    .option("--json", "one JSON array instead of the table")
+    .action((flags: { cache?: string; json?: boolean }) => {
       const opts = { cacheDir: flags.cache };
-      process.stdout.write(`cache: ${cacheRoot(opts)}\n`);
-      for (const m of listModels(opts)) {
-        // Unknown when any file's size is not pinned yet.
-        const bytes = m.files.every((f) => f.bytes !== null) ? m.files.reduce((sum, f) => sum + (f.bytes ?? 0), 0) : null;
-        const cached = m.files.every((f) => existsSync(`${modelDir(m.name, opts)}/${f.file}`));
-        process.stdout.write(`${m.name.padEnd(24)} ${m.task.padEnd(12)} ${megabytes(bytes).padStart(8)}  ${cached ? "cached " : "missing"}  ${m.licence}\n`);
+      const rows = listModels(opts).map((m) => ({
+        name: m.name,
+        task: m.task,
+        format: m.format,
+        bytes: sizeOf(m),
+        cpu: speeds.models[m.name] ?? null,
+        licence: m.licence,
+        licenceName: licenceName(m),
+        cached: m.files.every((f) => existsSync(`${modelDir(m.name, opts)}/${f.file}`)),
+        pinned: m.files.every((f) => f.sha256 !== null) && (m.archive === undefined || m.archive.sha256 !== null),
+        goodFor: m.goodFor ?? null,
+      }));
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        return;
       }
+      process.stdout.write(`cache: ${cacheRoot(opts)}\nCPU: time per image on ${speeds.machine}, ${speeds.weights}\n\n`);
+      const line = (cells: string[]) => `${cells.map((c, i) => (i === 2 ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join("  ")}`.trimEnd();
+      const widths = [28, 11, 8, 17, 8, 8, 0];
+      process.stdout.write(`${line(["model", "task", "size", "CPU per image", "sha256", "cache", "licence"])}\n`);
+      for (const r of rows) {
+        const cells = [r.name, r.task, megabytes(r.bytes), speedOf(r.name), r.pinned ? "pinned" : "unpinned", r.cached ? "cached" : "-", r.licenceName];
+        process.stdout.write(`${line(cells)}\n`);
+        if (r.goodFor) process.stdout.write(`${"".padEnd(30)}${r.goodFor}\n`);
+      }
+    });
+
+  models
+    .command("show")
+    .description("everything the manifest says of one model: files, input/output, source, licence, CPU time")
+    .argument("<name>", "manifest name")
+    .option(...cacheFlag)
+    .action((name: string, flags: { cache?: string }) => {
+      const opts = { cacheDir: flags.cache };
+      const m = getModel(name, opts);
+      const s = speeds.models[name];
+      const lines = [
+        `${m.name} (${m.task}, format ${m.format})`,
+        m.description,
+        ...(m.goodFor ? [`good for: ${m.goodFor}`] : []),
+        `licence: ${m.licence}`,
+        `CPU: ${s ? `${speedOf(name)} per image, peak RSS ${s.peakRssMb} MB (${speeds.machine}; ${speeds.weights}; ${s.measured})` : "not measured"}`,
+        `input/output: ${m.input}`,
+        `source: ${m.source}`,
+        `cache folder: ${modelDir(m.name, opts)}`,
+        ...m.files.map((f) => `  ${f.role}: ${f.file}  ${f.bytes === null ? "size ?" : megabytes(f.bytes)}  sha256 ${f.sha256 ?? "not pinned"}`),
+      ];
+      process.stdout.write(`${lines.join("\n")}\n`);
     });
 
   models

@@ -12,7 +12,9 @@ export function addConfigFlags(cmd: Command): Command {
     .option("--detector <name>", "local | rekognition")
     .option("--detector-model <spec>", "face detector: manifest name or local .onnx / folder")
     .option("--min-confidence <n>", "detector threshold, 0-1", Number)
-    .option("--sam-model <spec>", "SAM model: manifest name or local folder")
+    .option("--text-detector-model <spec>", "label targets with --detector local: text-prompted detector (default owlv2-base-patch16-ensemble)")
+    .option("--text-min-confidence <n>", "text-prompted detector threshold, 0-1 (default 0.2)", Number)
+    .option("--sam-model <spec>", "segmenter: manifest name (sam-vit-b default, sam2.1-hiera-*, sam-vit-l/h, slimsam-77-uniform; see `maskfleet models list`) or local folder")
     .option("--refine-mask", "a second SAM pass that feeds the first mask back (samexporter, sam2 models)")
     .option("--salient-model <spec>", "target auto: salient-object model for a soft mask (manifest name or local .onnx / folder)")
     .option("--ep <provider>", "execution provider: cpu | cuda")
@@ -49,6 +51,8 @@ export interface ConfigFlags {
   detector?: string;
   detectorModel?: string;
   minConfidence?: number;
+  textDetectorModel?: string;
+  textMinConfidence?: number;
   samModel?: string;
   salientModel?: string;
   refineMask?: boolean;
@@ -87,6 +91,8 @@ export function configFromFlags(flags: ConfigFlags, extra: ConfigInput = {}): Co
     detector: flags.detector,
     detectorModel: flags.detectorModel,
     minConfidence: flags.minConfidence,
+    textDetectorModel: flags.textDetectorModel,
+    textMinConfidence: flags.textMinConfidence,
     samModel: flags.samModel,
     salientModel: flags.salientModel,
     refineMask: flags.refineMask,

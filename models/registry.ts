@@ -69,6 +69,8 @@ const entrySchema = z
     format: z.enum(formats),
     licence: z.string().min(1),
     description: z.string().min(1),
+    /** What the model is the right choice for, and what it is not (shown by `maskfleet models list`). */
+    goodFor: z.string().min(1).optional(),
     input: z.string().min(1),
     source: z.string().min(1),
     archive: z.strictObject({ url: z.url(), sha256: sha256Schema, bytes: z.number().int().positive().nullable() }).optional(),

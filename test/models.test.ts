@@ -21,7 +21,7 @@ import {
   type ModelEntry,
 } from "../models/registry.js";
 import { listZip } from "../models/unzip.js";
-import { scratchDir, tinyModels } from "./helpers.js";
+import { repoRoot, runMaskfleet, scratchDir, tinyModels } from "./helpers.js";
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -324,4 +324,40 @@ test("the ZIP reader lists names, sizes and ZIP64 fields", async () => {
   }
   await writeFile(join(dir, "not.zip"), "plain text");
   await assert.rejects(listZip(join(dir, "not.zip")), /not a ZIP archive/);
+});
+
+test("models list: every model with its size, CPU time measured here, licence and what it is good for; show gives the rest", async () => {
+  const speed = JSON.parse(await readFile(join(repoRoot, "models/speed.json"), "utf8")) as { machine: string; models: Record<string, { msPerImage: number; msPerExtraBox?: number }> };
+  const cache = await scratchDir("models-list-cache");
+  const list = await runMaskfleet(["models", "list", "--json", "--cache", cache]);
+  assert.equal(list.code, 0, list.stderr);
+  const rows = JSON.parse(list.stdout) as { name: string; task: string; bytes: number | null; cpu: { msPerImage: number; msPerExtraBox?: number } | null; licence: string; cached: boolean; pinned: boolean; goodFor: string | null }[];
+  assert.deepEqual(rows.map((r) => r.name), listModels().map((m) => m.name));
+  for (const r of rows) {
+    const m = getModel(r.name);
+    // Every shipped model has been timed by benchmarks/models.ts and says what it is for.
+    assert.ok(r.cpu && r.cpu.msPerImage > 0, `${r.name}: no CPU time in models/speed.json`);
+    assert.deepEqual(r.cpu, speed.models[r.name]);
+    assert.equal(r.cpu.msPerExtraBox !== undefined, m.task === "segment", `${r.name}: per-box time is for segmenters only`);
+    assert.ok(r.goodFor && r.goodFor.length > 20, `${r.name}: goodFor`);
+    assert.equal(r.cached, false);
+    assert.equal(r.pinned, m.files.every((f) => f.sha256 !== null) && m.archive?.sha256 !== null);
+    assert.equal(r.bytes, m.files.every((f) => f.bytes !== null) ? m.files.reduce((s, f) => s + (f.bytes as number), 0) : null);
+  }
+  // The table: one line per model with its time, and its good-for line under it.
+  const table = await runMaskfleet(["models", "list", "--cache", cache]);
+  assert.equal(table.code, 0, table.stderr);
+  assert.ok(table.stdout.includes(speed.machine));
+  const vitB = table.stdout.split("\n").find((l) => l.startsWith("sam-vit-b "));
+  assert.match(vitB ?? "", /segment\s+376 MB\s+\d+(\.\d)? s \+\d+ ms\/box\s+pinned\s+-\s+Apache-2\.0$/);
+  assert.ok(table.stdout.includes(getModel("birefnet-general").goodFor as string));
+
+  const show = await runMaskfleet(["models", "show", "sam2.1-hiera-tiny", "--cache", cache]);
+  assert.equal(show.code, 0, show.stderr);
+  assert.match(show.stdout, /^sam2\.1-hiera-tiny \(segment, format sam2\)\n/);
+  assert.match(show.stdout, /sha256 not pinned/);
+  assert.match(show.stdout, /\nCPU: \d+(\.\d)? s \+\d+ ms\/box per image, peak RSS \d+ MB/);
+  const unknown = await runMaskfleet(["models", "show", "sam-vit-z"]);
+  assert.notEqual(unknown.code, 0);
+  assert.match(unknown.stderr, /unknown model "sam-vit-z"/);
 });
