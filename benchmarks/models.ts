@@ -16,7 +16,7 @@
  * Writes benchmarks/results/models.json and models/speed.json (what `maskfleet models list` shows).
  */
 import { spawn } from "node:child_process";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,6 +27,8 @@ import { loadFaceDetector, loadTextDetectionModel } from "../workers/detect/dete
 import { loadSegmenter } from "../workers/mask/segmenter.js";
 import { SalientModel } from "../workers/mask/salient.js";
 import { fullSizeBuilders } from "../tools/full-size-models.js";
+import { writeFileAtomic } from "../tools/onnx-graph.js";
+import {  } from "../tools/onnx-graph.js";
 
 const root = resolve(import.meta.dirname, "..");
 const work = join(root, ".cache", "bench", "full-size");
@@ -162,10 +164,6 @@ function runChild(t: ChildTask): Promise<ModelTiming> {
 
 const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
 
-async function writeAtomic(file: string, text: string): Promise<void> {
-  await writeFile(`${file}.tmp`, text);
-  await rename(`${file}.tmp`, file);
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { models: { type: "string" }, images: { type: "string", default: "3" }, threads: { type: "string", default: "0" } } });
@@ -204,14 +202,14 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const report = { date, machine, images, results };
   await mkdir(join(root, "benchmarks", "results"), { recursive: true });
-  await writeAtomic(join(root, "benchmarks", "results", "models.json"), JSON.stringify(report, null, 2) + "\n");
+  await writeFileAtomic(join(root, "benchmarks", "results", "models.json"), JSON.stringify(report, null, 2) + "\n");
   // models/speed.json keeps earlier figures of models not timed in this run.
   const speedPath = join(root, "models", "speed.json");
   const previous = (JSON.parse(await readFile(speedPath, "utf8").catch(() => "{}")) as { models?: Record<string, unknown> }).models ?? {};
   const speeds = Object.fromEntries(
     Object.entries(results).map(([name, r]) => [name, { msPerImage: Math.round(r.msPerImage), ...(r.msPerExtraBox !== undefined && { msPerExtraBox: Math.round(r.msPerExtraBox) }), peakRssMb: Math.round(r.peakRssMb), measured: date }]),
   );
-  await writeAtomic(speedPath, JSON.stringify({ machine, weights: "random-weight full-size graphs of each architecture (benchmarks/models.ts)", models: { ...previous, ...speeds } }, null, 2) + "\n");
+  await writeFileAtomic(speedPath, JSON.stringify({ machine, weights: "random-weight full-size graphs of each architecture (benchmarks/models.ts)", models: { ...previous, ...speeds } }, null, 2) + "\n");
   console.log(`\nwrote benchmarks/results/models.json and models/speed.json`);
 }
 

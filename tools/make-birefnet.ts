@@ -40,7 +40,7 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { getModel } from "../models/registry.js";
-import { encodeModel, GraphBuilder, numel, sfc32, valueInfo, type BuiltModel, type Fill, type Shape, type Value } from "./onnx-graph.js";
+import { encodeModel, GraphBuilder, numel, valueInfo, type BuiltModel, type Fill, type Shape, type Value } from "./onnx-graph.js";
 import { concat, conv2d, relu, resize, sigmoid, writeSalientFolder } from "./make-isnet.js";
 
 export type { BuiltModel };
@@ -146,49 +146,6 @@ class Params {
   }
 }
 
-/**
- * A constant the exporter folded into the file (not a learned parameter): written as a float
- * initializer with seeded normal values, not counted in g.params.
- */
-function foldedConstant(g: GraphBuilder, seed: number, name: string, dims: Shape, std: number): Value {
-  let h = seed >>> 0;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
-  g.initializers.push({
-    name,
-    dims,
-    dtype: "float32",
-    param: false,
-    data: () => {
-      const rand = sfc32(h);
-      const arr = new Float32Array(numel(dims));
-      for (let i = 0; i < arr.length; i += 2) {
-        const r = std * Math.sqrt(-2 * Math.log(1 - rand()));
-        const t = 2 * Math.PI * rand();
-        arr[i] = r * Math.cos(t);
-        if (i + 1 < arr.length) arr[i + 1] = r * Math.sin(t);
-      }
-      return new Uint8Array(arr.buffer);
-    },
-  });
-  return { name, shape: dims, dtype: "float32" };
-}
-
-/** A float constant (not a learned parameter), its values made when the file is encoded. */
-function tensorConstant(g: GraphBuilder, name: string, dims: Shape, values: () => Float32Array): Value {
-  g.initializers.push({
-    name,
-    dims,
-    dtype: "float32",
-    param: false,
-    data: () => {
-      const v = values();
-      if (v.length !== numel(dims)) throw new Error(`${name}: ${v.length} values for [${dims.join(", ")}]`);
-      return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-    },
-  });
-  return { name, shape: dims, dtype: "float32" };
-}
-
 /** torch.roll(x, shift, axis) as torch exports it: two Slices and a Concat. */
 function roll(g: GraphBuilder, x: Value, shift: number, axis: number): Value {
   const n = x.shape[axis] as number;
@@ -238,7 +195,7 @@ function windowAttention(ctx: Ctx, x: Value, prefix: string, dim: number, heads:
   const biasName = `${prefix}.relative_position_bias`;
   let bias = ctx.folded.get(biasName);
   if (!bias) {
-    bias = foldedConstant(g, ctx.cfg.seed, biasName, [1, heads, n, n], 0.02);
+    bias = g.constant(biasName, [1, heads, n, n], { kind: "normal", mean: 0, std: 0.02 }); // the exporter folds the relative position bias
     ctx.folded.set(biasName, bias);
     ctx.foldedFloats += heads * n * n;
     g.params += (2 * ctx.cfg.swin.window - 1) ** 2 * heads; // the learned table
@@ -370,7 +327,7 @@ function deformConvBnRelu(ctx: Ctx, x: Value, prefix: string, cout: number, k: n
     }
     return p0;
   };
-  const pk = tensorConstant(g, `${prefix}.p0_pk`, [1, 1, kk, 2, h, w], grid);
+  const pk = g.constant(`${prefix}.p0_pk`, [1, 1, kk, 2, h, w], grid);
   ctx.foldedFloats += kk * 2 * h * w;
   const p = g.binary("Add", pk, g.reshape(offset, [1, 1, kk, 2, h, w]));
   const pFloor = g.node("Floor", [p], p.shape);

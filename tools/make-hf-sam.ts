@@ -35,12 +35,13 @@
  * window 14, output 256 channels). transformers' SamVisionAttention makes qkv hidden -> 3 x hidden,
  * so 12 heads of 14 channels; the prompt encoder and mask decoder are SAM's, unpruned.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { ENCODER_OUTPUT, samVitConfig, samVitEncoderGraph, type SamVitEncoderOptions } from "./make-sam-vit-encoder.js";
-import { encodeModel, GraphBuilder, valueInfo, writeModel, type BuiltModel, type Shape, type Value } from "./onnx-graph.js";
+import { encodeModel, GraphBuilder, valueInfo, writeModel, type BuiltModel, type Value, writeFileAtomic, fileExists } from "./onnx-graph.js";
 import onnxProto from "onnx-proto";
+import { attention, DIM, DOWNSAMPLE, mlp, reshapeTo, twoWayBlock } from "./sam-two-way.js";
 
 const { onnx } = onnxProto;
 
@@ -62,10 +63,6 @@ export const HF_SAM_VARIANTS: Record<HfSamVariant, { encoder: SamVitEncoderOptio
   },
 };
 
-const DIM = 256;
-const HEADS = 8;
-const MLP_DIM = 2048;
-const DOWNSAMPLE = 2;
 const DEPTH = 2;
 const MASK_TOKENS = 4;
 const MULTIMASK = 3;
@@ -104,59 +101,6 @@ function buildVisionEncoder(seed: number, encoder: SamVitEncoderOptions): GraphB
 // ---------------------------------------------------------------------------------------------
 // Prompt encoder + mask decoder.
 
-/** Reshape whose target may copy input dimensions (0) and infer one (-1): the point batch stays dynamic. */
-function reshape(g: GraphBuilder, x: Value, target: readonly number[], shape: Shape, outName?: string): Value {
-  return g.node("Reshape", [x, g.ints(target)], shape, {}, outName);
-}
-
-/** [B, T, C] -> [B, heads, T, C / heads]. */
-function separateHeads(g: GraphBuilder, x: Value): Value {
-  const [b, t, c] = x.shape as [number, number, number];
-  return g.transpose(reshape(g, x, [0, 0, HEADS, c / HEADS], [b, t, HEADS, c / HEADS]), [0, 2, 1, 3]);
-}
-
-/** SamAttention: q/k/v projections to dim / downsample, 8 heads, out projection. */
-function attention(g: GraphBuilder, q: Value, k: Value, v: Value, prefix: string, downsample: number): Value {
-  const inner = DIM / downsample;
-  const qh = separateHeads(g, g.linear(q, `${prefix}.q_proj`, DIM, inner));
-  const kh = separateHeads(g, g.linear(k, `${prefix}.k_proj`, DIM, inner));
-  const vh = separateHeads(g, g.linear(v, `${prefix}.v_proj`, DIM, inner));
-  const scores = g.binary("Mul", g.matmul(qh, g.transpose(kh, [0, 1, 3, 2])), g.scalar((inner / HEADS) ** -0.5));
-  const out = g.transpose(g.matmul(g.softmax(scores), vh), [0, 2, 1, 3]);
-  const [b, t] = out.shape as [number, number];
-  return g.linear(reshape(g, out, [0, 0, inner], [b, t, inner]), `${prefix}.out_proj`, inner, DIM);
-}
-
-/** SamFeedForward: Linear layers with ReLU between them. */
-function feedForward(g: GraphBuilder, x: Value, prefix: string, dims: readonly number[]): Value {
-  let y = x;
-  for (let i = 0; i + 1 < dims.length; i++) {
-    y = g.linear(y, `${prefix}.layers.${i}`, dims[i] as number, dims[i + 1] as number);
-    if (i + 2 < dims.length) y = g.unary("Relu", y);
-  }
-  return y;
-}
-
-/** SamTwoWayAttentionBlock: self attention (no PE and no residual in layer 0), token->image, MLP, image->token; post-norms. */
-function twoWayBlock(g: GraphBuilder, queries: Value, keys: Value, queryPe: Value, keyPe: Value, i: number): [Value, Value] {
-  const p = `mask_decoder.transformer.layers.${i}`;
-  const eps = 1e-5;
-  if (i === 0) queries = attention(g, queries, queries, queries, `${p}.self_attn`, 1);
-  else {
-    const q = g.binary("Add", queries, queryPe);
-    queries = g.binary("Add", queries, attention(g, q, q, queries, `${p}.self_attn`, 1));
-  }
-  queries = g.layerNorm(queries, `${p}.layer_norm1`, DIM, eps);
-  let q = g.binary("Add", queries, queryPe);
-  let k = g.binary("Add", keys, keyPe);
-  queries = g.layerNorm(g.binary("Add", queries, attention(g, q, k, keys, `${p}.cross_attn_token_to_image`, DOWNSAMPLE)), `${p}.layer_norm2`, DIM, eps);
-  const m = g.linear(g.unary("Relu", g.linear(queries, `${p}.mlp.lin1`, DIM, MLP_DIM)), `${p}.mlp.lin2`, MLP_DIM, DIM);
-  queries = g.layerNorm(g.binary("Add", queries, m), `${p}.layer_norm3`, DIM, eps);
-  q = g.binary("Add", queries, queryPe);
-  k = g.binary("Add", keys, keyPe);
-  keys = g.layerNorm(g.binary("Add", keys, attention(g, k, q, queries, `${p}.cross_attn_image_to_token`, DOWNSAMPLE)), `${p}.layer_norm4`, DIM, eps);
-  return [queries, keys];
-}
 
 function buildDecoder(seed: number): GraphBuilder {
   const g = new GraphBuilder(seed);
@@ -205,26 +149,26 @@ function buildDecoder(seed: number): GraphBuilder {
   const tokens = g.node("Concat", [g.node("Expand", [g.unsqueeze(outTokens, 0), withPb([1 + MASK_TOKENS, DIM])], [PB, 1 + MASK_TOKENS, DIM]), sparse], [PB, T, DIM], { axis: 1 });
   const src = g.node("Expand", [g.binary("Add", image, dense), withPb([DIM, GRID, GRID])], [PB, DIM, GRID, GRID]);
   const pos = g.node("Expand", [imagePe, withPb([DIM, GRID, GRID])], [PB, DIM, GRID, GRID]);
-  let keys = g.transpose(reshape(g, src, [0, DIM, GRID * GRID], [PB, DIM, GRID * GRID]), [0, 2, 1]);
-  const keyPe = g.transpose(reshape(g, pos, [0, DIM, GRID * GRID], [PB, DIM, GRID * GRID]), [0, 2, 1]);
+  let keys = g.transpose(reshapeTo(g, src, [0, DIM, GRID * GRID], [PB, DIM, GRID * GRID]), [0, 2, 1]);
+  const keyPe = g.transpose(reshapeTo(g, pos, [0, DIM, GRID * GRID], [PB, DIM, GRID * GRID]), [0, 2, 1]);
   let queries = tokens;
-  for (let i = 0; i < DEPTH; i++) [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, i);
+  for (let i = 0; i < DEPTH; i++) [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, `mask_decoder.transformer.layers.${i}`, i === 0, { norms: ["layer_norm1", "layer_norm2", "layer_norm3", "layer_norm4"], mlp: ["mlp.lin1", "mlp.lin2"] });
   const fq = g.binary("Add", queries, tokens);
   const fk = g.binary("Add", keys, keyPe);
   const final = attention(g, fq, fk, keys, "mask_decoder.transformer.final_attn_token_to_image", DOWNSAMPLE);
   queries = g.layerNorm(g.binary("Add", queries, final), "mask_decoder.transformer.layer_norm_final_attn", DIM, 1e-5);
 
-  let up = reshape(g, g.transpose(keys, [0, 2, 1]), [0, DIM, GRID, GRID], [PB, DIM, GRID, GRID]);
+  let up = reshapeTo(g, g.transpose(keys, [0, 2, 1]), [0, DIM, GRID, GRID], [PB, DIM, GRID, GRID]);
   up = g.convTranspose(up, g.param("mask_decoder.upscale_conv1.weight", [DIM, DIM / 4, 2, 2], normal), g.param("mask_decoder.upscale_conv1.bias", [DIM / 4], normal), 2);
   up = g.gelu(g.layerNorm2d(up, "mask_decoder.upscale_layer_norm", DIM / 4, 1e-6));
   up = g.convTranspose(up, g.param("mask_decoder.upscale_conv2.weight", [DIM / 4, DIM / 8, 2, 2], normal), g.param("mask_decoder.upscale_conv2.bias", [DIM / 8], normal), 2);
   up = g.gelu(up);
   const token = (i: number) => g.node("Gather", [queries, g.ints([i], [])], [PB, DIM], { axis: 1 });
-  const hyper = Array.from({ length: MASK_TOKENS }, (_, i) => g.unsqueeze(feedForward(g, token(1 + i), `mask_decoder.output_hypernetworks_mlps.${i}`, [DIM, DIM, DIM, DIM / 8]), 1));
+  const hyper = Array.from({ length: MASK_TOKENS }, (_, i) => g.unsqueeze(mlp(g, token(1 + i), `mask_decoder.output_hypernetworks_mlps.${i}`, [DIM, DIM, DIM, DIM / 8]), 1));
   const hyperIn = g.node("Concat", hyper, [PB, MASK_TOKENS, DIM / 8], { axis: 1 });
-  const flat = reshape(g, up, [0, DIM / 8, LOW_RES * LOW_RES], [PB, DIM / 8, LOW_RES * LOW_RES]);
-  const masks = reshape(g, g.matmul(hyperIn, flat), [0, MASK_TOKENS, LOW_RES, LOW_RES], [PB, MASK_TOKENS, LOW_RES, LOW_RES]);
-  const iou = feedForward(g, token(0), "mask_decoder.iou_prediction_head", [DIM, DIM, DIM, MASK_TOKENS]);
+  const flat = reshapeTo(g, up, [0, DIM / 8, LOW_RES * LOW_RES], [PB, DIM / 8, LOW_RES * LOW_RES]);
+  const masks = reshapeTo(g, g.matmul(hyperIn, flat), [0, MASK_TOKENS, LOW_RES, LOW_RES], [PB, MASK_TOKENS, LOW_RES, LOW_RES]);
+  const iou = mlp(g, token(0), "mask_decoder.iou_prediction_head", [DIM, DIM, DIM, MASK_TOKENS]);
   // multimask_output: masks 1..3.
   const keptMasks = g.node("Slice", [masks, g.ints([1]), g.ints([MASK_TOKENS]), g.ints([1])], [PB, MULTIMASK, LOW_RES, LOW_RES]);
   const keptIou = g.node("Slice", [iou, g.ints([1]), g.ints([MASK_TOKENS]), g.ints([1])], [PB, MULTIMASK]);
@@ -307,15 +251,7 @@ export function encodeHfSamDecoder(seed = 20230406): Uint8Array {
 
 const TOOL_VERSION = 1;
 
-async function writeAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, file);
-}
 
-async function exists(file: string): Promise<boolean> {
-  return (await stat(file).catch(() => undefined))?.isFile() ?? false;
-}
 
 /**
  * A loadable random-weight hf-sam folder <outDir>/<variant>/: vision_encoder.onnx (streamed to
@@ -337,7 +273,7 @@ export async function makeHfSam(outDir: string, variant: HfSamVariant, opts: HfS
   const built: BuiltModel = { dir, params: stats.encoderParams + stats.decoderParams, macs: stats.encoderMacs + stats.decoderMacsPerBox };
 
   const previous = await readFile(jsonPath, "utf8").then((t) => JSON.parse(t) as { name?: unknown }, () => undefined);
-  if (!opts.force && previous?.name === stamp && (await exists(path.join(dir, files.encoder))) && (await exists(path.join(dir, files.decoder)))) return built;
+  if (!opts.force && previous?.name === stamp && (await fileExists(path.join(dir, files.encoder))) && (await fileExists(path.join(dir, files.decoder)))) return built;
   await mkdir(dir, { recursive: true });
   await rm(jsonPath, { force: true });
   const g = buildVisionEncoder(seed, encOpts);
@@ -350,8 +286,8 @@ export async function makeHfSam(outDir: string, variant: HfSamVariant, opts: HfS
     inputs: infos(HF_SAM_IO.encoder.inputs),
     outputs: infos(HF_SAM_IO.encoder.outputs),
   });
-  await writeAtomic(path.join(dir, files.decoder), encodeHfSamDecoder(seed + 1));
-  await writeAtomic(jsonPath, JSON.stringify({ format: "hf-sam", task: "segment", name: stamp, files }, null, 2) + "\n");
+  await writeFileAtomic(path.join(dir, files.decoder), encodeHfSamDecoder(seed + 1));
+  await writeFileAtomic(jsonPath, JSON.stringify({ format: "hf-sam", task: "segment", name: stamp, files }, null, 2) + "\n");
   return built;
 }
 

@@ -44,12 +44,13 @@
  * 49408-row embedding and the argmax pooling finds <|endoftext|>.
  */
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
-import { encodeModel, GraphBuilder, sfc32, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Value } from "./onnx-graph.js";
+import { byteAlphabet } from "../workers/detect/clip-tokenizer.js";
+import { encodeModel, GraphBuilder, sfc32, valueInfo, writeFileAtomic, writeModel, type BuiltModel, type ModelInfo, type Value } from "./onnx-graph.js";
 
 const { onnx } = onnxProto;
 
@@ -348,23 +349,6 @@ export function encodeOwlv2(variant: Owlv2Variant = "base-patch16-ensemble", opt
 // ---------------------------------------------------------------------------------------------
 // A CLIP-shaped tokenizer.json
 
-/** GPT-2 / CLIP bytes_to_unicode: the 256 byte symbols in vocabulary order. */
-function byteSymbols(): string[] {
-  const bs: number[] = [];
-  for (let b = 33; b <= 126; b++) bs.push(b);
-  for (let b = 161; b <= 172; b++) bs.push(b);
-  for (let b = 174; b <= 255; b++) bs.push(b);
-  const cs = [...bs];
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!bs.includes(b)) {
-      bs.push(b);
-      cs.push(256 + n++);
-    }
-  }
-  return cs.map((c) => String.fromCodePoint(c));
-}
-
 /**
  * A byte-level BPE tokenizer.json shaped like CLIP's (openai/clip-vit-base-patch32, as OWLv2
  * ships it): 512 byte symbols (plain, then with "</w>"), merges up to vocabSize - 2, then
@@ -373,7 +357,7 @@ function byteSymbols(): string[] {
  * ids, sizes and the tokenizer's work per text are alike.
  */
 export function clipTokenizerJson(vocabSize = CLIP_VOCAB): object {
-  const symbols = byteSymbols();
+  const symbols = byteAlphabet().map((a) => a.char);
   const vocab: Record<string, number> = {};
   let next = 0;
   for (const s of symbols) vocab[s] = next++;
@@ -424,11 +408,6 @@ export function clipTokenizerJson(vocabSize = CLIP_VOCAB): object {
 // ---------------------------------------------------------------------------------------------
 // Writing the folder
 
-async function writeAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, file);
-}
 
 export const OWLV2_FOLDER = "owlv2-base-patch16-ensemble";
 const FILES = { model: "model.onnx", tokenizer: "tokenizer.json" } as const;
@@ -457,10 +436,10 @@ export async function makeOwlv2(outDir: string, variant: Owlv2Variant = "base-pa
   await mkdir(dir, { recursive: true });
   const b = buildGraph(cfg);
   await writeModel(path.join(dir, FILES.model), b.g, modelInfo(variant, cfg, b));
-  await writeAtomic(path.join(dir, FILES.tokenizer), JSON.stringify(clipTokenizerJson(cfg.vocabSize)));
-  await writeAtomic(path.join(dir, "model.json"), JSON.stringify({ format: "owlv2", task: "detect", files: FILES }, null, 2) + "\n");
+  await writeFileAtomic(path.join(dir, FILES.tokenizer), JSON.stringify(clipTokenizerJson(cfg.vocabSize)));
+  await writeFileAtomic(path.join(dir, "model.json"), JSON.stringify({ format: "owlv2", task: "detect", files: FILES }, null, 2) + "\n");
   // Last: a folder with a stamp is complete.
-  await writeAtomic(stampFile, JSON.stringify({ builtBy: stamp, params: stats.params, macs: stats.macs }, null, 2) + "\n");
+  await writeFileAtomic(stampFile, JSON.stringify({ builtBy: stamp, params: stats.params, macs: stats.macs }, null, 2) + "\n");
   return { dir, params: stats.params, macs: stats.macs };
 }
 

@@ -29,16 +29,13 @@
  * grid is a constant, as the traced export makes it.
  */
 import { existsSync } from "node:fs";
-import { mkdir, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { encodeModel, GraphBuilder, valueInfo, type Shape, type Value } from "./onnx-graph.js";
+import { encodeModel, GraphBuilder, valueInfo, type Value, writeFileAtomic } from "./onnx-graph.js";
 import { makeVitBEncoder } from "./make-sam-vit-encoder.js";
+import { attention, DIM, DOWNSAMPLE, mlp, reshapeTo, twoWayBlock } from "./sam-two-way.js";
 
-const DIM = 256;
-const HEADS = 8;
-const MLP_DIM = 2048;
-const DOWNSAMPLE = 2;
 const DEPTH = 2;
 const MASK_TOKENS = 4;
 const GRID = 64;
@@ -58,59 +55,6 @@ export const DECODER_IO = {
   outputs: { iou_predictions: ["batch", MASK_TOKENS], low_res_masks: ["batch", MASK_TOKENS, LOW_RES, LOW_RES] },
 } as const;
 
-/** Reshape whose target may copy input dimensions (0) and infer one (-1): the batch stays dynamic. */
-function reshape(g: GraphBuilder, x: Value, target: readonly number[], shape: Shape, outName?: string): Value {
-  return g.node("Reshape", [x, g.ints(target)], shape, {}, outName);
-}
-
-/** [B, T, C] -> [B, heads, T, C / heads]. */
-function separateHeads(g: GraphBuilder, x: Value): Value {
-  const [b, t, c] = x.shape as [number, number, number];
-  return g.transpose(reshape(g, x, [0, 0, HEADS, c / HEADS], [b, t, HEADS, c / HEADS]), [0, 2, 1, 3]);
-}
-
-/** segment_anything's Attention: q/k/v projections to dim / downsample, 8 heads, out projection. */
-function attention(g: GraphBuilder, q: Value, k: Value, v: Value, prefix: string, downsample: number): Value {
-  const inner = DIM / downsample;
-  const qh = separateHeads(g, g.linear(q, `${prefix}.q_proj`, DIM, inner));
-  const kh = separateHeads(g, g.linear(k, `${prefix}.k_proj`, DIM, inner));
-  const vh = separateHeads(g, g.linear(v, `${prefix}.v_proj`, DIM, inner));
-  const scores = g.binary("Mul", g.matmul(qh, g.transpose(kh, [0, 1, 3, 2])), g.scalar((inner / HEADS) ** -0.5));
-  const out = g.transpose(g.matmul(g.softmax(scores), vh), [0, 2, 1, 3]);
-  const [b, t] = out.shape as [number, number];
-  return g.linear(reshape(g, out, [0, 0, inner], [b, t, inner]), `${prefix}.out_proj`, inner, DIM);
-}
-
-/** segment_anything's MLP: Linear layers with ReLU between them. */
-function mlp(g: GraphBuilder, x: Value, prefix: string, dims: readonly number[]): Value {
-  let y = x;
-  for (let i = 0; i + 1 < dims.length; i++) {
-    y = g.linear(y, `${prefix}.layers.${i}`, dims[i] as number, dims[i + 1] as number);
-    if (i + 2 < dims.length) y = g.unary("Relu", y);
-  }
-  return y;
-}
-
-/** TwoWayAttentionBlock: self attention, token->image, MLP, image->token; post-norms. */
-function twoWayBlock(g: GraphBuilder, queries: Value, keys: Value, queryPe: Value, keyPe: Value, i: number): [Value, Value] {
-  const p = `transformer.layers.${i}`;
-  const eps = 1e-5;
-  if (i === 0) queries = attention(g, queries, queries, queries, `${p}.self_attn`, 1);
-  else {
-    const q = g.binary("Add", queries, queryPe);
-    queries = g.binary("Add", queries, attention(g, q, q, queries, `${p}.self_attn`, 1));
-  }
-  queries = g.layerNorm(queries, `${p}.norm1`, DIM, eps);
-  let q = g.binary("Add", queries, queryPe);
-  let k = g.binary("Add", keys, keyPe);
-  queries = g.layerNorm(g.binary("Add", queries, attention(g, q, k, keys, `${p}.cross_attn_token_to_image`, DOWNSAMPLE)), `${p}.norm2`, DIM, eps);
-  const m = g.linear(g.unary("Relu", g.linear(queries, `${p}.mlp.lin1`, DIM, MLP_DIM)), `${p}.mlp.lin2`, MLP_DIM, DIM);
-  queries = g.layerNorm(g.binary("Add", queries, m), `${p}.norm3`, DIM, eps);
-  q = g.binary("Add", queries, queryPe);
-  k = g.binary("Add", keys, keyPe);
-  keys = g.layerNorm(g.binary("Add", keys, attention(g, k, q, queries, `${p}.cross_attn_image_to_token`, DOWNSAMPLE)), `${p}.norm4`, DIM, eps);
-  return [queries, keys];
-}
 
 function buildDecoder(seed: number): GraphBuilder {
   const g = new GraphBuilder(seed);
@@ -140,7 +84,7 @@ function buildDecoder(seed: number): GraphBuilder {
   md = g.conv(md, g.param("mask_downscaling.3.weight", [16, 4, 2, 2], normal), g.param("mask_downscaling.3.bias", [16], normal), 2, 0);
   md = g.gelu(g.layerNorm2d(md, "mask_downscaling.4", 16, 1e-6));
   md = g.conv(md, g.param("mask_downscaling.6.weight", [DIM, 16, 1, 1], normal), g.param("mask_downscaling.6.bias", [DIM], normal), 1, 0);
-  const has = reshape(g, hasMask, [-1, 1, 1, 1], [1, 1, 1, 1]);
+  const has = reshapeTo(g, hasMask, [-1, 1, 1, 1], [1, 1, 1, 1]);
   const noMask = g.param("no_mask_embed", [1, DIM, 1, 1], normal);
   const dense = g.binary("Add", g.binary("Mul", md, has), g.binary("Mul", g.binary("Sub", g.scalar(1), has), noMask));
 
@@ -151,16 +95,16 @@ function buildDecoder(seed: number): GraphBuilder {
   const tokens = g.node("Concat", [outTokens, sparse], [B, T, DIM], { axis: 1 });
   const src = g.binary("Add", g.node("Expand", [image, expandTo([DIM, GRID, GRID])], [B, DIM, GRID, GRID]), dense);
   const imagePe = g.param("image_pe", [1, DIM, GRID * GRID], { kind: "normal", mean: 0, std: 0.5 }); // constant-folded get_dense_pe()
-  let keys = g.transpose(reshape(g, src, [0, DIM, GRID * GRID], [B, DIM, GRID * GRID]), [0, 2, 1]);
+  let keys = g.transpose(reshapeTo(g, src, [0, DIM, GRID * GRID], [B, DIM, GRID * GRID]), [0, 2, 1]);
   const keyPe = g.transpose(imagePe, [0, 2, 1]);
   let queries = tokens;
-  for (let i = 0; i < DEPTH; i++) [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, i);
+  for (let i = 0; i < DEPTH; i++) [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, `transformer.layers.${i}`, i === 0, { norms: ["norm1", "norm2", "norm3", "norm4"], mlp: ["mlp.lin1", "mlp.lin2"] });
   const fq = g.binary("Add", queries, tokens);
   const fk = g.binary("Add", keys, keyPe);
   queries = g.layerNorm(g.binary("Add", queries, attention(g, fq, fk, keys, "transformer.final_attn_token_to_image", DOWNSAMPLE)), "transformer.norm_final_attn", DIM, 1e-5);
 
   // Output upscaling and hypernetworks.
-  let up = reshape(g, g.transpose(keys, [0, 2, 1]), [0, DIM, GRID, GRID], [B, DIM, GRID, GRID]);
+  let up = reshapeTo(g, g.transpose(keys, [0, 2, 1]), [0, DIM, GRID, GRID], [B, DIM, GRID, GRID]);
   up = g.convTranspose(up, g.param("output_upscaling.0.weight", [DIM, DIM / 4, 2, 2], normal), g.param("output_upscaling.0.bias", [DIM / 4], normal), 2);
   up = g.gelu(g.layerNorm2d(up, "output_upscaling.1", DIM / 4, 1e-6));
   up = g.convTranspose(up, g.param("output_upscaling.3.weight", [DIM / 4, DIM / 8, 2, 2], normal), g.param("output_upscaling.3.bias", [DIM / 8], normal), 2);
@@ -168,8 +112,8 @@ function buildDecoder(seed: number): GraphBuilder {
   const token = (i: number) => g.node("Gather", [queries, g.ints([i], [])], [B, DIM], { axis: 1 });
   const hyper = Array.from({ length: MASK_TOKENS }, (_, i) => g.unsqueeze(mlp(g, token(1 + i), `output_hypernetworks_mlps.${i}`, [DIM, DIM, DIM, DIM / 8]), 1));
   const hyperIn = g.node("Concat", hyper, [B, MASK_TOKENS, DIM / 8], { axis: 1 });
-  const flat = reshape(g, up, [0, DIM / 8, LOW_RES * LOW_RES], [B, DIM / 8, LOW_RES * LOW_RES]);
-  reshape(g, g.matmul(hyperIn, flat), [0, MASK_TOKENS, LOW_RES, LOW_RES], [B, MASK_TOKENS, LOW_RES, LOW_RES], "low_res_masks");
+  const flat = reshapeTo(g, up, [0, DIM / 8, LOW_RES * LOW_RES], [B, DIM / 8, LOW_RES * LOW_RES]);
+  reshapeTo(g, g.matmul(hyperIn, flat), [0, MASK_TOKENS, LOW_RES, LOW_RES], [B, MASK_TOKENS, LOW_RES, LOW_RES], "low_res_masks");
   const iou = mlp(g, token(0), "iou_prediction_head", [DIM, DIM, DIM, MASK_TOKENS]);
   g.node("Identity", [iou], iou.shape, {}, "iou_predictions");
   return g;
@@ -200,11 +144,6 @@ export function encodeSamDecoder(seed = 20230406): Uint8Array {
   });
 }
 
-async function writeAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, file);
-}
 
 /**
  * A loadable full-size random-weight SAM ViT-B model folder: <dir>/sam-vit-b-random-full/ with
@@ -216,9 +155,9 @@ export async function makeVitBSamModel(dir: string, opts: { seed?: number } = {}
   if (!existsSync(encoder)) await makeVitBEncoder(dir);
   const outDir = path.join(dir, "sam-vit-b-random-full");
   await mkdir(outDir, { recursive: true });
-  await writeAtomic(path.join(outDir, "decoder.onnx"), encodeSamDecoder(opts.seed));
+  await writeFileAtomic(path.join(outDir, "decoder.onnx"), encodeSamDecoder(opts.seed));
   const files = { encoder: path.relative(outDir, encoder), decoder: "decoder.onnx" };
-  await writeAtomic(path.join(outDir, "model.json"), JSON.stringify({ format: "samexporter", task: "segment", files }, null, 2) + "\n");
+  await writeFileAtomic(path.join(outDir, "model.json"), JSON.stringify({ format: "samexporter", task: "segment", files }, null, 2) + "\n");
   return outDir;
 }
 

@@ -21,11 +21,11 @@
  * RGB, preprocessing inside; or [1, 3, 1024, 1024] with --layout nchw) -> image_embeddings float32
  * [1, 256, 64, 64]. The graph builder (samVitEncoderGraph) is also used by tools/make-hf-sam.ts.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { encodeSamDecoder, samDecoderStats } from "./make-sam-decoder.js";
-import { encodeModel, GraphBuilder, numel, OPSET, sfc32, valueInfo, writeModel, type BuiltModel, type ExternalDataOptions, type Value, type WrittenModel } from "./onnx-graph.js";
+import { encodeModel, GraphBuilder, numel, OPSET, sfc32, valueInfo, writeModel, type BuiltModel, type ExternalDataOptions, type Value, type WrittenModel, writeFileAtomic, fileExists } from "./onnx-graph.js";
 
 export { OPSET };
 
@@ -369,15 +369,7 @@ export interface SamVitFolderOptions {
   force?: boolean;
 }
 
-async function writeAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, file);
-}
 
-async function exists(file: string): Promise<boolean> {
-  return (await stat(file).catch(() => undefined))?.isFile() ?? false;
-}
 
 /**
  * A loadable full-size random-weight samexporter folder <outDir>/<variant>/: the encoder (HWC input
@@ -414,14 +406,14 @@ export async function makeSamVit(outDir: string, variant: SamVitFolder, opts: Sa
   const built: BuiltModel = { dir, params: enc.params + dec.params, macs: enc.macs + dec.macsPerBox };
 
   const previous = await readFile(jsonPath, "utf8").then((t) => JSON.parse(t) as { name?: unknown }, () => undefined);
-  if (!opts.force && previous?.name === stamp && (await Promise.all(Object.values(files).map((f) => exists(path.join(dir, f))))).every(Boolean)) {
+  if (!opts.force && previous?.name === stamp && (await Promise.all(Object.values(files).map((f) => fileExists(path.join(dir, f))))).every(Boolean)) {
     return built;
   }
   await mkdir(dir, { recursive: true });
   await rm(jsonPath, { force: true });
   await writeSamVitEncoder(path.join(dir, spec.encoder), encOpts, ext);
-  await writeAtomic(path.join(dir, spec.decoder), encodeSamDecoder(seed + 1));
-  await writeAtomic(jsonPath, JSON.stringify({ format: "samexporter", task: "segment", name: stamp, files }, null, 2) + "\n");
+  await writeFileAtomic(path.join(dir, spec.decoder), encodeSamDecoder(seed + 1));
+  await writeFileAtomic(jsonPath, JSON.stringify({ format: "samexporter", task: "segment", name: stamp, files }, null, 2) + "\n");
   return built;
 }
 

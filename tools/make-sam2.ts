@@ -50,7 +50,8 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { encodeModel, GraphBuilder, sfc32, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Shape, type Value } from "./onnx-graph.js";
+import { encodeModel, GraphBuilder, sfc32, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Value } from "./onnx-graph.js";
+import { attention, DOWNSAMPLE, mlp, reshapeTo, twoWayBlock } from "./sam-two-way.js";
 
 /** Bumped whenever the graphs change, so older builds are rebuilt. */
 const TOOL_VERSION = 1;
@@ -160,11 +161,6 @@ const LN_EPS = 1e-5;
 const NORMAL = { kind: "normal", mean: 0, std: 0.02 } as const;
 /** An absent optional input (Resize's roi / scales). */
 const NONE: Value = { name: "", shape: [0], dtype: "float32" };
-
-/** Reshape whose target may copy input dimensions (0) and infer one (-1), for the dynamic box axis. */
-function reshapeTo(g: GraphBuilder, x: Value, target: readonly number[], shape: Shape, outName?: string): Value {
-  return g.node("Reshape", [x, g.ints(target)], shape, {}, outName);
-}
 
 function conv1x1(g: GraphBuilder, x: Value, prefix: string, cin: number, cout: number): Value {
   return g.conv(x, g.param(`${prefix}.weight`, [cout, cin, 1, 1], NORMAL), g.param(`${prefix}.bias`, [cout], NORMAL), 1, 0);
@@ -360,9 +356,6 @@ function buildEncoder(cfg: ResolvedConfig): GraphBuilder {
 // ---------------------------------------------------------------------------------------------
 // The prompt encoder + mask decoder.
 
-const HEADS = 8;
-const MLP_DIM = 2048;
-const DOWNSAMPLE = 2;
 const DEPTH = 2;
 const MASK_TOKENS = 4;
 const OUTPUT_TOKENS = 2 + MASK_TOKENS; // object score, IoU, masks
@@ -383,53 +376,6 @@ export const DECODER_IO = {
   outputs: { masks: ["num_labels", MULTIMASK, LOW_RES, LOW_RES], iou_predictions: ["num_labels", MULTIMASK] },
 } as const;
 
-/** [B, T, C] -> [B, heads, T, C / heads]. */
-function separateHeads(g: GraphBuilder, x: Value): Value {
-  const [b, t, c] = x.shape as [number, number, number];
-  return g.transpose(reshapeTo(g, x, [0, 0, HEADS, c / HEADS], [b, t, HEADS, c / HEADS]), [0, 2, 1, 3]);
-}
-
-/** sam/transformer.Attention: q/k/v projections to 256 / downsample, 8 heads, SDPA, out projection. */
-function attention(g: GraphBuilder, q: Value, k: Value, v: Value, prefix: string, downsample: number): Value {
-  const inner = D_MODEL / downsample;
-  const qh = separateHeads(g, g.linear(q, `${prefix}.q_proj`, D_MODEL, inner));
-  const kh = separateHeads(g, g.linear(k, `${prefix}.k_proj`, D_MODEL, inner));
-  const vh = separateHeads(g, g.linear(v, `${prefix}.v_proj`, D_MODEL, inner));
-  const scores = g.matmul(g.binary("Mul", qh, g.scalar((inner / HEADS) ** -0.5)), g.transpose(kh, [0, 1, 3, 2]));
-  const out = g.transpose(g.matmul(g.softmax(scores), vh), [0, 2, 1, 3]);
-  const [b, t] = out.shape as [number, number];
-  return g.linear(reshapeTo(g, out, [0, 0, inner], [b, t, inner]), `${prefix}.out_proj`, inner, D_MODEL);
-}
-
-/** sam2_utils.MLP with ReLU between layers (optionally a sigmoid at the end). */
-function mlp(g: GraphBuilder, x: Value, prefix: string, dims: readonly number[], sigmoid = false): Value {
-  let y = x;
-  for (let i = 0; i + 1 < dims.length; i++) {
-    y = g.linear(y, `${prefix}.layers.${i}`, dims[i] as number, dims[i + 1] as number);
-    if (i + 2 < dims.length) y = g.unary("Relu", y);
-  }
-  return sigmoid ? g.node("Sigmoid", [y], y.shape) : y;
-}
-
-/** TwoWayAttentionBlock: self attention (no PE in the first layer), token -> image, MLP, image -> token; post-norms. */
-function twoWayBlock(g: GraphBuilder, queries: Value, keys: Value, queryPe: Value, keyPe: Value, i: number): [Value, Value] {
-  const p = `sam_mask_decoder.transformer.layers.${i}`;
-  if (i === 0) queries = attention(g, queries, queries, queries, `${p}.self_attn`, 1);
-  else {
-    const q = g.binary("Add", queries, queryPe);
-    queries = g.binary("Add", queries, attention(g, q, q, queries, `${p}.self_attn`, 1));
-  }
-  queries = g.layerNorm(queries, `${p}.norm1`, D_MODEL, LN_EPS);
-  let q = g.binary("Add", queries, queryPe);
-  let k = g.binary("Add", keys, keyPe);
-  queries = g.layerNorm(g.binary("Add", queries, attention(g, q, k, keys, `${p}.cross_attn_token_to_image`, DOWNSAMPLE)), `${p}.norm2`, D_MODEL, LN_EPS);
-  const m = g.linear(g.unary("Relu", g.linear(queries, `${p}.mlp.layers.0`, D_MODEL, MLP_DIM)), `${p}.mlp.layers.1`, MLP_DIM, D_MODEL);
-  queries = g.layerNorm(g.binary("Add", queries, m), `${p}.norm3`, D_MODEL, LN_EPS);
-  q = g.binary("Add", queries, queryPe);
-  k = g.binary("Add", keys, keyPe);
-  keys = g.layerNorm(g.binary("Add", keys, attention(g, k, q, queries, `${p}.cross_attn_image_to_token`, DOWNSAMPLE)), `${p}.norm4`, D_MODEL, LN_EPS);
-  return [queries, keys];
-}
 
 /** PositionEmbeddingRandom's [2, 128] N(0, 1) matrix, seeded. */
 function gaussianMatrix(seed: number): number[] {
@@ -503,7 +449,7 @@ function buildDecoder(seed: number): GraphBuilder {
   const keyPe = densePe(g, gauss);
   let keys = g.transpose(reshapeTo(g, src, [0, D_MODEL, GRID * GRID], [B, D_MODEL, GRID * GRID]), [0, 2, 1]);
   let queries = tokens;
-  for (let i = 0; i < DEPTH; i++) [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, i);
+  for (let i = 0; i < DEPTH; i++) [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, `sam_mask_decoder.transformer.layers.${i}`, i === 0, { norms: ["norm1", "norm2", "norm3", "norm4"], mlp: ["mlp.layers.0", "mlp.layers.1"] });
   const fq = g.binary("Add", queries, tokens);
   const fk = g.binary("Add", keys, keyPe);
   const tp = "sam_mask_decoder.transformer";

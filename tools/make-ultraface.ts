@@ -29,10 +29,10 @@
  * boxes [1, 4420, 4].
  */
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { encodeModel, GraphBuilder, sfc32, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Value } from "./onnx-graph.js";
+import { encodeModel, GraphBuilder, sfc32, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Value, writeFileAtomic } from "./onnx-graph.js";
 
 export const ULTRAFACE_VARIANTS = ["rfb-320"] as const;
 export type UltraFaceVariant = (typeof ULTRAFACE_VARIANTS)[number];
@@ -246,11 +246,6 @@ export function encodeUltraFace(variant: UltraFaceVariant = "rfb-320", seed = DE
   return encodeModel(buildGraph(seed), modelInfo(seed));
 }
 
-async function writeAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, file);
-}
 
 /**
  * Writes <outDir>/ultraface-rfb-320/ (version-RFB-320.onnx, model.json, build.json) unless it
@@ -268,8 +263,8 @@ export async function makeUltraFace(outDir: string, variant: UltraFaceVariant = 
   }
   await mkdir(dir, { recursive: true });
   await writeModel(path.join(dir, ULTRAFACE_FILE), buildGraph(seed), modelInfo(seed));
-  await writeAtomic(path.join(dir, "model.json"), JSON.stringify({ format: "ultraface", task: "face-detect", files: { model: ULTRAFACE_FILE } }, null, 2) + "\n");
-  await writeAtomic(stampFile, JSON.stringify({ builtBy: stamp, params: stats.params, macs: stats.macs }, null, 2) + "\n");
+  await writeFileAtomic(path.join(dir, "model.json"), JSON.stringify({ format: "ultraface", task: "face-detect", files: { model: ULTRAFACE_FILE } }, null, 2) + "\n");
+  await writeFileAtomic(stampFile, JSON.stringify({ builtBy: stamp, params: stats.params, macs: stats.macs }, null, 2) + "\n");
   return { dir, params: stats.params, macs: stats.macs };
 }
 

@@ -6,7 +6,7 @@
  * (encodeModel) or streamed to disk (writeModel), optionally with the weights in an ONNX external
  * data file next to the .onnx, as models over protobuf's 2 GB limit (SAM ViT-H) are published.
  */
-import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { open, rename, stat, unlink, writeFile, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
@@ -115,17 +115,35 @@ export class GraphBuilder {
   }
 
   param(name: string, shape: Shape, fill: Fill): Value {
-    const seed = this.seed;
     this.params += numel(shape);
+    return this.floatTensor(name, shape, fill, true);
+  }
+
+  /**
+   * A float tensor that is not a learned parameter (e.g. a constant an exporter folded into the
+   * file): seeded like param(), or the given values. Not counted in params.
+   */
+  constant(name: string, shape: Shape, values: Fill | (() => Float32Array)): Value {
+    return this.floatTensor(name, shape, values, false);
+  }
+
+  private floatTensor(name: string, shape: Shape, values: Fill | (() => Float32Array), param: boolean): Value {
+    const seed = this.seed;
     this.initializers.push({
       name,
       dims: shape,
       dtype: "float32",
-      param: true,
+      param,
       data: () => {
-        const arr = new Float32Array(numel(shape));
-        if (fill.kind === "constant") arr.fill(fill.value);
-        else fillNormal(arr, sfc32(hashName(seed, name)), fill.mean, fill.std);
+        let arr: Float32Array;
+        if (typeof values === "function") {
+          arr = values();
+          if (arr.length !== numel(shape)) throw new Error(`${name}: ${arr.length} values for [${shape.join(", ")}]`);
+        } else {
+          arr = new Float32Array(numel(shape));
+          if (values.kind === "constant") arr.fill(values.value);
+          else fillNormal(arr, sfc32(hashName(seed, name)), values.mean, values.std);
+        }
         return new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
       },
     });
@@ -569,4 +587,16 @@ export async function writeModel(file: string, g: GraphBuilder, info: ModelInfo,
     throw err;
   }
   return { file, bytes: total, dataFile, dataBytes, externalTensors: tensors.filter((t) => t.offset >= 0).length };
+}
+
+/** Writes a small file (model.json, a decoder) under a temporary name, then renames it into place. */
+export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, file);
+}
+
+/** Whether `file` exists and is a regular file (build stamps check their folders with it). */
+export async function fileExists(file: string): Promise<boolean> {
+  return (await stat(file).catch(() => undefined))?.isFile() ?? false;
 }

@@ -23,8 +23,11 @@ export interface Encoded {
   length: number;
 }
 
-/** GPT-2's reversible byte -> printable character table used by byte-level BPE. */
-function bytesToUnicode(): string[] {
+/**
+ * GPT-2's reversible byte -> printable character alphabet of byte-level BPE, in vocabulary order
+ * (the printable bytes first, then the rest mapped from 256 up): CLIP's first 256 vocabulary entries.
+ */
+export function byteAlphabet(): { byte: number; char: string }[] {
   const bs: number[] = [];
   for (let b = 33; b <= 126; b++) bs.push(b);
   for (let b = 161; b <= 172; b++) bs.push(b);
@@ -37,8 +40,13 @@ function bytesToUnicode(): string[] {
       cs.push(256 + n++);
     }
   }
+  return bs.map((byte, i) => ({ byte, char: String.fromCodePoint(cs[i] as number) }));
+}
+
+/** byte -> its character. */
+function bytesToUnicode(): string[] {
   const table: string[] = new Array<string>(256);
-  bs.forEach((b, i) => (table[b] = String.fromCodePoint(cs[i]!)));
+  for (const { byte, char } of byteAlphabet()) table[byte] = char;
   return table;
 }
 const BYTE_CHARS = bytesToUnicode();
