@@ -5,7 +5,7 @@
  * (opset 17) graph with seeded random weights, so workers/detect/owlv2.ts loads it and it costs
  * what the real 614 MB file costs, without the download. Its detections mean nothing.
  *
- *   npx tsx tools/make-owlv2.ts <dir> [base-patch16-ensemble] [--seed N] [--bench [runs]]
+ *   npx tsx tools/make-owlv2.ts <dir> [base-patch16-ensemble] [--seed N]
  *
  * writes <dir>/owlv2-base-patch16-ensemble/ with model.onnx, tokenizer.json, model.json (format
  * "owlv2") and build.json (the build stamp: a folder already holding the same build is kept).
@@ -47,6 +47,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
 import { byteAlphabet } from "../workers/detect/clip-tokenizer.js";
@@ -454,47 +455,11 @@ export function randomImage(width: number, height: number, seed = 7): { data: Ui
   return { data, width, height };
 }
 
-async function bench(dir: string, runs: number): Promise<void> {
-  const { loadTextDetectionModel } = await import("../workers/detect/detector.js");
-  const t0 = performance.now();
-  const model = await loadTextDetectionModel(dir);
-  console.log(`bench: loaded through loadTextDetectionModel in ${((performance.now() - t0) / 1000).toFixed(1)} s (input ${model.size} x ${model.size}, ${model.textLength} tokens)`);
-  const image = randomImage(1024, 768);
-  try {
-    for (const texts of [["car"], ["car", "red shoe", "traffic light"]]) {
-      const queries = texts.map((l) => `a photo of a ${l}`);
-      const times: number[] = [];
-      let last: Awaited<ReturnType<typeof model.run>> | undefined;
-      for (let r = 0; r <= runs; r++) {
-        const s = performance.now();
-        last = await model.run(image, queries);
-        if (r > 0) times.push(performance.now() - s);
-      }
-      const finite = last!.scores.every(Number.isFinite) && last!.boxes.every(Number.isFinite);
-      const sorted = [...times].sort((a, b) => a - b);
-      console.log(
-        `${texts.length} quer${texts.length > 1 ? "ies" : "y"}: ${times.map((t) => t.toFixed(0)).join("/")} ms, median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms; ` +
-          `${last!.patches} patches x ${texts.length} scores, finite ${finite}`,
-      );
-    }
-  } finally {
-    await model.close();
-  }
-}
-
-const USAGE = "usage: npx tsx tools/make-owlv2.ts <dir> [base-patch16-ensemble] [--seed N] [--bench [runs]]";
+const USAGE = "usage: npx tsx tools/make-owlv2.ts <dir> [base-patch16-ensemble] [--seed N]";
 
 async function main(argv: string[]): Promise<void> {
-  const args = [...argv];
-  const rest: string[] = [];
-  let seed: number | undefined;
-  let benchRuns = 0;
-  while (args.length > 0) {
-    const a = args.shift() as string;
-    if (a === "--seed") seed = Number(args.shift());
-    else if (a === "--bench") benchRuns = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 2;
-    else rest.push(a);
-  }
+  const { values, positionals: rest } = parseArgs({ args: argv, allowPositionals: true, options: { seed: { type: "string" } } });
+  const seed = values.seed !== undefined ? Number(values.seed) : undefined;
   const [dir, variantArg = "base-patch16-ensemble"] = rest;
   if (!dir || rest.length > 2 || !OWLV2_VARIANTS.includes(variantArg as Owlv2Variant)) {
     console.error(USAGE);
@@ -514,7 +479,6 @@ async function main(argv: string[]): Promise<void> {
       `${(stats.imageMacs / 1e9).toFixed(1)} G multiply-adds per image + ${(stats.queryMacs / 1e9).toFixed(3)} G per query ` +
       `(${((2 * stats.macs) / 1e9).toFixed(1)} GFLOP for one image and one query), ${stats.nodes} nodes`,
   );
-  if (benchRuns > 0) await bench(built.dir, benchRuns);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

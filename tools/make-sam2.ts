@@ -5,11 +5,10 @@
  * multiply-adds as the real exports, so the same cost on a CPU, without the downloads. Speed does
  * not depend on the weight values; the masks these graphs produce mean nothing.
  *
- *   npx tsx tools/make-sam2.ts <dir> <tiny|small|base-plus|large|all> [--seed N] [--bench]
+ *   npx tsx tools/make-sam2.ts <dir> <tiny|small|base-plus|large|all> [--seed N]
  *
  * writes <dir>/sam2.1-hiera-<variant>/{sam2.1_hiera_<v>.encoder.onnx, sam2.1_hiera_<v>.decoder.onnx,
- * model.json (format "sam2")}, which workers/mask/sam2.ts loads; --bench then runs it once through
- * the real adapter (loadSegmenter) with one box and with several.
+ * model.json (format "sam2")}, which workers/mask/sam2.ts loads (timed by benchmarks/models.ts).
  *
  * Encoder (samexporter's SAM2ImageEncoder; sam2/modeling/backbones/hieradet.py, image_encoder.py):
  * image float32 [1, 3, 1024, 1024] (normalised by the caller) ->
@@ -584,48 +583,13 @@ export async function makeSam2(outDir: string, variant: Sam2Variant, opts: Sam2O
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-async function bench(dir: string): Promise<void> {
-  const { loadSegmenter } = await import("../workers/mask/segmenter.js");
-  const width = 1024;
-  const height = 768;
-  const rand = sfc32(11);
-  const data = new Uint8Array(width * height * 3);
-  for (let i = 0; i < data.length; i++) data[i] = Math.floor(rand() * 256);
-  const image = { data, width, height };
-  const box = (i: number) => ({ x0: 100 + 40 * i, y0: 80 + 30 * i, x1: 500 + 40 * i, y1: 600 - 20 * i });
-  const t0 = performance.now();
-  const seg = await loadSegmenter(dir, { download: false });
-  const loadMs = performance.now() - t0;
-  try {
-    const run = async (boxes: number) => {
-      const s = performance.now();
-      const r = await seg.segment(image, Array.from({ length: boxes }, (_, i) => box(i)));
-      const ms = performance.now() - s;
-      if (r.masks.length !== boxes || r.scores.some((v) => !Number.isFinite(v)) || r.masks.some((m) => m.width !== width || m.height !== height)) {
-        throw new Error(`bad result for ${boxes} boxes: ${r.masks.length} masks, scores ${r.scores.join(",")}`);
-      }
-      return { ms, ...r.timings, scores: r.scores };
-    };
-    const warm = await run(1);
-    const one = await run(1);
-    const many = await run(4);
-    const f = (x: number) => x.toFixed(0);
-    console.log(
-      `adapter: load ${f(loadMs)} ms; warm-up ${f(warm.ms)} ms; 1 box ${f(one.ms)} ms (encode ${f(one.encodeMs)}, decode ${f(one.decodeMs)}, pre ${f(one.preprocessMs)}, post ${f(one.postprocessMs)}); ` +
-        `4 boxes ${f(many.ms)} ms (decode ${f(many.decodeMs)}) -> ~${f((many.decodeMs - one.decodeMs) / 3)} ms decode per extra box; scores ${one.scores.map((s) => s.toFixed(3)).join(",")}`,
-    );
-  } finally {
-    await seg.close();
-  }
-}
-
 async function main(argv: string[]): Promise<void> {
   const { parseArgs } = await import("node:util");
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { seed: { type: "string" }, bench: { type: "boolean" } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { seed: { type: "string" } } });
   const [dir, which] = positionals;
   const variants = which === "all" ? SAM2_VARIANTS : SAM2_VARIANTS.filter((v) => v === which);
   if (!dir || positionals.length !== 2 || variants.length === 0) {
-    console.error(`usage: npx tsx tools/make-sam2.ts <dir> <${SAM2_VARIANTS.join("|")}|all> [--seed N] [--bench]`);
+    console.error(`usage: npx tsx tools/make-sam2.ts <dir> <${SAM2_VARIANTS.join("|")}|all> [--seed N]`);
     process.exitCode = 2;
     return;
   }
@@ -644,7 +608,6 @@ async function main(argv: string[]): Promise<void> {
         `+ ${m(video)} M video-only modules not exported = ${m(b.params + video)} M vs published ${m(published)} M (${(((b.params + video) / published - 1) * 100).toFixed(1)} %)\n` +
         `  multiply-adds: encoder ${(b.encoderMacs / 1e9).toFixed(2)} G per image, decoder ${(b.decoderMacsPerBox / 1e9).toFixed(2)} G per box`,
     );
-    if (values.bench) await bench(b.dir);
   }
 }
 

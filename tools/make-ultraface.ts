@@ -5,7 +5,7 @@
  * seeded random weights, so workers/detect/ultraface.ts loads it and it costs what the real file
  * costs. Its faces mean nothing.
  *
- *   npx tsx tools/make-ultraface.ts <dir> [rfb-320] [--seed N] [--bench [runs]]
+ *   npx tsx tools/make-ultraface.ts <dir> [rfb-320] [--seed N]
  *
  * writes <dir>/ultraface-rfb-320/ with version-RFB-320.onnx, model.json (format "ultraface") and
  * build.json (the build stamp: a folder already holding the same build is kept).
@@ -32,7 +32,8 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { encodeModel, GraphBuilder, sfc32, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Value, writeFileAtomic } from "./onnx-graph.js";
+import { parseArgs } from "node:util";
+import { encodeModel, GraphBuilder, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Value, writeFileAtomic } from "./onnx-graph.js";
 
 export const ULTRAFACE_VARIANTS = ["rfb-320"] as const;
 export type UltraFaceVariant = (typeof ULTRAFACE_VARIANTS)[number];
@@ -271,40 +272,11 @@ export async function makeUltraFace(outDir: string, variant: UltraFaceVariant = 
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-async function bench(dir: string, runs: number): Promise<void> {
-  const { loadFaceDetector } = await import("../workers/detect/detector.js");
-  const detector = await loadFaceDetector(dir, { scoreThreshold: 0.5 });
-  const rand = sfc32(7);
-  const image = { width: 1024, height: 768, data: new Uint8Array(1024 * 768 * 3) };
-  for (let i = 0; i < image.data.length; i++) image.data[i] = Math.floor(rand() * 256);
-  try {
-    const times: number[] = [];
-    let found = 0;
-    for (let r = 0; r <= runs; r++) {
-      const s = performance.now();
-      found = (await detector.detect(image)).length;
-      if (r > 0) times.push(performance.now() - s);
-    }
-    const sorted = [...times].sort((a, b) => a - b);
-    console.log(`bench (loadFaceDetector, 1024 x 768 image incl. resize): ${times.map((t) => t.toFixed(1)).join("/")} ms, median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} ms; ${found} boxes at 0.5`);
-  } finally {
-    await detector.close();
-  }
-}
-
-const USAGE = "usage: npx tsx tools/make-ultraface.ts <dir> [rfb-320] [--seed N] [--bench [runs]]";
+const USAGE = "usage: npx tsx tools/make-ultraface.ts <dir> [rfb-320] [--seed N]";
 
 async function main(argv: string[]): Promise<void> {
-  const args = [...argv];
-  const rest: string[] = [];
-  let seed: number | undefined;
-  let benchRuns = 0;
-  while (args.length > 0) {
-    const a = args.shift() as string;
-    if (a === "--seed") seed = Number(args.shift());
-    else if (a === "--bench") benchRuns = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 20;
-    else rest.push(a);
-  }
+  const { values, positionals: rest } = parseArgs({ args: argv, allowPositionals: true, options: { seed: { type: "string" } } });
+  const seed = values.seed !== undefined ? Number(values.seed) : undefined;
   const [dir, variantArg = "rfb-320"] = rest;
   if (!dir || rest.length > 2 || !ULTRAFACE_VARIANTS.includes(variantArg as UltraFaceVariant)) {
     console.error(USAGE);
@@ -321,7 +293,6 @@ async function main(argv: string[]): Promise<void> {
       `${(stats.macs / 1e6).toFixed(1)} M multiply-adds = ${((2 * stats.macs) / 1e9).toFixed(3)} GFLOP per image (published ${ULTRAFACE_PUBLISHED.gflops} GFLOPs); ` +
       `${stats.anchors} anchors, ${stats.nodes} nodes`,
   );
-  if (benchRuns > 0) await bench(built.dir, benchRuns);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
