@@ -2,7 +2,7 @@
 /** maskfleet: run | enqueue | worker | status | models. */
 import { Command, InvalidArgumentError } from "commander";
 import type { Redis } from "ioredis";
-import { checkRunnable, enqueueImages, needsAws, newRunId } from "../producer/enqueue.js";
+import { checkModels, checkRunnable, enqueueImages, needsAws, newRunId } from "../producer/enqueue.js";
 import { findInputs } from "../producer/inputs.js";
 import { formatStatus, runStatus, waitForRun } from "../producer/status.js";
 import { assertAwsCredentials } from "../shared/aws.js";
@@ -18,9 +18,10 @@ import { addAdminCommands } from "./admin.js";
 import { addEvalCommand } from "./eval.js";
 
 /** Config, inputs and services checked before any work: bad values, missing credentials, no Redis. */
-async function preflight(flags: ConfigFlags, inputs: readonly string[]): Promise<Config> {
+async function preflight(flags: ConfigFlags, inputs: readonly string[], models: "here" | "workers"): Promise<Config> {
   const config = configFromFlags(flags);
   checkRunnable(config);
+  await checkModels(config, models, (line) => void process.stderr.write(`${line}\n`));
   if (needsAws(config, inputs)) await assertAwsCredentials(awsSettingsOf(config));
   await assertRedisReachable(config.redisUrl);
   return config;
@@ -65,7 +66,7 @@ addConfigFlags(
     .option("--concurrency <n>", "jobs at once per pool (default: the config's per-stage values)", positiveInt)
     .option("--no-progress", "no progress bar"),
 ).action(async (inputs: string[], flags: ConfigFlags & { run?: string; progress: boolean; concurrency?: number }) => {
-  const config = await preflight(flags, inputs);
+  const config = await preflight(flags, inputs, "here");
   const items = await findInputs(inputs, awsSettingsOf(config));
   const metrics = await serveMetrics(config); // queue depths: the fleet's context reports them
   const fleet = startFleet(config, stages, flags.concurrency);
@@ -95,7 +96,7 @@ addConfigFlags(
     .option("-r, --run <id>", "run id (default: a new one)")
     .option("--wait", "wait for the run to finish, with progress"),
 ).action(async (inputs: string[], flags: ConfigFlags & { run?: string; wait?: boolean }) => {
-  const config = await preflight(flags, inputs);
+  const config = await preflight(flags, inputs, "workers");
   const items = await findInputs(inputs, awsSettingsOf(config));
   const redis = connect(config.redisUrl);
   let metrics: MetricsServer | undefined;

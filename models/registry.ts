@@ -179,6 +179,24 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   return resolved;
 }
 
+/**
+ * Whether `spec` can name a `task` model here, without loading or downloading anything: a manifest
+ * name of that task, or a local file or folder that resolves as one. The reason when not.
+ */
+export async function modelSpecProblem(spec: string, task: Task, opts: RegistryOptions = {}): Promise<string | undefined> {
+  const entry = manifestOf(opts).find((m) => m.name === spec);
+  if (entry) return entry.task === task ? undefined : `${spec} is a ${entry.task} model; a ${task} model is needed here`;
+  try {
+    await resolveLocal(spec, { ...opts, task, download: false }).then((m) => {
+      if (m.task !== task) throw new ModelError(`${spec} is a ${m.task} model (format ${m.format}); a ${task} model is needed here`);
+    });
+    return undefined;
+  } catch (err) {
+    if (err instanceof ModelError) return err.message;
+    throw err;
+  }
+}
+
 async function resolveManifestModel(entry: ModelEntry, opts: ResolveOptions): Promise<ResolvedModel> {
   const dir = join(cacheRoot(opts), entry.name);
   const present = await Promise.all(entry.files.map((f) => fileLooksComplete(join(dir, f.file), f)));

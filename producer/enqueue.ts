@@ -18,6 +18,9 @@ import { checkPromptTemplate } from "../shared/prompts.js";
 import { RunState } from "../shared/run-state.js";
 import { openStore } from "../shared/storage/index.js";
 import { isS3Uri, parseS3Uri, s3Client } from "../shared/storage/s3.js";
+import { modelSpecProblem, type Task } from "../models/registry.js";
+import { DEFAULT_TEXT_DETECTOR_MODEL } from "../workers/detect/stage.js";
+import { usesSalient } from "../workers/mask/salient.js";
 import type { InputItem } from "./discover.js";
 
 export interface EnqueueSummary {
@@ -41,6 +44,34 @@ export function checkRunnable(config: Config): void {
   }
   for (const p of config.prompts) checkPromptTemplate(p);
   openStore(config.out, awsSettingsOf(config));
+}
+
+/** The models this config's workers will load: config key, spec and the task it must be. */
+export function modelSpecsOf(config: Config): { key: string; spec: string; task: Task }[] {
+  const { target, detector } = config;
+  const specs: { key: string; spec: string; task: Task }[] = [];
+  if (detector === "local" && target === "face") specs.push({ key: "detectorModel", spec: config.detectorModel, task: "face-detect" });
+  if (detector === "local" && !["face", "auto", "boxes"].includes(target)) {
+    specs.push({ key: "textDetectorModel", spec: config.textDetectorModel ?? DEFAULT_TEXT_DETECTOR_MODEL, task: "detect" });
+  }
+  const salient = usesSalient(config);
+  if (salient) specs.push({ key: "salientModel", spec: config.salientModel as string, task: "salient" });
+  if (!salient || config.salientRefine !== false) specs.push({ key: "samModel", spec: config.samModel, task: "segment" });
+  return specs;
+}
+
+/**
+ * A model spec that names nothing here (a typo, a missing folder, a model of the wrong task):
+ * `run`, whose workers are this process, refuses it before any work; `enqueue` only warns, since
+ * the workers resolve local paths on their own hosts.
+ */
+export async function checkModels(config: Config, where: "here" | "workers", warn: (line: string) => void): Promise<void> {
+  for (const { key, spec, task } of modelSpecsOf(config)) {
+    const problem = await modelSpecProblem(spec, task);
+    if (!problem) continue;
+    if (where === "here") throw new ConfigError(key, problem);
+    warn(`maskfleet: ${key}: ${problem} (the workers must have it on their hosts)`);
+  }
 }
 
 /** Whether a run with these inputs and this config talks to AWS (and so needs credentials). */

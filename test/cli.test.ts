@@ -75,6 +75,32 @@ describe("maskfleet CLI", () => {
     assert.match(r2.stderr, /seeds/);
   });
 
+  it("a model that names nothing: run refuses it before any work; enqueue warns (workers resolve paths on their hosts)", async () => {
+    const dir = await scratchDir("cli-bad-model");
+    await copyFile(join(repoRoot, "samples/photos/astronaut.jpg"), join(dir, "a.jpg"));
+    const models = await tinyModels();
+    // Redis is not even asked: the model check comes first.
+    const noRedis = ["--redis", "redis://127.0.0.1:6399", "--no-progress"];
+    const typo = await maskfleet(["run", "a.jpg", "--target", "auto", "--sam-model", "sam-vit-z", ...noRedis], dir);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /^maskfleet: samModel: model "sam-vit-z" is neither a manifest name \(sam-vit-b, /m);
+    const wrongTask = await maskfleet(["run", "a.jpg", "--target", "Car", "--text-detector-model", "sam-vit-b", ...noRedis], dir);
+    assert.equal(wrongTask.code, 2);
+    assert.match(wrongTask.stderr, /textDetectorModel: sam-vit-b is a segment model; a detect model is needed here/);
+    const localWrongTask = await maskfleet(["run", "a.jpg", "--target", "auto", "--salient-model", models.face, ...noRedis], dir);
+    assert.equal(localWrongTask.code, 2);
+    assert.match(localWrongTask.stderr, /salientModel: .* is a face-detect model/);
+    // Only the models the target uses are checked: a bad face detector does not matter to target auto.
+    const unused = await maskfleet(["run", "a.jpg", "--target", "auto", "--detector-model", "nope", "--sam-model", models.sam, ...noRedis], dir);
+    assert.equal(unused.code, 1);
+    assert.match(unused.stderr, /cannot reach Redis/);
+
+    const redis = await freshRedis(5);
+    const enqueued = await maskfleet(["enqueue", "a.jpg", "--target", "auto", "--sam-model", "/models/on-the-workers/sam", "--redis", redis], dir);
+    assert.equal(enqueued.code, 0, enqueued.stderr);
+    assert.match(enqueued.stderr, /samModel: model "\/models\/on-the-workers\/sam" is neither .* \(the workers must have it on their hosts\)/);
+  });
+
   it("enqueue --wait can be interrupted and the run re-attached with status --wait", async () => {
     const redis = await freshRedis(15);
     const models = await tinyModels();
