@@ -1,13 +1,15 @@
 /**
- * The worker-thread side of shared/onnx.ts: one onnxruntime session per thread. onnxruntime-node
- * runs a model synchronously on the calling thread, so a session on the main thread would block
- * the event loop for the whole run (48 s for SAM ViT-H on 2 cores); BullMQ could not renew job
- * locks, and the metrics server and Redis would go unanswered. Here the run blocks only this thread.
+ * The worker-thread side of shared/onnx.ts: the thread that holds a process's onnxruntime sessions.
+ * onnxruntime-node runs a model synchronously on the calling thread, so a session on the main
+ * thread would block the event loop for the whole run (48 s for SAM ViT-H on 2 cores); BullMQ could
+ * not renew job locks, and the metrics server and Redis would go unanswered. Here a run blocks only
+ * this thread. One thread serves every session of the process, so it starts once.
  *
- * Messages in: {op: "run", id, feeds, fetches} and {op: "release", id}. Out: {id, outputs} or
- * {id, error}. Tensors cross as {type, data, dims}; the typed arrays are copied (a few MB at most).
+ * Messages in: load {modelPath, options}, run {session, feeds, fetches}, release {session}, each
+ * with an id; out: {id, ...result} or {id, error}. A session is known by its load's id. Tensors
+ * cross as {type, data, dims}; the typed arrays are copied (a few MB at most).
  */
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 
 export interface WireTensor {
@@ -17,46 +19,37 @@ export interface WireTensor {
 }
 
 export type Request =
-  | { op: "run"; id: number; feeds: Record<string, WireTensor>; fetches?: readonly string[] }
-  | { op: "release"; id: number };
+  | { op: "load"; id: number; modelPath: string; options: ort.InferenceSession.SessionOptions }
+  | { op: "run"; id: number; session: number; feeds: Record<string, WireTensor>; fetches?: readonly string[] }
+  | { op: "release"; id: number; session: number };
 
-export type Reply = { id: number; outputs?: Record<string, WireTensor>; error?: string };
-
-/** What the thread reports once the session is loaded (or why it could not be). */
-export type Ready =
-  | { ready: true; inputNames: string[]; outputNames: string[]; inputMetadata: ort.InferenceSession.ValueMetadata[] }
-  | { ready: false; error: string };
-
-export interface ThreadData {
-  modelPath: string;
-  options: ort.InferenceSession.SessionOptions;
+export interface SessionInfo {
+  inputNames: string[];
+  outputNames: string[];
+  inputMetadata: ort.InferenceSession.ValueMetadata[];
 }
 
-async function serve(): Promise<void> {
-  const port = parentPort;
-  if (!port) throw new Error("shared/onnx-thread.ts runs as a worker thread");
-  const { modelPath, options } = workerData as ThreadData;
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(modelPath, options);
-  } catch (err) {
-    port.postMessage({ ready: false, error: err instanceof Error ? err.message : String(err) } satisfies Ready);
-    return;
+export interface Reply {
+  id: number;
+  error?: string;
+  /** load */
+  info?: SessionInfo;
+  /** run */
+  outputs?: Record<string, WireTensor>;
+}
+
+const sessions = new Map<number, ort.InferenceSession>();
+
+async function handle(req: Request): Promise<Reply> {
+  if (req.op === "load") {
+    const session = await ort.InferenceSession.create(req.modelPath, req.options);
+    sessions.set(req.id, session);
+    return { id: req.id, info: { inputNames: [...session.inputNames], outputNames: [...session.outputNames], inputMetadata: [...session.inputMetadata] } };
   }
-  port.postMessage({ ready: true, inputNames: [...session.inputNames], outputNames: [...session.outputNames], inputMetadata: [...session.inputMetadata] } satisfies Ready);
-  port.on("message", (req: Request) => {
-    void handle(session, req).then(
-      (reply) => {
-        port.postMessage(reply);
-        if (req.op === "release") port.close();
-      },
-      (err: unknown) => port.postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) } satisfies Reply),
-    );
-  });
-}
-
-async function handle(session: ort.InferenceSession, req: Request): Promise<Reply> {
+  const session = sessions.get(req.session);
+  if (!session) throw new Error(`no session ${req.session} (released?)`);
   if (req.op === "release") {
+    sessions.delete(req.session);
     await session.release();
     return { id: req.id };
   }
@@ -67,4 +60,11 @@ async function handle(session: ort.InferenceSession, req: Request): Promise<Repl
   return { id: req.id, outputs };
 }
 
-void serve();
+const port = parentPort;
+if (!port) throw new Error("shared/onnx-thread.ts runs as a worker thread");
+port.on("message", (req: Request) => {
+  void handle(req).then(
+    (reply) => port.postMessage(reply),
+    (err: unknown) => port.postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) } satisfies Reply),
+  );
+});

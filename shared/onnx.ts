@@ -9,18 +9,18 @@ import { Worker } from "node:worker_threads";
 import type * as ort from "onnxruntime-node";
 import { Tensor } from "onnxruntime-node";
 import { ConfigError, ModelError } from "./errors.js";
-import type { Ready, Reply, Request, ThreadData, WireTensor } from "./onnx-thread.js";
+import type { Reply, Request, SessionInfo, WireTensor } from "./onnx-thread.js";
 
 export type ExecutionProvider = "cpu" | "cuda";
 export { Tensor };
 
-/** A loaded model. It runs on a worker thread of its own, so a long run never blocks the event loop. */
+/** A loaded model. It runs on the process's onnxruntime thread, so a long run never blocks the event loop. */
 export interface InferenceSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
   run(feeds: Record<string, ort.Tensor>, fetches?: readonly string[]): Promise<Record<string, ort.Tensor>>;
-  /** Frees the session and ends its thread. */
+  /** Frees the session. */
   release(): Promise<void>;
 }
 
@@ -99,28 +99,32 @@ export function inputShape(session: InferenceSession, name: string): ReadonlyArr
  * The thread's entry. Built, it is onnx-thread.js next to this file. Under tsx (tests, benchmarks)
  * a worker does not inherit the TypeScript loader, so it registers tsx before importing the .ts.
  */
-function startThread(data: ThreadData): Worker {
+function startThread(): Worker {
   const entry = new URL(import.meta.url.endsWith(".ts") ? "./onnx-thread.ts" : "./onnx-thread.js", import.meta.url);
-  if (entry.pathname.endsWith(".js")) return new Worker(entry, { workerData: data });
+  if (entry.pathname.endsWith(".js")) return new Worker(entry);
   const tsx = import.meta.resolve("tsx/esm/api");
   const boot = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(entry.href)});`;
-  return new Worker(boot, { eval: true, workerData: data });
+  return new Worker(boot, { eval: true });
 }
 
-const toWire = (t: ort.Tensor): WireTensor => ({ type: t.type, data: t.data, dims: t.dims });
+type Call = { [K in Request["op"]]: Omit<Extract<Request, { op: K }>, "id"> }[Request["op"]];
 
-class ThreadedSession implements InferenceSession {
+/**
+ * The process's onnxruntime thread, started on the first session. It keeps the process alive only
+ * while a call is in flight. If it dies, its calls fail, and the next session starts a new one.
+ */
+class SessionHost {
+  private static current: SessionHost | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   private failure: Error | undefined;
 
-  private constructor(
-    private readonly worker: Worker,
-    readonly inputNames: readonly string[],
-    readonly outputNames: readonly string[],
-    readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[],
-  ) {
-    // The thread keeps the process alive only while a call is in flight, as a pending run would.
+  static get(): SessionHost {
+    if (!SessionHost.current || SessionHost.current.failure) SessionHost.current = new SessionHost(startThread());
+    return SessionHost.current;
+  }
+
+  private constructor(private readonly worker: Worker) {
     worker.unref();
     worker.on("message", (reply: Reply) => {
       const p = this.pending.get(reply.id);
@@ -129,7 +133,7 @@ class ThreadedSession implements InferenceSession {
       p?.resolve(reply);
     });
     const fail = (err: Error) => {
-      this.failure = err;
+      this.failure ??= err;
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
     };
@@ -137,43 +141,53 @@ class ThreadedSession implements InferenceSession {
     worker.on("exit", (code) => fail(new Error(`the onnxruntime thread exited (code ${code})`)));
   }
 
-  static start(modelPath: string, options: ort.InferenceSession.SessionOptions): Promise<ThreadedSession> {
-    const worker = startThread({ modelPath, options });
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      worker.once("error", onError);
-      worker.once("message", (msg: Ready) => {
-        worker.off("error", onError);
-        if (!msg.ready) {
-          void worker.terminate();
-          reject(new Error(msg.error));
-          return;
-        }
-        resolve(new ThreadedSession(worker, msg.inputNames, msg.outputNames, msg.inputMetadata));
-      });
+  async call(call: Call): Promise<Reply> {
+    if (this.failure) throw this.failure;
+    const id = this.nextId++;
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ ...call, id } as Request);
     });
+    if (reply.error !== undefined) throw new Error(reply.error);
+    return reply;
+  }
+}
+
+const toWire = (t: ort.Tensor): WireTensor => ({ type: t.type, data: t.data, dims: t.dims });
+
+class ThreadedSession implements InferenceSession {
+  private released = false;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+
+  private constructor(
+    private readonly host: SessionHost,
+    private readonly id: number,
+    info: SessionInfo,
+  ) {
+    this.inputNames = info.inputNames;
+    this.outputNames = info.outputNames;
+    this.inputMetadata = info.inputMetadata;
   }
 
-  private call(req: Request): Promise<Reply> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.pending.set(req.id, { resolve, reject });
-      this.worker.ref();
-      this.worker.postMessage(req);
-    });
+  static async start(modelPath: string, options: ort.InferenceSession.SessionOptions): Promise<ThreadedSession> {
+    const host = SessionHost.get();
+    const reply = await host.call({ op: "load", modelPath, options });
+    return new ThreadedSession(host, reply.id, reply.info as SessionInfo);
   }
 
   async run(feeds: Record<string, ort.Tensor>, fetches?: readonly string[]): Promise<Record<string, ort.Tensor>> {
+    if (this.released) throw new Error("the session was released");
     const wire = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, toWire(t)]));
-    const reply = await this.call({ op: "run", id: this.nextId++, feeds: wire, ...(fetches && { fetches }) });
-    if (reply.error !== undefined) throw new Error(reply.error);
+    const reply = await this.host.call({ op: "run", session: this.id, feeds: wire, ...(fetches && { fetches }) });
     return Object.fromEntries(Object.entries(reply.outputs ?? {}).map(([name, t]) => [name, new Tensor(t.type, t.data as never, t.dims)]));
   }
 
   async release(): Promise<void> {
-    if (this.failure) return;
-    const reply = await this.call({ op: "release", id: this.nextId++ });
-    await this.worker.terminate();
-    if (reply.error !== undefined) throw new Error(reply.error);
+    if (this.released) return;
+    this.released = true;
+    await this.host.call({ op: "release", session: this.id }).catch(() => undefined); // a dead thread has freed it already
   }
 }
