@@ -187,9 +187,8 @@ export async function modelSpecProblem(spec: string, task: Task, opts: RegistryO
   const entry = manifestOf(opts).find((m) => m.name === spec);
   if (entry) return entry.task === task ? undefined : `${spec} is a ${entry.task} model; a ${task} model is needed here`;
   try {
-    await resolveLocal(spec, { ...opts, task, download: false }).then((m) => {
-      if (m.task !== task) throw new ModelError(`${spec} is a ${m.task} model (format ${m.format}); a ${task} model is needed here`);
-    });
+    // Not a manifest name, so nothing is downloaded: resolveModel reads the local path and checks its task.
+    await resolveModel(spec, { ...opts, task, download: false });
     return undefined;
   } catch (err) {
     if (err instanceof ModelError) return err.message;

@@ -141,6 +141,10 @@ class SessionHost {
     worker.on("exit", (code) => fail(new Error(`the onnxruntime thread exited (code ${code})`)));
   }
 
+  get alive(): boolean {
+    return this.failure === undefined;
+  }
+
   async call(call: Call): Promise<Reply> {
     if (this.failure) throw this.failure;
     const id = this.nextId++;
@@ -188,6 +192,7 @@ class ThreadedSession implements InferenceSession {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    await this.host.call({ op: "release", session: this.id }).catch(() => undefined); // a dead thread has freed it already
+    if (!this.host.alive) return; // a dead thread has freed its sessions
+    await this.host.call({ op: "release", session: this.id });
   }
 }
