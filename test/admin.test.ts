@@ -20,7 +20,7 @@ import { connect, keyPrefix, stages } from "../shared/queues.js";
 import { RunState } from "../shared/run-state.js";
 import { createContext, type WorkerContext } from "../workers/context.js";
 import { startFleet, type Fleet } from "../workers/fleet.js";
-import type { Generator } from "../workers/generate/generator.js";
+import type { Generator } from "../generators/generator.js";
 import { startPool } from "../workers/pool.js";
 import { freshRedis, listFiles, repoRoot, runMaskfleet, scratchDir, tinyModels, until } from "./helpers.js";
 

@@ -11,11 +11,11 @@ import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledErr
 import { decodeImage, encodePng, resizeRgb } from "../shared/image.js";
 import { featherMask } from "../shared/mask-ops.js";
 import type { Mask, RgbImage } from "../shared/types.js";
-import { createBedrockGenerator } from "../workers/generate/bedrock.js";
-import { createBedrockClient, invokeModelJson, retryAfterMs } from "../workers/generate/bedrock-client.js";
-import { NOVA_SIZE_RULES, TITAN_SIZE_RULES, checkSize, encodeModelInput, pasteBack, planSize } from "../workers/generate/bedrock-image.js";
-import type { GenerateRequest, Generator } from "../workers/generate/generator.js";
-import { TitanGenerator } from "../workers/generate/titan.js";
+import { createBedrockGenerator } from "../generators/bedrock.js";
+import { createBedrockClient, invokeModelJson, retryAfterMs } from "../generators/bedrock-client.js";
+import { NOVA_SIZE_RULES, TITAN_SIZE_RULES, checkSize, encodeModelInput, pasteBack, planSize } from "../generators/bedrock-image.js";
+import type { GenerateRequest, Generator } from "../generators/generator.js";
+import { TitanGenerator } from "../generators/titan.js";
 import { CONTRACTS, seedColour, startBedrockStandIn, validateBedrockRequest, type BedrockStandIn } from "./standins/bedrock.js";
 import { repoRoot } from "./helpers.js";
 

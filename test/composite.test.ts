@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ConfigError } from "../shared/errors.js";
 import type { Mask, RgbImage } from "../shared/types.js";
-import { compositeBackground, parseColor } from "../workers/generate/composite.js";
+import { compositeBackground, parseColor } from "../generators/composite.js";
 
 const W = 64;
 const H = 48;

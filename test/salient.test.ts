@@ -19,7 +19,7 @@ import { enqueueImages } from "../producer/enqueue.js";
 import { waitForRun } from "../producer/status.js";
 import { RunState } from "../shared/run-state.js";
 import { startFleet, type Fleet } from "../workers/fleet.js";
-import { compositeBackground } from "../workers/generate/composite.js";
+import { compositeBackground } from "../generators/composite.js";
 import { refineBandPx, SalientModel, SalientSegmenter, usesSalient } from "../workers/mask/salient.js";
 import type { SegmentResult } from "../workers/mask/segmenter.js";
 import { makeTinySalient } from "../tools/make-tiny-salient.js";

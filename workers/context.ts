@@ -22,8 +22,8 @@ import { SalientModel } from "./mask/salient.js";
 import { loadFaceDetector, loadTextDetectionModel, type Detector } from "./detect/detector.js";
 import type { Owlv2Model } from "./detect/owlv2.js";
 import { createRekognitionDetector } from "./detect/rekognition.js";
-import { generatorKey, openGenerator } from "./generate/backends.js";
-import type { Generator } from "./generate/generator.js";
+import { generatorKey, openGenerator } from "../generators/backends.js";
+import type { Generator } from "../generators/generator.js";
 import type { ImageJob, ImageOptions } from "../shared/jobs.js";
 
 export interface WorkerContext {

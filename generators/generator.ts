@@ -6,7 +6,7 @@
  * spending an attempt), RejectedError (record on this prompt x seed, no retry), FatalServiceError
  * (stop the pool), InputError (this image is bad), anything else (transient: retry with backoff).
  */
-import type { Mask, RgbImage } from "../../shared/types.js";
+import type { Mask, RgbImage } from "../shared/types.js";
 
 export interface GenerateRequest {
   /** The EXIF-oriented original at full size. */

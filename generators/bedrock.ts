@@ -3,8 +3,8 @@
  * own BedrockRuntimeClient (HTTP/1.1, one attempt per call; see bedrock-client.ts), which
  * close() destroys.
  */
-import type { AwsSettings } from "../../shared/aws.js";
-import { ConfigError } from "../../shared/errors.js";
+import type { AwsSettings } from "../shared/aws.js";
+import { ConfigError } from "../shared/errors.js";
 import { createBedrockClient } from "./bedrock-client.js";
 import type { Generator } from "./generator.js";
 import { NOVA_CANVAS, NovaCanvasGenerator } from "./nova.js";

@@ -27,10 +27,10 @@
  * All functions are pure (they return new images) and deterministic.
  */
 import sharp from "sharp";
-import { InputError } from "../../shared/errors.js";
-import { assertSameSize, encodePng, resizeRgb, sharpRaw } from "../../shared/image.js";
-import { toBedrockMask } from "../../shared/mask-ops.js";
-import type { Mask, RgbImage } from "../../shared/types.js";
+import { InputError } from "../shared/errors.js";
+import { assertSameSize, encodePng, resizeRgb, sharpRaw } from "../shared/image.js";
+import { toBedrockMask } from "../shared/mask-ops.js";
+import type { Mask, RgbImage } from "../shared/types.js";
 
 export interface SizeRules {
   /** Who the rules are for, for messages. */

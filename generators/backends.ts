@@ -1,6 +1,6 @@
 /** Opens the generator an image's options name: composite (local) or a Bedrock model. */
-import { awsSettingsOf, type Config } from "../../shared/config.js";
-import type { ImageOptions } from "../../shared/jobs.js";
+import { awsSettingsOf, type Config } from "../shared/config.js";
+import type { ImageOptions } from "../shared/jobs.js";
 import { createBedrockGenerator } from "./bedrock.js";
 import { CompositeGenerator, parseBackground } from "./composite.js";
 import type { Generator } from "./generator.js";

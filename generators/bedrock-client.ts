@@ -19,8 +19,8 @@
  */
 import { BedrockRuntimeClient, InvokeModelCommand } from "@aws-sdk/client-bedrock-runtime";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import { awsClientConfig, type AwsSettings } from "../../shared/aws.js";
-import { ConfigError, FatalServiceError, RejectedError, ThrottledError } from "../../shared/errors.js";
+import { awsClientConfig, type AwsSettings } from "../shared/aws.js";
+import { ConfigError, FatalServiceError, RejectedError, ThrottledError } from "../shared/errors.js";
 
 export interface BedrockGeneratorOptions {
   /** close() destroys the client (default true: the generator was given its own client). */

@@ -6,11 +6,11 @@
  * object region. Both are the same blend with the mask inverted.
  */
 import { existsSync } from "node:fs";
-import { ConfigError } from "../../shared/errors.js";
-import { assertSameSize, decodeImage, resizeRgb, sharpRaw } from "../../shared/image.js";
-import { readInput } from "../../shared/input.js";
-import { featherMask } from "../../shared/mask-ops.js";
-import type { Mask, RgbImage } from "../../shared/types.js";
+import { ConfigError } from "../shared/errors.js";
+import { assertSameSize, decodeImage, resizeRgb, sharpRaw } from "../shared/image.js";
+import { readInput } from "../shared/input.js";
+import { featherMask } from "../shared/mask-ops.js";
+import type { Mask, RgbImage } from "../shared/types.js";
 import type { GenerateRequest, Generator } from "./generator.js";
 
 export type Rgb = [number, number, number];

@@ -14,8 +14,8 @@
  * Response {images: [base64], error?}: `error` set (moderation) or no image -> RejectedError.
  */
 import type { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
-import { ConfigError, RejectedError } from "../../shared/errors.js";
-import type { RgbImage } from "../../shared/types.js";
+import { ConfigError, RejectedError } from "../shared/errors.js";
+import type { RgbImage } from "../shared/types.js";
 import { firstImage, invokeModelJson, type BedrockGeneratorOptions } from "./bedrock-client.js";
 import { encodeModelInput, finishEdit, textLength, type SizeRules } from "./bedrock-image.js";
 import type { GenerateRequest, Generator } from "./generator.js";
