@@ -2,7 +2,7 @@
 /** maskfleet: run | enqueue | worker | status | models. */
 import { Command, InvalidArgumentError } from "commander";
 import type { Redis } from "ioredis";
-import { checkModels, checkRunnable, enqueueImages, needsAws, newRunId } from "../producer/enqueue.js";
+import { checkBedrockLifecycle, checkModels, checkRunnable, enqueueImages, needsAws, newRunId } from "../producer/enqueue.js";
 import { findInputs } from "../producer/inputs.js";
 import { formatStatus, runStatus, waitForRun } from "../producer/status.js";
 import { assertAwsCredentials } from "../shared/aws.js";
@@ -20,12 +20,16 @@ import { addEvalCommand } from "./eval.js";
 /** Config, inputs and services checked before any work: bad values, missing credentials, no Redis. */
 async function preflight(flags: ConfigFlags, inputs: readonly string[], models: "here" | "workers"): Promise<Config> {
   const config = configFromFlags(flags);
+  for (const line of config.warnings) warn(`maskfleet: ${line}`);
   checkRunnable(config);
   await checkModels(config, models, (line) => void process.stderr.write(`${line}\n`));
   if (needsAws(config, inputs)) await assertAwsCredentials(awsSettingsOf(config));
+  await checkBedrockLifecycle(config, warn);
   await assertRedisReachable(config.redisUrl);
   return config;
 }
+
+const warn = (line: string) => void process.stderr.write(`${line}\n`);
 
 /**
  * The producer's metrics endpoint while it watches a run: the run's gauges (set by waitForRun)
@@ -131,6 +135,8 @@ addConfigFlags(
   if (!(stages as readonly string[]).includes(stage)) throw new ConfigError("stage", `expected one of ${stages.join(", ")}, got ${stage}`);
   const config = configFromFlags(flags);
   if (needsAws(config, [])) await assertAwsCredentials(awsSettingsOf(config));
+  // A generate worker checks the models its own config names; jobs naming others are checked when their generator opens.
+  if (stage === "generate") await checkBedrockLifecycle(config, warn);
   await assertRedisReachable(config.redisUrl);
   const metrics = await startMetricsServer(config.metricsPort, config.metricsHost);
   const fleet = startFleet(config, [stage as Stage], flags.concurrency);

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { loadConfig, parseSeedRange, type Config, type ConfigInput } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
+import { GENERATOR_NAMES, generatorHelp } from "../generators/registry.js";
 
 export function addConfigFlags(cmd: Command): Command {
   return cmd
@@ -19,7 +20,7 @@ export function addConfigFlags(cmd: Command): Command {
     .option("--salient-model <spec>", "target auto: salient-object model for a soft mask (manifest name or local .onnx / folder)")
     .option("--ep <provider>", "execution provider: cpu | cuda")
     .option("--threads <n>", "onnxruntime threads per session (0 = default)", Number)
-    .option("--generator <name>", "composite | titan | nova")
+    .option("--generator <name>", `${GENERATOR_NAMES.join(" | ")} (${generatorHelp()})`)
     .option("--mode <mode>", "outpaint (new background) | inpaint (new object)")
     .option("-p, --prompts <prompt...>", "candidate prompts")
     .option("--prompts-file <file>", "candidate prompts, one per line")
@@ -27,13 +28,19 @@ export function addConfigFlags(cmd: Command): Command {
     .option("--background <value>", 'composite background: colour ("#ffffff"), "blur", or an image path')
     .option("--grow <px>", "grow (or, negative, shrink) the mask by N px", Number)
     .option("--feather <px>", "feather the mask edge by N px", Number)
-    .option("--model <id>", "Bedrock model id (amazon.titan-image-generator-v1, amazon.titan-image-generator-v2:0, amazon.nova-canvas-v1:0)")
+    .option("--model <id>", "Bedrock model id (default per generator and edit, e.g. us.stability.stable-image-inpaint-v1:0; `maskfleet models cloud` lists them)")
+    .option("--edit <edit>", "stability: inpaint (a mask) | search-replace | erase | extend (Stable Outpaint only)")
+    .option("--search-prompt <text>", "stability --edit search-replace: what to find and replace, e.g. background")
+    .option("--style-preset <name>", "stability: a style preset, e.g. photographic")
+    .option("--grow-mask <px>", "stability: the service's own grow_mask, 0-20 (default 0; --grow is maskfleet's)", Number)
+    .option("--extend <l,r,u,d|square>", "stability: extend the canvas first with Stable Outpaint, pixels per side or square")
+    .option("--creativity <n>", "stability --extend: Stable Outpaint's creativity, 0.1-1", Number)
     .option("--negative-prompt <text>", "what the generator should avoid")
     .option("--mask-prompt <text>", "Bedrock: describe the region in words instead of sending the SAM mask")
     .option("--quality <q>", "Bedrock: standard | premium")
     .option("--outpainting-mode <m>", "Bedrock: DEFAULT | PRECISE")
     .option("--cfg-scale <n>", "Bedrock: prompt adherence, 1.1-10", Number)
-    .option("--rate <rate>", 'generator requests for the whole fleet, e.g. "60/min" or "2/s"')
+    .option("--rate <rate>", 'generator requests for the whole fleet, e.g. "60/min" or "2/s" (default: an adaptive rate the fleet finds; "unlimited": none)')
     .option("--region <region>", "AWS region")
     .option("--profile <name>", "AWS profile")
     .option("--s3-endpoint <url>", "S3-compatible endpoint")
@@ -72,6 +79,12 @@ export interface ConfigFlags {
   quality?: string;
   outpaintingMode?: string;
   cfgScale?: number;
+  edit?: string;
+  searchPrompt?: string;
+  stylePreset?: string;
+  growMask?: number;
+  extend?: string;
+  creativity?: number;
   rate?: string;
   region?: string;
   profile?: string;
@@ -111,6 +124,12 @@ export function configFromFlags(flags: ConfigFlags, extra: ConfigInput = {}): Co
     quality: flags.quality,
     outpaintingMode: flags.outpaintingMode,
     cfgScale: flags.cfgScale,
+    edit: flags.edit,
+    searchPrompt: flags.searchPrompt,
+    stylePreset: flags.stylePreset,
+    growMask: flags.growMask,
+    extend: flags.extend,
+    creativity: flags.creativity,
     rate: flags.rate,
     region: flags.region,
     awsProfile: flags.profile,

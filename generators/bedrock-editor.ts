@@ -16,9 +16,16 @@
 import type { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import { ConfigError, RejectedError } from "../shared/errors.js";
 import type { RgbImage } from "../shared/types.js";
-import { firstImage, invokeModelJson, type BedrockGeneratorOptions } from "./bedrock-client.js";
-import { encodeModelInput, finishEdit, textLength, type SizeRules } from "./bedrock-image.js";
-import type { GenerateRequest, Generator } from "./generator.js";
+import { checkSeedRange, type GeneratorBackend } from "./backend.js";
+import { createBedrockClient, firstImage, invokeModelJson, type BedrockGeneratorOptions } from "./bedrock-client.js";
+import { familyOf, type BedrockFamily } from "./bedrock-models.js";
+import { encodeModelInput, finishEdit, textLength, type EncodedModelInput, type SizeRules } from "./bedrock-image.js";
+import { editInputBytes, type EditInput, type GenerateRequest, type Generator, type PreparedEdit } from "./generator.js";
+
+/** The image (and mask, unless a maskPrompt replaces it) fitted and encoded once. */
+interface PreparedBedrockEdit extends PreparedEdit {
+  encoded: EncodedModelInput;
+}
 
 /** What one Bedrock image model accepts. */
 export interface BedrockEditModel {
@@ -41,15 +48,21 @@ export class BedrockImageEditor implements Generator {
     this.name = modelId;
   }
 
-  async generate(request: GenerateRequest): Promise<RgbImage> {
-    const body = await this.requestBody(request);
+  async prepare(input: EditInput): Promise<PreparedBedrockEdit> {
+    const useMask = !input.maskPrompt?.trim();
+    const encoded = await encodeModelInput(input.image, useMask ? input.mask : undefined, this.model.sizeRules);
+    return { input, encoded, bytes: editInputBytes(input) + encoded.imageBase64.length + (encoded.maskBase64?.length ?? 0) };
+  }
+
+  async generate(request: GenerateRequest, prepared?: PreparedEdit): Promise<RgbImage> {
+    const body = await this.requestBody(request, prepared as PreparedBedrockEdit | undefined);
     const response = await invokeModelJson(this.client, this.modelId, body.json);
     const image = firstImage(response, this.modelId);
     return finishEdit(request.image, body.sentMask ? request.mask : undefined, request.mode, body.plan, image, this.modelId);
   }
 
   /** The InvokeModel body for `request` (checks every limit first). Exposed for tests. */
-  async requestBody(request: GenerateRequest) {
+  async requestBody(request: GenerateRequest, prepared?: PreparedBedrockEdit) {
     const { mode } = request;
     const text = request.prompt.trim();
     const negativeText = request.negativePrompt?.trim() ?? "";
@@ -60,7 +73,7 @@ export class BedrockImageEditor implements Generator {
     this.checkText("mask prompt", maskPrompt);
     this.checkConfig(request);
 
-    const encoded = await encodeModelInput(request.image, maskPrompt ? undefined : request.mask, this.model.sizeRules);
+    const { encoded } = prepared ?? (await this.prepare(request));
     const params: Record<string, string> = { image: encoded.imageBase64 };
     if (text) params.text = text;
     if (negativeText) params.negativeText = negativeText;
@@ -94,4 +107,34 @@ export class BedrockImageEditor implements Generator {
     if (!Number.isInteger(seed) || seed < 0 || seed > limits.maxSeed) throw new ConfigError("seeds", `${title} takes integer seeds 0-${limits.maxSeed}, got ${seed}`);
     if (quality !== "standard" && quality !== "premium") throw new ConfigError("quality", `must be standard or premium, got ${String(quality)}`);
   }
+}
+
+/** The registration of a Titan-shaped Bedrock editor (titan.ts, nova.ts). */
+export function editorBackend(
+  model: BedrockEditModel,
+  o: { name: string; family: BedrockFamily; summary: string; make: new (client: BedrockRuntimeClient, modelId: string) => Generator },
+): GeneratorBackend {
+  const backend: GeneratorBackend = {
+    name: o.name,
+    summary: o.summary,
+    needsAws: true,
+    family: o.family,
+    defaultModel: model.modelIds[model.modelIds.length - 1],
+    sizeRules: model.sizeRules,
+    seeds: { min: 0, max: model.limits.maxSeed, default: { from: 0, to: 0 } },
+    options: {},
+    resolve: (s) => {
+      const modelId = s.modelId || backend.defaultModel!;
+      if (familyOf(modelId) !== o.family) throw new ConfigError("modelId", `${modelId} is not a ${model.title} model (expected one of ${model.modelIds.join(", ")})`);
+      return { modelId };
+    },
+    check: (s) => {
+      const problem = checkSeedRange(backend, s);
+      if (problem) throw new ConfigError("seeds", problem);
+    },
+    bedrockModels: (s) => [s.modelId],
+    instanceKey: (s) => ["bedrock", s.modelId],
+    open: async (s, ctx) => new o.make(createBedrockClient(ctx.aws, { timeoutMs: ctx.timeoutMs }), s.modelId),
+  };
+  return backend;
 }

@@ -59,6 +59,19 @@ export const TITAN_SIZE_RULES: SizeRules = {
   maxImageBytes: 5_000_000,
 };
 
+/**
+ * Stability AI Image Services on Bedrock: PNG, JPEG or WebP, each side at least 64 px, at most
+ * 9,437,184 pixels, aspect ratio between 1:2.5 and 2.5:1 (Stability's Bedrock documentation).
+ */
+export const STABILITY_SIZE_RULES: SizeRules = {
+  label: "Stability AI Image Services",
+  minSide: 64,
+  maxSide: 9_437_184 / 64,
+  multiple: 1,
+  maxAspect: 2.5,
+  maxPixelsExclusive: 9_437_184 + 1,
+};
+
 export const NOVA_SIZE_RULES: SizeRules = {
   label: "Nova Canvas",
   minSide: 320,
@@ -163,12 +176,20 @@ export async function toModelInput(image: RgbImage, mask: Mask | undefined, plan
     throw new RangeError(`toModelInput: image is ${image.width}x${image.height}, the plan is for ${plan.width}x${plan.height}`);
   }
   if (mask) assertSameSize(image, mask, "toModelInput");
-  const canvas = padReflect(image, 3, plan);
-  const sent = await resizeIfNeeded(canvas, plan.sentWidth, plan.sentHeight);
+  const sent = await fitImage(image, plan);
   if (!mask) return { plan, image: sent };
-  const maskCanvas = padConstant(mask, plan, 0);
-  const maskSent = await resizeMaskIfNeeded(maskCanvas, plan.sentWidth, plan.sentHeight);
-  return { plan, image: sent, bedrockMask: toBedrockMask(maskSent) };
+  return { plan, image: sent, bedrockMask: toBedrockMask(await fitMask(mask, plan)) };
+}
+
+/** The image as the model gets it per `plan`: padded by mirroring, scaled and rounded. */
+export async function fitImage(image: RgbImage, plan: SizePlan): Promise<RgbImage> {
+  return resizeIfNeeded(padReflect(image, 3, plan), plan.sentWidth, plan.sentHeight);
+}
+
+/** The object mask per `plan`, soft values kept: the padding is background (0), then scaled. */
+export async function fitMask(mask: Mask, plan: SizePlan): Promise<Mask> {
+  assertSameSize(plan, mask, "fitMask");
+  return resizeMaskIfNeeded(padConstant(mask, plan, 0), plan.sentWidth, plan.sentHeight);
 }
 
 /** The model's output (any size; normally sentWidth x sentHeight) at the original size: scaled to the canvas, padding cropped off. */

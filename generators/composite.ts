@@ -11,7 +11,8 @@ import { assertSameSize, decodeImage, resizeRgb, sharpRaw } from "../shared/imag
 import { readInput } from "../shared/input.js";
 import { featherMask } from "../shared/mask-ops.js";
 import type { Mask, RgbImage } from "../shared/types.js";
-import type { GenerateRequest, Generator } from "./generator.js";
+import type { GeneratorBackend, GeneratorSettings } from "./backend.js";
+import { editInputBytes, type EditInput, type GenerateRequest, type Generator, type PreparedEdit } from "./generator.js";
 
 export type Rgb = [number, number, number];
 
@@ -153,6 +154,10 @@ export class CompositeGenerator implements Generator {
     return new CompositeGenerator({ kind: "image", image: await decodeImage(await readInput(spec.path), spec.path, { maxPixels }) });
   }
 
+  async prepare(input: EditInput): Promise<PreparedEdit> {
+    return { input, bytes: editInputBytes(input) };
+  }
+
   /** The request's mask is already feathered (or a salient model's soft alpha, left unfeathered): blend with it as it is. */
   generate(request: GenerateRequest): Promise<RgbImage> {
     return compositeBackground(request.image, request.mask, { background: this.background, featherPx: 0, mode: request.mode });
@@ -160,3 +165,25 @@ export class CompositeGenerator implements Generator {
 
   async close(): Promise<void> {}
 }
+
+const compositeSettings = (s: GeneratorSettings) => ({ background: s.background as string, blurSigma: s.blurSigma as number, maxPixels: s.maxPixels as number });
+
+/** The local backend: prompts and seeds do not change its output, so any seed will do. */
+export const compositeBackend: GeneratorBackend = {
+  name: "composite",
+  summary: "local compositing over a colour, an image or a blur of the photo (no cloud)",
+  needsAws: false,
+  seeds: { min: 0, max: 4_294_967_294, default: { from: 0, to: 0 } },
+  options: {},
+  resolve: () => ({ modelId: "" }),
+  check: (s) => void parseBackground(compositeSettings(s).background),
+  bedrockModels: () => [],
+  instanceKey: (s) => {
+    const { background, blurSigma, maxPixels } = compositeSettings(s);
+    return ["composite", background, blurSigma, maxPixels];
+  },
+  open: (s) => {
+    const { background, blurSigma, maxPixels } = compositeSettings(s);
+    return CompositeGenerator.open(parseBackground(background), blurSigma, maxPixels);
+  },
+};

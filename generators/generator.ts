@@ -1,6 +1,12 @@
 /**
- * The generator interface of the generate stage: one (image, mask, prompt, seed) in, one image of
- * the same size out. Backends, one file each: composite (local), titan and nova (Bedrock).
+ * The generator interface of the generate stage: one (image, mask, prompt, seed) in, one image
+ * out (the image's size; larger only when an edit extends the canvas). Backends, one file each,
+ * registered in registry.ts: composite (local), stability, titan and nova (Bedrock).
+ *
+ * What a backend does once per image (fitting the photo to the model's size rules, encoding it,
+ * base64) is `prepare`; the generate stage keeps that per process and hands it to every
+ * prompt x seed of the image, so the photo and its mask are read and encoded once, not once per
+ * result.
  *
  * Errors a backend throws tell the pool what to do: ThrottledError (pause the queue, retry without
  * spending an attempt), RejectedError (record on this prompt x seed, no retry), FatalServiceError
@@ -8,15 +14,19 @@
  */
 import type { Mask, RgbImage } from "../shared/types.js";
 
-export interface GenerateRequest {
+/** The per-image part of a request: what `prepare` works from. */
+export interface EditInput {
   /** The EXIF-oriented original at full size. */
   image: RgbImage;
   /** Same size as `image`: 255 = object, 0 = background (soft values at a feathered edge). */
   mask: Mask;
-  /** Bedrock only: let the service find the region from this text (maskPrompt) instead of sending `mask`. */
-  maskPrompt?: string;
   /** outpaint: keep the object, new background. inpaint: keep the background, new object. */
   mode: "outpaint" | "inpaint";
+  /** Titan/Nova only: let the service find the region from this text (maskPrompt) instead of sending `mask`. */
+  maskPrompt?: string;
+}
+
+export interface GenerateRequest extends EditInput {
   prompt: string;
   negativePrompt?: string;
   seed: number;
@@ -26,10 +36,27 @@ export interface GenerateRequest {
   outpaintingMode: "DEFAULT" | "PRECISE";
 }
 
+/** What a backend prepared for one image; `bytes` bounds the per-process cache. */
+export interface PreparedEdit {
+  readonly input: EditInput;
+  /** Approximate memory held, in bytes. */
+  readonly bytes: number;
+}
+
 export interface Generator {
-  /** Name recorded in the manifest (e.g. "composite", "amazon.titan-image-generator-v2:0"). */
+  /** Name recorded in the manifest (e.g. "composite", "us.stability.stable-image-inpaint-v1:0"). */
   readonly name: string;
-  /** Same width and height as request.image; the region that must not change is pasted back exactly. */
-  generate(request: GenerateRequest): Promise<RgbImage>;
+  /** The per-image work, done once and shared by the image's prompt x seed results. */
+  prepare(input: EditInput): Promise<PreparedEdit>;
+  /**
+   * One result; `prepared` (from this generator's prepare, for the request's image) saves that
+   * work. The region that must not change is pasted back from the original exactly.
+   */
+  generate(request: GenerateRequest, prepared?: PreparedEdit): Promise<RgbImage>;
   close(): Promise<void>;
+}
+
+/** Bytes an image and its mask hold. */
+export function editInputBytes(input: EditInput): number {
+  return input.image.data.byteLength + input.mask.data.byteLength;
 }

@@ -10,7 +10,7 @@
  */
 import type { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import type { BedrockGeneratorOptions } from "./bedrock-client.js";
-import { BedrockImageEditor, type BedrockEditModel } from "./bedrock-editor.js";
+import { BedrockImageEditor, editorBackend, type BedrockEditModel } from "./bedrock-editor.js";
 import { NOVA_SIZE_RULES } from "./bedrock-image.js";
 
 export const NOVA_CANVAS: BedrockEditModel = {
@@ -25,3 +25,5 @@ export class NovaCanvasGenerator extends BedrockImageEditor {
     super(NOVA_CANVAS, client, modelId, opts);
   }
 }
+
+export const novaBackend = editorBackend(NOVA_CANVAS, { name: "nova", family: "nova", summary: "Amazon Nova Canvas (end of life on Bedrock 2026-09-30; accounts that still have access)", make: NovaCanvasGenerator });

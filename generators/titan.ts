@@ -10,7 +10,7 @@
  */
 import type { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import type { BedrockGeneratorOptions } from "./bedrock-client.js";
-import { BedrockImageEditor, type BedrockEditModel } from "./bedrock-editor.js";
+import { BedrockImageEditor, editorBackend, type BedrockEditModel } from "./bedrock-editor.js";
 import { TITAN_SIZE_RULES } from "./bedrock-image.js";
 
 export const TITAN: BedrockEditModel = {
@@ -25,3 +25,5 @@ export class TitanGenerator extends BedrockImageEditor {
     super(TITAN, client, modelId, opts);
   }
 }
+
+export const titanBackend = editorBackend(TITAN, { name: "titan", family: "titan", summary: "Amazon Titan Image Generator (end of life on Bedrock 2026-06-30; accounts that still have access)", make: TitanGenerator });

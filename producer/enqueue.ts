@@ -6,21 +6,22 @@ import { createReadStream } from "node:fs";
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
-import type { AwsSettings } from "../shared/aws.js";
+import { assertStabilityRegion, type AwsSettings } from "../shared/aws.js";
 import { awsSettingsOf, type Config } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
-import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, generateJobsOf, type ImageJob } from "../shared/jobs.js";
+import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, generateJobsOf, usesSalient, type ImageJob } from "../shared/jobs.js";
 import { jobOptions, openQueue } from "../shared/queues.js";
-import { parseBackground } from "../generators/composite.js";
-import { NOVA_CANVAS } from "../generators/nova.js";
-import { TITAN } from "../generators/titan.js";
+import { generatorBackend } from "../generators/registry.js";
+import { isBedrockSalient } from "../generators/stability-remove-background.js";
+import { stabilityModelFor } from "../generators/bedrock-models.js";
+import { checkBedrockModels } from "../generators/lifecycle.js";
 import { checkPromptTemplate } from "../shared/prompts.js";
 import { RunState } from "../shared/run-state.js";
 import { openStore } from "../shared/storage/index.js";
 import { isS3Uri, parseS3Uri, s3Client } from "../shared/storage/s3.js";
 import { modelSpecProblem, type Task } from "../models/registry.js";
 import { DEFAULT_TEXT_DETECTOR_MODEL } from "../workers/detect/stage.js";
-import { usesSalient } from "../workers/mask/salient.js";
+
 import type { InputItem } from "./discover.js";
 
 export interface EnqueueSummary {
@@ -37,13 +38,36 @@ export function checkRunnable(config: Config): void {
   if (detector === "rekognition" && ["auto", "boxes"].includes(target)) {
     throw new ConfigError("detector", `target "${target}" needs no detector service; use --detector local`);
   }
-  if (generator === "composite") parseBackground(config.background);
-  else {
-    const { maxSeed } = (generator === "nova" ? NOVA_CANVAS : TITAN).limits;
-    if (config.seeds.to > maxSeed) throw new ConfigError("seeds", `${config.modelId} takes seeds 0-${maxSeed}, the range ends at ${config.seeds.to}`);
-  }
+  generatorBackend(generator).check(config);
   for (const p of config.prompts) checkPromptTemplate(p);
-  openStore(config.out, awsSettingsOf(config));
+  const aws = awsSettingsOf(config);
+  if (bedrockModelsOf(config).some((id) => id.includes("stability."))) assertStabilityRegion(aws.region);
+  openStore(config.out, aws);
+}
+
+/** Every Bedrock model a run with this config calls: the generator's, and Remove Background as the salient model. */
+export function bedrockModelsOf(config: Config): string[] {
+  const ids = generatorBackend(config.generator).bedrockModels(config);
+  if (usesSalient(config) && isBedrockSalient(config.salientModel)) ids.push(stabilityModelFor("remove-background"));
+  return [...new Set(ids)];
+}
+
+/**
+ * The lifecycle gate, before any paid work: every Bedrock model this config calls must be
+ * served in the region (a Legacy one warns with its end-of-life date). One line and a ConfigError
+ * for a model that is gone or not enabled, naming the flag to use instead.
+ */
+export async function checkBedrockLifecycle(config: Config, warn: (line: string) => void): Promise<void> {
+  const ids = bedrockModelsOf(config);
+  if (ids.length === 0) return;
+  await checkBedrockModels(ids, awsSettingsOf(config), { warn: (line) => warn(`maskfleet: ${line}`), insteadOf: insteadOfModel });
+}
+
+/** What to use instead of a Bedrock model that cannot be called. */
+export function insteadOfModel(modelId: string): string {
+  return modelId.includes("stability.")
+    ? "request access to Stability AI Image Services in the Bedrock console"
+    : "use --generator stability (Stability AI Image Services; see the README's migration notes)";
 }
 
 /** The models this config's workers will load: config key, spec and the task it must be. */
@@ -55,7 +79,7 @@ export function modelSpecsOf(config: Config): { key: string; spec: string; task:
     specs.push({ key: "textDetectorModel", spec: config.textDetectorModel ?? DEFAULT_TEXT_DETECTOR_MODEL, task: "detect" });
   }
   const salient = usesSalient(config);
-  if (salient) specs.push({ key: "salientModel", spec: config.salientModel as string, task: "salient" });
+  if (salient && !isBedrockSalient(config.salientModel)) specs.push({ key: "salientModel", spec: config.salientModel as string, task: "salient" });
   if (!salient || config.salientRefine !== false) specs.push({ key: "samModel", spec: config.samModel, task: "segment" });
   return specs;
 }
@@ -76,7 +100,7 @@ export async function checkModels(config: Config, where: "here" | "workers", war
 
 /** Whether a run with these inputs and this config talks to AWS (and so needs credentials). */
 export function needsAws(config: Config, inputs: readonly string[]): boolean {
-  return config.detector === "rekognition" || config.generator !== "composite" || isS3Uri(config.out) || inputs.some(isS3Uri);
+  return config.detector === "rekognition" || bedrockModelsOf(config).length > 0 || isS3Uri(config.out) || inputs.some(isS3Uri);
 }
 
 /**

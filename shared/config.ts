@@ -6,11 +6,13 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import type { AwsSettings } from "./aws.js";
+import { resolveRegion, type AwsSettings } from "./aws.js";
 import { ConfigError } from "./errors.js";
+import { GENERATOR_NAMES, generatorBackend, generatorOfModel, generatorOptionShapes } from "../generators/registry.js";
+import { parseExtend } from "../generators/stability-outpaint.js";
 
 const seedRange = z
-  .object({ from: z.number().int().min(0).max(2147483646), to: z.number().int().min(0).max(2147483646) })
+  .object({ from: z.number().int().min(0).max(4_294_967_294), to: z.number().int().min(0).max(4_294_967_294) })
   .refine((r) => r.from <= r.to, { message: "seed range start must not exceed its end" });
 
 export const configSchema = z.strictObject({
@@ -44,18 +46,19 @@ export const configSchema = z.strictObject({
   featherPx: z.number().min(0).max(256).default(2),
   fillHoles: z.boolean().default(true),
   minIslandArea: z.number().int().min(0).default(64),
-  /** Generator for each (prompt, seed): local compositing, or Bedrock (AWS issue). */
-  generator: z.enum(["composite", "titan", "nova"]).default("composite"),
+  /** Generator for each (prompt, seed): a backend of generators/registry.ts (composite, stability, titan, nova). */
+  generator: z.enum(GENERATOR_NAMES).default("composite"),
   /** outpaint keeps the object and replaces the rest; inpaint replaces the object. */
   mode: z.enum(["outpaint", "inpaint"]).default("outpaint"),
-  prompts: z.array(z.string().min(1).max(1024)).min(1).default(["studio white background"]),
-  negativePrompt: z.string().max(1024).optional(),
-  seeds: seedRange.default({ from: 0, to: 0 }),
+  prompts: z.array(z.string().min(1).max(10_000)).min(1).default(["studio white background"]),
+  negativePrompt: z.string().max(10_000).optional(),
+  /** Inclusive; unset = the generator's default (composite, Titan, Nova: 0-0; Stability: 1-1, as its 0 means random). */
+  seeds: seedRange.optional(),
   /** Composite background: a colour ("#ffffff", "white"), "blur", or a path to an image. */
   background: z.string().min(1).default("#ffffff"),
   blurSigma: z.number().min(0.3).max(1000).default(25),
   /** Bedrock settings kept from the old script. */
-  /** Bedrock model id; default per generator (titan: Titan v2, nova: Nova Canvas). Alone, it also picks the generator. */
+  /** Bedrock model id; default per generator (stability: Stable Image Inpaint, or the --edit's service). Alone, it also picks the generator. */
   modelId: z.string().min(1).optional(),
   cfgScale: z.number().min(1.1).max(10).default(8),
   width: z.number().int().min(64).max(4096).optional(),
@@ -66,14 +69,17 @@ export const configSchema = z.strictObject({
   outpaintingMode: z.enum(["DEFAULT", "PRECISE"]).default("DEFAULT"),
   /** Bedrock only: describe the region in words (maskPrompt) instead of sending the SAM mask. */
   maskPrompt: z.string().min(1).max(1024).optional(),
-  /** Generator requests allowed per time window, for the whole fleet (e.g. "60/min"); none = unlimited. */
-  rate: z.strictObject({ max: z.number().int().min(1), durationMs: z.number().int().min(1) }).optional(),
+  /**
+   * Generator requests per time window for the whole fleet (e.g. "60/min"); unset = an adaptive
+   * rate the fleet finds itself (cloud generators); "unlimited" = no limiter, throttles only.
+   */
+  rate: z.union([z.literal("unlimited"), z.strictObject({ max: z.number().int().min(1), durationMs: z.number().int().min(1) })]).optional(),
   /** Queue pause after a throttle when the service names no wait (with a rate: one limiter slot, if shorter); doubles per throttle with no success between, up to 16x. */
   throttleBackoffMs: z.number().int().min(10).max(600_000).default(2000),
   /** Per-request timeout of generator calls (Nova Canvas can take minutes). */
   requestTimeoutMs: z.number().int().min(1000).max(3_600_000).default(300_000),
   /** AWS: region, named profile, endpoint overrides (S3-compatible stores, local stand-ins). */
-  region: z.string().min(1).default("us-east-1"),
+  region: z.string().min(1).optional(), // unset: AWS_REGION, AWS_DEFAULT_REGION, the profile's region, us-east-1 (resolveRegion)
   awsProfile: z.string().min(1).optional(),
   s3Endpoint: z.url().optional(),
   bedrockEndpoint: z.url().optional(),
@@ -102,19 +108,16 @@ export const configSchema = z.strictObject({
   metricsHost: z.string().min(1).default("0.0.0.0"),
   /** Model download cache. */
   cacheDir: z.string().min(1).optional(),
+  /** The keys only one generator reads (registered with it: generators/registry.ts). */
+  ...generatorOptionShapes,
 });
 
-export type Config = Omit<z.infer<typeof configSchema>, "modelId"> & { modelId: string };
-
-/** Bedrock model families: the generator name and the ids it accepts. */
-const modelFamilies = {
-  titan: { prefix: "amazon.titan-image-generator-", default: "amazon.titan-image-generator-v2:0" },
-  nova: { prefix: "amazon.nova-canvas-", default: "amazon.nova-canvas-v1:0" },
-} as const;
-
-function familyOf(modelId: string): "titan" | "nova" | undefined {
-  return (Object.keys(modelFamilies) as ("titan" | "nova")[]).find((f) => modelId.startsWith(modelFamilies[f].prefix));
-}
+export type Config = Omit<z.infer<typeof configSchema>, "modelId" | "seeds"> & {
+  modelId: string;
+  seeds: { from: number; to: number };
+  /** What the user should know about how the config was read (printed by the CLI before any work). */
+  warnings: string[];
+};
 export type ConfigInput = Record<string, unknown>;
 
 /** Known Meta SAM checkpoints of the old script -> the manifest's ONNX export of the same weights. */
@@ -250,9 +253,10 @@ export function resolveConfig(...sources: ConfigInput[]): Config {
     }
   }
   if (merged.seeds !== undefined) merged.seeds = parseSeedRange(merged.seeds, "seeds");
-  if (typeof merged.rate === "string" || typeof merged.rate === "number") merged.rate = parseRate(merged.rate, "rate");
+  if ((typeof merged.rate === "string" && merged.rate !== "unlimited") || typeof merged.rate === "number") merged.rate = parseRate(merged.rate, "rate");
+  if (merged.extend !== undefined) merged.extend = parseExtend(merged.extend, "extend");
   // The old script had only Bedrock: a config naming a model and no generator means that model.
-  if (merged.generator === undefined && typeof merged.modelId === "string") merged.generator = familyOf(merged.modelId);
+  if (merged.generator === undefined && typeof merged.modelId === "string") merged.generator = generatorOfModel(merged.modelId) ?? merged.generator;
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -263,11 +267,17 @@ export function resolveConfig(...sources: ConfigInput[]): Config {
     throw new ConfigError(key, issue?.message ?? "invalid");
   }
   const data = parsed.data;
-  if (data.generator === "composite") return { ...data, modelId: data.modelId ?? "" };
-  const family = modelFamilies[data.generator];
-  const modelId = data.modelId ?? family.default;
-  if (familyOf(modelId) !== data.generator) throw new ConfigError("modelId", `${modelId} is not a ${data.generator} model (expected ${family.prefix}...)`);
-  return { ...data, modelId };
+  const backend = generatorBackend(data.generator);
+  const warnings: string[] = [];
+  let modelId = data.modelId ?? "";
+  // The migration from the old script: `generator: stability` added to a YAML that still names a Titan/Nova model.
+  const modelGenerator = modelId ? generatorOfModel(modelId) : undefined;
+  if (data.generator === "stability" && (modelGenerator === "titan" || modelGenerator === "nova")) {
+    warnings.push(`modelId ${modelId} is a ${modelGenerator} model; generator stability calls Stability AI Image Services instead (remove modelId from the config to silence this)`);
+    modelId = "";
+  }
+  const settled = { ...data, modelId, seeds: data.seeds ?? backend.seeds.default, warnings };
+  return { ...settled, ...backend.resolve(settled) } as Config;
 }
 
 /** The usual stack: defaults < file < env < overrides. */
@@ -283,10 +293,10 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** The AWS client settings of a config. */
-export function awsSettingsOf(config: Config): AwsSettings {
+/** The AWS client settings of a config; the region resolved as the SDK does (resolveRegion, reading `env`). */
+export function awsSettingsOf(config: Config, env: NodeJS.ProcessEnv = process.env): AwsSettings & { region: string } {
   return {
-    region: config.region,
+    region: resolveRegion({ region: config.region, profile: config.awsProfile, env }),
     ...(config.awsProfile && { profile: config.awsProfile }),
     endpoints: { s3: config.s3Endpoint, bedrock: config.bedrockEndpoint, rekognition: config.rekognitionEndpoint },
   };

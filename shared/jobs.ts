@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { Config } from "./config.js";
 import { fillPrompt, type PromptVars } from "./prompts.js";
+import { GENERATOR_NAMES, generatorBackend, generatorOptionShapes } from "../generators/registry.js";
 
 export const boxSchema = z.object({
   x0: z.number(),
@@ -35,7 +36,7 @@ export const imageOptionsSchema = z.object({
   featherPx: z.number(),
   fillHoles: z.boolean(),
   minIslandArea: z.number().int(),
-  generator: z.enum(["composite", "titan", "nova"]),
+  generator: z.enum(GENERATOR_NAMES),
   mode: z.enum(["outpaint", "inpaint"]),
   prompts: z.array(z.string().min(1)).min(1),
   negativePrompt: z.string().optional(),
@@ -51,6 +52,8 @@ export const imageOptionsSchema = z.object({
   height: z.number().int().optional(),
   resize: z.boolean(),
   maxPixels: z.number().int(),
+  /** The active generator's own keys (only its, so other backends' keys never change an image's id). */
+  ...Object.fromEntries(Object.entries(generatorOptionShapes).map(([k, v]) => [k, (v as z.ZodType).optional()])),
 });
 export type ImageOptions = z.infer<typeof imageOptionsSchema>;
 
@@ -81,10 +84,17 @@ export const generateJobSchema = z.object({
 export type GenerateJob = z.infer<typeof generateJobSchema>;
 
 export function pickImageOptions(config: Config): ImageOptions {
-  const shape = imageOptionsSchema.shape;
+  const own = new Set(Object.keys(generatorBackend(config.generator).options));
   const picked: Record<string, unknown> = {};
-  for (const key of Object.keys(shape)) picked[key] = config[key as keyof Config];
+  for (const key of Object.keys(imageOptionsSchema.shape)) {
+    if (!(key in generatorOptionShapes) || own.has(key)) picked[key] = (config as Record<string, unknown>)[key];
+  }
   return imageOptionsSchema.parse(picked);
+}
+
+/** Whether an image's mask comes from the salient model (target auto with salientModel set): a soft alpha. */
+export function usesSalient(opts: { target: string; salientModel?: string | undefined }): boolean {
+  return opts.target === "auto" && opts.salientModel !== undefined && opts.salientModel !== "";
 }
 
 /** A stable JSON encoding (sorted keys) so equal options always hash the same. */

@@ -19,11 +19,18 @@ import { openStore, type Store } from "../shared/storage/index.js";
 import { timedStore } from "../shared/storage/timed.js";
 import { loadSegmenter, type Segmenter } from "./mask/segmenter.js";
 import { SalientModel } from "./mask/salient.js";
+import { BedrockRemoveBackground, isBedrockSalient } from "../generators/stability-remove-background.js";
+import { createBedrockClient } from "../generators/bedrock-client.js";
+
+/** What the mask stage asks of a salient model: a local ONNX one or the Bedrock service. */
+export type Salient = Pick<SalientModel, "name" | "executionProvider" | "predict" | "close">;
 import { loadFaceDetector, loadTextDetectionModel, type Detector } from "./detect/detector.js";
 import type { Owlv2Model } from "./detect/owlv2.js";
 import { createRekognitionDetector } from "./detect/rekognition.js";
-import { generatorKey, openGenerator } from "../generators/backends.js";
-import type { Generator } from "../generators/generator.js";
+import { generatorBackend } from "../generators/registry.js";
+import type { Generator, PreparedEdit } from "../generators/generator.js";
+import { LRUCache } from "lru-cache";
+import { AdaptiveRate } from "../shared/adaptive-rate.js";
 import type { ImageJob, ImageOptions } from "../shared/jobs.js";
 
 export interface WorkerContext {
@@ -39,16 +46,27 @@ export interface WorkerContext {
   loadImage(job: ImageJob): Promise<DecodedImage>;
   /** A segmenter, loaded once per (spec, refine) per process. */
   segmenter(spec: string, refine?: boolean): Promise<Segmenter>;
-  /** The salient-object model (format "salient") of target auto, loaded once per process. */
-  salient(spec: string): Promise<SalientModel>;
+  /** The salient-object model of target auto (format "salient", or bedrock:remove-background), loaded once per process. */
+  salient(spec: string): Promise<Salient>;
   faceDetector(spec: string, minConfidence: number): Promise<Detector>;
   /** Amazon Rekognition for a target ("face" or a label), one client per process. */
   rekognition(target: string, minConfidence: number, maxObjects: number): Promise<Detector>;
   /** A local text-prompted detector (format "owlv2") for a label target; the model is loaded once per spec. */
   textDetector(spec: string, target: string, minConfidence: number, maxObjects: number): Promise<Detector>;
   generator(options: ImageOptions): Promise<Generator>;
+  /**
+   * An image prepared by `generator` for its results, made by `load` once per process while it
+   * stays in a bounded cache (preparedCacheEntries images, preparedCacheBytes bytes).
+   */
+  preparedEdit(image: ImageJob, generator: Generator, load: () => Promise<PreparedEdit>): Promise<PreparedEdit>;
+  /** The fleet's adaptive request rate for a cloud generator without a fixed --rate; undefined otherwise. */
+  adaptiveRate(options: ImageOptions): AdaptiveRate | undefined;
   close(): Promise<void>;
 }
+
+/** Images kept prepared per process: enough for every job in flight, bounded in memory. */
+const preparedCacheEntries = 32;
+const preparedCacheBytes = 256 * 1024 * 1024;
 
 /** Caches a promise per key so concurrent jobs share one load (and one failure is not cached). */
 function memo<T>() {
@@ -66,7 +84,7 @@ function memo<T>() {
 }
 
 /** The parts of a context that need no Redis: output stores, image loading and the models. */
-export type LocalContext = Omit<WorkerContext, "redis" | "queues" | "flows" | "runState">;
+export type LocalContext = Omit<WorkerContext, "redis" | "queues" | "flows" | "runState" | "adaptiveRate">;
 
 export function createLocalContext(config: Config): LocalContext {
   const aws = awsSettingsOf(config);
@@ -77,10 +95,16 @@ export function createLocalContext(config: Config): LocalContext {
     cacheDir: config.cacheDir,
   };
   const segmenters = memo<Segmenter>();
-  const salients = memo<SalientModel>();
+  const salients = memo<Salient>();
   const detectors = memo<Detector>();
   const textModels = memo<Owlv2Model>();
   const generators = memo<Generator>();
+  const prepared = new LRUCache<string, PreparedEdit, () => Promise<PreparedEdit>>({
+    max: preparedCacheEntries,
+    maxSize: preparedCacheBytes,
+    sizeCalculation: (p) => Math.max(1, p.bytes),
+    fetchMethod: (_key, _stale, { context }) => context(),
+  });
   // Loaded ONNX models are reported (maskfleet_onnx_session_info) until the context closes; the
   // provider asked for is the one in use (createSession never falls back).
   const unmark: (() => void)[] = [];
@@ -104,7 +128,10 @@ export function createLocalContext(config: Config): LocalContext {
     },
     segmenter: (spec, refine = false) =>
       segmenters.get(JSON.stringify([spec, refine]), () => loadSegmenter(spec, { ...modelOpts, refine }).then(marked("segment"))),
-    salient: (spec) => salients.get(spec, () => SalientModel.load(spec, modelOpts).then(marked("salient"))),
+    salient: (spec) =>
+      salients.get(spec, async () =>
+        isBedrockSalient(spec) ? new BedrockRemoveBackground(createBedrockClient(aws, { timeoutMs: config.requestTimeoutMs })) : SalientModel.load(spec, modelOpts).then(marked("salient")),
+      ),
     faceDetector: (spec, minConfidence) =>
       detectors.get(JSON.stringify([spec, minConfidence]), () =>
         loadFaceDetector(spec, { ...modelOpts, scoreThreshold: minConfidence }).then(marked("face-detect")),
@@ -115,8 +142,17 @@ export function createLocalContext(config: Config): LocalContext {
       ),
     textDetector: async (spec, target, minConfidence, maxObjects) =>
       (await textModels.get(spec, () => loadTextDetectionModel(spec, modelOpts).then(marked("detect")))).detector(target, { scoreThreshold: minConfidence, maxObjects }),
-    generator: (options) => generators.get(generatorKey(options), () => openGenerator(options, config)),
+    generator: (options) => {
+      const backend = generatorBackend(options.generator);
+      return generators.get(JSON.stringify(backend.instanceKey(options)), () => backend.open(options, { aws, timeoutMs: config.requestTimeoutMs }));
+    },
+    async preparedEdit(image, generator, load) {
+      const p = await prepared.fetch(JSON.stringify([image.imageId, generator.name, image.options]), { context: load });
+      if (!p) throw new Error(`${image.name}: the prepared image was not kept`);
+      return p;
+    },
     async close() {
+      prepared.clear();
       const settled = await Promise.allSettled<{ close(): Promise<void> }>([...segmenters.values(), ...salients.values(), ...detectors.values(), ...textModels.values(), ...generators.values()]);
       for (const s of settled) if (s.status === "fulfilled") await s.value.close();
       for (const u of unmark.splice(0)) u();
@@ -129,12 +165,17 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
   const queues = openQueues(redis);
   const unwatchQueues = watchQueues(Object.values(queues)); // their depths, on every metrics scrape
   const flows = new FlowProducer({ connection: redis, prefix: keyPrefix });
+  let adaptive: AdaptiveRate | undefined;
   return {
     ...local,
     redis,
     queues,
     flows,
     runState: new RunState(redis),
+    adaptiveRate: (options) => {
+      if (config.rate !== undefined || !generatorBackend(options.generator).needsAws) return undefined;
+      return (adaptive ??= new AdaptiveRate(redis, `${keyPrefix}:rate:generate`));
+    },
     async close() {
       await local.close();
       unwatchQueues();

@@ -74,7 +74,8 @@ export interface Pool {
 
 export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): Pool {
   const processJob = processors[stage];
-  const { rate } = ctx.config;
+  // A fixed fleet-wide rate (--rate); without one, cloud generators pace themselves (adaptive, see generate/stage.ts).
+  const rate = typeof ctx.config.rate === "object" ? ctx.config.rate : undefined;
   // With a rate configured, a throttle means the pace is a little fast for the service's window:
   // wait one limiter slot, doubling while throttles go on. Without one, the configured backoff.
   const throttleBaseMs = rate ? Math.min(evenLimiter(rate).duration, ctx.config.throttleBackoffMs) : ctx.config.throttleBackoffMs;

@@ -14,6 +14,10 @@
  * as base64 PNG. Errors are JSON `{"message": ...}` with `x-amzn-ErrorType` and the service's
  * status: 429 throttling, 400 validation, 403 access denied, 404 not found, 500 internal, 503.
  *
+ * Stability AI Image Services (inpaint, search-replace, erase, outpaint, remove-background; `us.`
+ * and bare ids) are served by the same server: validated and answered by ./stability.ts, with the
+ * same throttling, failures, access denial, latency and cap.
+ *
  * Every request is recorded (time, model, prompt, seed, status, image size and hash, User-Agent,
  * and whether the answer was fully delivered), so tests can count requests per (image, prompt,
  * seed) and compute rates. Bounded: after `maxRequests` requests (default 500) every answer is a 503.
@@ -21,19 +25,25 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import sharp from "sharp";
+import type { StabilityService } from "../../generators/bedrock-models.js";
 import { listenOnLoopback } from "./loopback.js";
+import { STABILITY_MODELS, buildStabilityAnswer, stabilityServiceFor, validateStabilityRequest } from "./stability.js";
 
 export interface BedrockStandInOptions {
-  /** Models served (default: Titan v1, Titan v2, Nova Canvas); any other -> 404 ResourceNotFoundException. */
+  /** Models served (default: Titan v1, Titan v2, Nova Canvas and every Stability id); any other -> 404 ResourceNotFoundException. */
   models?: string[];
   /** More accepted requests than this within any 1 s window -> 429 ThrottlingException. */
   throttleAbovePerSecond?: number;
   /** Sent as Retry-After (seconds) with every 429. */
   retryAfterSeconds?: number;
-  /** A prompt (text) containing one of these (case-insensitive) is blocked by the "content filter". */
+  /** A prompt (text; Stability: prompt or search_prompt) containing one of these (case-insensitive) is blocked by the "content filter". */
   blockPrompts?: string[];
-  /** How a blocked prompt is answered: 400 ValidationException (default) or 200 with `error` set and no image. */
+  /** How a blocked prompt is answered (Titan/Nova): 400 ValidationException (default) or 200 with `error` set and no image. */
   blockAs?: "validation" | "response-error";
+  /** How a blocked Stability prompt is answered: finish reason "Filter reason: prompt" with no image (default) or a blank one. */
+  stabilityFilterAs?: "no-image" | "image";
+  /** The first N valid Stability requests -> 200 with finish reason "Inference error" and no image. */
+  inferenceErrorFirst?: number;
   /** The first N requests -> 500 InternalServerException. */
   failFirst?: number;
   /** Every request -> 403 AccessDeniedException. */
@@ -113,6 +123,27 @@ export interface RequestFacts {
   height?: number;
   /** sha256 (hex, 16 chars) of the image bytes sent. */
   imageHash?: string;
+  /** Stability only, from here on. The service the model id names. */
+  service?: StabilityService;
+  searchPrompt?: string;
+  /** The seed answered in `seeds` (a random 1-4294967294 when 0 or none was sent; 0 for remove-background). */
+  answeredSeed?: number;
+  maskWidth?: number;
+  maskHeight?: number;
+  /** false: the mask's size differs from the image's (the real service resizes it). */
+  maskSameSize?: boolean;
+  /** Distinct values in the mask's first channel. */
+  maskValues?: number;
+  /** Fraction of mask pixels >= 128 (to be regenerated). */
+  maskWhiteFraction?: number;
+  /** grow_mask as sent (the service's default is 5). */
+  growMask?: number;
+  /** output_format as sent (the default is png). */
+  outputFormat?: string;
+  /** Outpaint: pixels added per side (0 where not sent). */
+  extend?: { left: number; right: number; up: number; down: number };
+  /** The finish reason when the content filter refused the request. */
+  filtered?: string;
 }
 
 /**
@@ -120,6 +151,7 @@ export interface RequestFacts {
  * Exported so tests can check the validator itself.
  */
 export async function validateBedrockRequest(modelId: string, body: unknown): Promise<{ problem: string | null; facts: RequestFacts }> {
+  if (stabilityServiceFor(modelId)) return validateStabilityRequest(modelId, body);
   const facts: RequestFacts = {};
   const contract = CONTRACTS[modelId];
   if (!contract) return { problem: `unknown model ${modelId}`, facts };
@@ -242,12 +274,13 @@ async function checkPureBlackWhite(bytes: Buffer, what: string): Promise<string 
 }
 
 export async function startBedrockStandIn(opts: BedrockStandInOptions = {}): Promise<BedrockStandIn> {
-  const models = new Set(opts.models ?? Object.keys(CONTRACTS));
+  const models = new Set(opts.models ?? [...Object.keys(CONTRACTS), ...STABILITY_MODELS]);
   const maxRequests = opts.maxRequests ?? 500;
   const requests: StandInRequest[] = [];
   const window: number[] = [];
   let seen = 0;
   let failed = 0;
+  let inferenceErrors = 0;
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -307,6 +340,20 @@ export async function startBedrockStandIn(opts: BedrockStandInOptions = {}): Pro
     if (problem) return answer(400, "ValidationException", { message: `Malformed input request: ${problem}` });
     if (opts.recordBodies) rec.body = body;
 
+    if (facts.service) {
+      const stabilityBody = body as Record<string, unknown>;
+      if (inferenceErrors < (opts.inferenceErrorFirst ?? 0)) {
+        inferenceErrors++;
+        return answer(200, null, await buildStabilityAnswer(stabilityBody, rec, { reason: "Inference error", image: false }));
+      }
+      const texts = [facts.prompt, facts.searchPrompt].map((t) => (t ?? "").toLowerCase());
+      if (opts.blockPrompts?.some((p) => texts.some((t) => t.includes(p.toLowerCase())))) {
+        rec.filtered = "Filter reason: prompt";
+        const finish = { reason: rec.filtered, image: opts.stabilityFilterAs === "image" };
+        return answer(200, null, await buildStabilityAnswer(stabilityBody, rec, finish));
+      }
+      return answer(200, null, await buildStabilityAnswer(stabilityBody, rec));
+    }
     const text = (facts.prompt ?? "").toLowerCase();
     if (opts.blockPrompts?.some((p) => text.includes(p.toLowerCase()))) {
       const message = "This request has been blocked by our content filters. Please adjust your text prompt to submit a new request.";

@@ -1,16 +1,30 @@
 /**
  * Generate: image + mask + (prompt, seed) -> one result. A result already in the store is never
  * made again (no duplicate work, no double charge for paid generators).
+ *
+ * Per process, an image's photo and mask are read once and prepared once (fitted and encoded
+ * for the service) for all its prompt x seed results: the context keeps prepared images in a
+ * bounded cache (WorkerContext.preparedEdit).
+ *
+ * With a cloud generator and no fixed --rate, every request first takes a slot of the fleet's
+ * adaptive rate (shared/adaptive-rate.ts, one rate in Redis for every worker on every host),
+ * reports its success, and on a throttle cuts the rate and tries again after the next slot,
+ * up to `adaptiveThrottleTries` times, before the queue-wide pause takes over.
  */
 import type { Job } from "bullmq";
 import sharp from "sharp";
-import { generateJobSchema, outputKeys } from "../../shared/jobs.js";
+import { ThrottledError } from "../../shared/errors.js";
+import { generateJobSchema, outputKeys, type GenerateJob } from "../../shared/jobs.js";
 import { encodePng } from "../../shared/image.js";
 import { featherMask } from "../../shared/mask-ops.js";
-import { generatorRequest } from "../../shared/metrics.js";
-import type { Mask } from "../../shared/types.js";
+import * as metrics from "../../shared/metrics.js";
+import type { Mask, RgbImage } from "../../shared/types.js";
+import type { Generator, PreparedEdit } from "../../generators/generator.js";
 import type { WorkerContext } from "../context.js";
-import { usesSalient } from "../mask/salient.js";
+import { usesSalient } from "../../shared/jobs.js";
+
+/** Throttled tries of one result under the adaptive rate before the job goes back to the queue. */
+const adaptiveThrottleTries = 8;
 
 export interface GenerateResult {
   resultKey: string;
@@ -36,29 +50,55 @@ export async function generateStage(job: Job, ctx: WorkerContext): Promise<Gener
     await ctx.runState.resultDone(img.imageId, g.resultKey);
     return { ...base, ms: 0, reused: true };
   }
-  const image = await ctx.loadImage(img);
-  // A salient model's mask is already a soft alpha (hair, fur, glass): blend with it as it is.
-  const mask = await featherMask(await decodeMask(await store.read(outputKeys(img.outPrefix).mask)), usesSalient(opts) ? 0 : opts.featherPx);
-  const out = await generatorRequest(generator.name, () =>
-    generator.generate({
-      image,
-      mask,
-      mode: opts.mode,
-      prompt: g.prompt,
-      seed: g.seed,
-      cfgScale: opts.cfgScale,
-      quality: opts.quality,
-      outpaintingMode: opts.outpaintingMode,
-      ...(opts.negativePrompt && { negativePrompt: opts.negativePrompt }),
-      ...(opts.maskPrompt && { maskPrompt: opts.maskPrompt }),
-    }),
-  );
+  const prepared = await ctx.preparedEdit(img, generator, async () => {
+    const image = await ctx.loadImage(img);
+    // A salient model's mask is already a soft alpha (hair, fur, glass): blend with it as it is.
+    const mask = await featherMask(await decodeMask(await store.read(outputKeys(img.outPrefix).mask)), usesSalient(opts) ? 0 : opts.featherPx);
+    return generator.prepare({ image: { data: image.data, width: image.width, height: image.height }, mask, mode: opts.mode, ...(opts.maskPrompt && { maskPrompt: opts.maskPrompt }) });
+  });
+  const out = await requestPaced(ctx, g, generator, prepared);
   await store.write(g.resultKey, await encodePng(out));
   await ctx.runState.resultDone(img.imageId, g.resultKey);
   return { ...base, ms: Math.round(performance.now() - started), reused: false };
 }
 
+/** One generator request, under the fleet's adaptive rate when one applies. */
+async function requestPaced(ctx: WorkerContext, g: GenerateJob, generator: Generator, prepared: PreparedEdit): Promise<RgbImage> {
+  const opts = g.image.options;
+  const request = () =>
+    metrics.generatorRequest(generator.name, () =>
+      generator.generate(
+        {
+          ...prepared.input,
+          prompt: g.prompt,
+          seed: g.seed,
+          cfgScale: opts.cfgScale,
+          quality: opts.quality,
+          outpaintingMode: opts.outpaintingMode,
+          ...(opts.negativePrompt && { negativePrompt: opts.negativePrompt }),
+        },
+        prepared,
+      ),
+    );
+  const rate = ctx.adaptiveRate(opts);
+  if (!rate) return request();
+  for (let tries = 1; ; tries++) {
+    await rate.acquire();
+    try {
+      const out = await request();
+      await rate.succeeded();
+      return out;
+    } catch (err) {
+      if (!(err instanceof ThrottledError)) throw err;
+      await rate.throttled();
+      metrics.throttles.inc({ stage: "generate" });
+      await ctx.runState.count(g.image.runId, "throttles").catch(() => undefined); // statistics only
+      if (tries >= adaptiveThrottleTries) throw err;
+    }
+  }
+}
+
 export async function decodeMask(png: Buffer): Promise<Mask> {
   const { data, info } = await sharp(png).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
 }

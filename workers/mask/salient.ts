@@ -143,10 +143,7 @@ export async function upscaleAlpha(low: Mask, width: number, height: number): Pr
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
 }
 
-/** Whether an image's mask comes from the salient model (target auto with salientModel set): a soft alpha. */
-export function usesSalient(opts: { target: string; salientModel?: string | undefined }): boolean {
-  return opts.target === "auto" && opts.salientModel !== undefined && opts.salientModel !== "";
-}
+export { usesSalient } from "../../shared/jobs.js";
 
 /** The band around SAM's boundary where the salient soft edge is kept: 2% of the shorter side, at least 3 px. */
 export function refineBandPx(width: number, height: number): number {
