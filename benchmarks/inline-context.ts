@@ -45,6 +45,8 @@ export function inlineContext(config: Config, opts: InlineContextOptions = {}): 
       },
     }),
     runState: stub<WorkerContext["runState"]>({ stageDone: noop, resultDone: noop, failed: noop }),
+    // Local generators only: no fleet, no shared rate.
+    adaptiveRate: () => undefined,
     pendingGenerate,
     segmenter: load
       ? (spec) => {

@@ -1,6 +1,10 @@
-/** `maskfleet models list | show | pull | verify`: the named models of models/manifest.json and their cache. */
+/**
+ * `maskfleet models list | show | pull | verify`: the named models of models/manifest.json and their
+ * cache. `models cloud`: the Bedrock image-editing models as a region's control plane lists them.
+ */
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
+import { awsSettingsOf, loadConfig } from "../shared/config.js";
 import { cacheRoot, getModel, listModels, modelDir, pullModel, verifyModel, type ModelEntry } from "../models/registry.js";
 // CPU figures measured by benchmarks/models.ts on full-size graphs of each architecture.
 import speedJson from "../models/speed.json" with { type: "json" };
@@ -124,5 +128,19 @@ export function addModelsCommand(program: Command): void {
         }
       }
       if (bad > 0) process.exitCode = 1;
+    });
+
+  models
+    .command("cloud")
+    .description("Bedrock image-editing models in a region as its control plane lists them: Active, Legacy, end of life, and how maskfleet calls each")
+    .option("--region <region>", "AWS region (default: MASKFLEET_REGION, AWS_REGION, AWS_DEFAULT_REGION, the profile's region, us-east-1)")
+    .option("--profile <name>", "AWS profile")
+    .option("--json", "one JSON array of the rows instead of the table")
+    .action(async (flags: { region?: string; profile?: string; json?: boolean }) => {
+      const aws = awsSettingsOf(loadConfig({ overrides: { region: flags.region, awsProfile: flags.profile } }));
+      // Loaded here only: the control-plane client is not needed by any other command.
+      const { formatCloudModels, listImageEditingModels } = await import("../generators/lifecycle.js");
+      const rows = await listImageEditingModels(aws);
+      process.stdout.write(flags.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatCloudModels(rows, aws.region)}\n`);
     });
 }

@@ -125,7 +125,7 @@ export function editorBackend(
     options: {},
     resolve: (s) => {
       const modelId = s.modelId || backend.defaultModel!;
-      if (familyOf(modelId) !== o.family) throw new ConfigError("modelId", `${modelId} is not a ${model.title} model (expected one of ${model.modelIds.join(", ")})`);
+      if (familyOf(modelId) !== o.family) throw new ConfigError("modelId", `${modelId} is not a ${o.name} model (${model.title}: ${model.modelIds.join(", ")})`);
       return { modelId };
     },
     check: (s) => {

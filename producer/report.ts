@@ -7,6 +7,7 @@ import type { Redis } from "ioredis";
 import { openQueues, stages, type Stage } from "../shared/queues.js";
 import { RunState, type ImageRecord } from "../shared/run-state.js";
 import { AdminError, imageIdOfJob, jobsWhere } from "./admin.js";
+import { formatRateInForce, rateInForce, type RateInForce } from "../shared/rate-in-force.js";
 
 export interface StageDurations {
   /** Durations measured. */
@@ -55,6 +56,8 @@ export interface RunReport {
   elapsedSeconds: number | null;
   /** Counted by the generate pools: results the generator made (reused ones not), throttles, rejections. */
   generator: { calls: number; throttles: number; rejected: number };
+  /** The fleet's generator rate in force now (fixed --rate or adaptive); null when none. */
+  rate: RateInForce | null;
 }
 
 /** Nearest-rank percentile of sorted values. */
@@ -169,6 +172,7 @@ export async function runReport(redis: Redis, runId: string): Promise<RunReport>
     imagesPerMin: elapsedSeconds !== null ? (finishedImgs.length / elapsedSeconds) * 60 : null,
     elapsedSeconds,
     generator: { calls: counters.generatorCalls ?? 0, throttles: counters.throttles ?? 0, rejected: counters.rejected ?? 0 },
+    rate: await rateInForce(redis),
   };
 }
 
@@ -188,6 +192,7 @@ export function formatReport(r: RunReport): string {
   const rate = r.imagesPerMin === null ? "-" : r.imagesPerMin.toFixed(1);
   const over = r.elapsedSeconds === null ? "" : ` over ${r.elapsedSeconds.toFixed(0)}s`;
   lines.push(`  ${rate} images/min${over}; generator calls ${r.generator.calls}, throttles ${r.generator.throttles}, rejected ${r.generator.rejected}`);
+  lines.push(`  ${formatRateInForce(r.rate)}`);
   const show = (title: string, groups: FailureGroup[]) => {
     if (!groups.length) return;
     lines.push(`  ${title}:`);

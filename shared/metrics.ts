@@ -181,3 +181,6 @@ function listen(port: number, host: string): Promise<Server> {
     });
   });
 }
+
+/** Set by the generate pool: mode "fixed" (the configured --rate) or "adaptive" (shared/adaptive-rate.ts). */
+export const generateRate = gauge("maskfleet_generate_rate_per_second", "Generator requests per second in force for the fleet: the configured --rate, or the adaptive rate the fleet found", ["mode"]);

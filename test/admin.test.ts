@@ -335,6 +335,7 @@ describe("generator counters in the generate pool", () => {
     let calls = 0;
     const fake: Generator = {
       name: "fake",
+      prepare: async (input) => ({ input, bytes: 0 }),
       async generate(req) {
         calls++;
         if (req.prompt === "refuse") throw new RejectedError("content filter");

@@ -30,7 +30,9 @@ import { createRekognitionDetector } from "./detect/rekognition.js";
 import { generatorBackend } from "../generators/registry.js";
 import type { Generator, PreparedEdit } from "../generators/generator.js";
 import { LRUCache } from "lru-cache";
-import { AdaptiveRate } from "../shared/adaptive-rate.js";
+import type { AdaptiveRate } from "../shared/adaptive-rate.js";
+import { fleetAdaptiveRate } from "../shared/rate-in-force.js";
+import * as metrics from "../shared/metrics.js";
 import type { ImageJob, ImageOptions } from "../shared/jobs.js";
 
 export interface WorkerContext {
@@ -166,6 +168,7 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
   const unwatchQueues = watchQueues(Object.values(queues)); // their depths, on every metrics scrape
   const flows = new FlowProducer({ connection: redis, prefix: keyPrefix });
   let adaptive: AdaptiveRate | undefined;
+  let gaugeTimer: NodeJS.Timeout | undefined;
   return {
     ...local,
     redis,
@@ -174,9 +177,18 @@ export function createContext(config: Config, redis: Redis): WorkerContext {
     runState: new RunState(redis),
     adaptiveRate: (options) => {
       if (config.rate !== undefined || !generatorBackend(options.generator).needsAws) return undefined;
-      return (adaptive ??= new AdaptiveRate(redis, `${keyPrefix}:rate:generate`));
+      if (!adaptive) {
+        adaptive = fleetAdaptiveRate(redis);
+        const rate = adaptive;
+        // The rate the fleet found, for the metrics: read again every few seconds, not per request.
+        gaugeTimer = setInterval(() => {
+          rate.current().then((s) => metrics.generateRate.set({ mode: "adaptive" }, s.perSecond), () => undefined);
+        }, 5000).unref();
+      }
+      return adaptive;
     },
     async close() {
+      clearInterval(gaugeTimer);
       await local.close();
       unwatchQueues();
       await flows.close();

@@ -16,6 +16,7 @@ import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledErr
 import * as metrics from "../shared/metrics.js";
 import { keyPrefix, type Stage } from "../shared/queues.js";
 import { log } from "../shared/log.js";
+import { perSecondOf, recordFixedRate } from "../shared/rate-in-force.js";
 import type { WorkerContext } from "./context.js";
 import { detectStage } from "./detect/stage.js";
 import { maskStage } from "./mask/stage.js";
@@ -167,6 +168,10 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     },
   );
   worker.on("error", (err) => log.error({ stage, err: err.message }, "worker error"));
+  if (stage === "generate" && rate) {
+    metrics.generateRate.set({ mode: "fixed" }, perSecondOf(rate));
+    recordFixedRate(ctx.redis, perSecondOf(rate)).catch((err: Error) => log.warn({ err: err.message }, "rate in force not recorded"));
+  }
   // Series at 0 from the start, so rates and utilisation show before the first job ends.
   for (const m of [metrics.jobsCompleted, metrics.jobsActive, metrics.throttles]) m.inc({ stage }, 0);
   metrics.workerConcurrency.inc({ stage }, opts.concurrency);
