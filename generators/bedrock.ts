@@ -1,11 +1,13 @@
 /**
- * The Bedrock generator for a model id: Titan Image Generator v1/v2 or Nova Canvas, each on its
- * own BedrockRuntimeClient (HTTP/1.1, one attempt per call; see bedrock-client.ts), which
- * close() destroys.
+ * A Titan Image Generator v1/v2 or Nova Canvas generator for a model id, on its own
+ * BedrockRuntimeClient (HTTP/1.1, one attempt per call; see bedrock-client.ts), which close()
+ * destroys. The workers open generators through the registry (registry.ts); this is the direct
+ * way for code that holds a model id.
  */
 import type { AwsSettings } from "../shared/aws.js";
 import { ConfigError } from "../shared/errors.js";
 import { createBedrockClient } from "./bedrock-client.js";
+import { familyOf } from "./bedrock-models.js";
 import type { Generator } from "./generator.js";
 import { NOVA_CANVAS, NovaCanvasGenerator } from "./nova.js";
 import { TITAN, TitanGenerator } from "./titan.js";
@@ -15,20 +17,16 @@ export interface BedrockGeneratorFactoryOptions {
   timeoutMs?: number;
 }
 
-/** Model id prefixes and the generator each one gets. */
-const FAMILIES = [
-  { prefix: "amazon.titan-image-generator-v", make: TitanGenerator },
-  { prefix: "amazon.nova-canvas-v", make: NovaCanvasGenerator },
-] as const;
+/** The Titan-shaped editor of each family. */
+const EDITORS = { titan: TitanGenerator, nova: NovaCanvasGenerator } as const;
 
 export const KNOWN_BEDROCK_IMAGE_MODELS: readonly string[] = [...TITAN.modelIds, ...NOVA_CANVAS.modelIds];
 
-/** A Generator for `modelId`; a ConfigError("modelId", ...) for a model id of no known family. */
+/** A Generator for `modelId`; a ConfigError("modelId", ...) for a model id of no Titan-shaped family. */
 export function createBedrockGenerator(modelId: string, aws: AwsSettings, opts: BedrockGeneratorFactoryOptions = {}): Generator {
-  const family = FAMILIES.find((f) => modelId.startsWith(f.prefix));
-  if (!family) {
-    throw new ConfigError("modelId", `${JSON.stringify(modelId)} is not a supported Bedrock image model (use one of ${KNOWN_BEDROCK_IMAGE_MODELS.join(", ")})`);
+  const family = familyOf(modelId);
+  if (family !== "titan" && family !== "nova") {
+    throw new ConfigError("modelId", `${JSON.stringify(modelId)} is not a supported Titan or Nova Canvas model (use one of ${KNOWN_BEDROCK_IMAGE_MODELS.join(", ")})`);
   }
-  const client = createBedrockClient(aws, opts);
-  return new family.make(client, modelId, { ownsClient: true });
+  return new EDITORS[family](createBedrockClient(aws, opts), modelId, { ownsClient: true });
 }
