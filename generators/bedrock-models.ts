@@ -37,6 +37,11 @@ export const BEDROCK_IMAGE_MODELS: readonly BedrockImageModel[] = [
   { id: "amazon.nova-canvas-v1:0", family: "nova", title: "Nova Canvas", legacyDate: "2026-03-30", endOfLife: "2026-09-30" },
 ];
 
+/** The known model ids of a family, in the table's order. */
+export function modelIdsOf(family: BedrockFamily): string[] {
+  return BEDROCK_IMAGE_MODELS.filter((m) => m.family === family).map((m) => m.id);
+}
+
 /** Model id prefixes per family (a Stability id may also be given without its `us.` profile prefix). */
 export const FAMILY_PREFIXES: Record<BedrockFamily, readonly string[]> = {
   titan: ["amazon.titan-image-generator-"],

@@ -12,16 +12,17 @@ import type { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import type { BedrockGeneratorOptions } from "./bedrock-client.js";
 import { BedrockImageEditor, editorBackend, type BedrockEditModel } from "./bedrock-editor.js";
 import { NOVA_SIZE_RULES } from "./bedrock-image.js";
+import { modelIdsOf } from "./bedrock-models.js";
 
 export const NOVA_CANVAS: BedrockEditModel = {
   title: "Nova Canvas",
-  modelIds: ["amazon.nova-canvas-v1:0"],
+  modelIds: modelIdsOf("nova"),
   limits: { maxText: 1024, minCfgScale: 1.1, maxCfgScale: 10, maxSeed: 858_993_459 },
   sizeRules: NOVA_SIZE_RULES,
 };
 
 export class NovaCanvasGenerator extends BedrockImageEditor {
-  constructor(client: BedrockRuntimeClient, modelId = "amazon.nova-canvas-v1:0", opts: BedrockGeneratorOptions = {}) {
+  constructor(client: BedrockRuntimeClient, modelId = NOVA_CANVAS.modelIds[0]!, opts: BedrockGeneratorOptions = {}) {
     super(NOVA_CANVAS, client, modelId, opts);
   }
 }

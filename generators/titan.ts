@@ -12,16 +12,17 @@ import type { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import type { BedrockGeneratorOptions } from "./bedrock-client.js";
 import { BedrockImageEditor, editorBackend, type BedrockEditModel } from "./bedrock-editor.js";
 import { TITAN_SIZE_RULES } from "./bedrock-image.js";
+import { modelIdsOf } from "./bedrock-models.js";
 
 export const TITAN: BedrockEditModel = {
   title: "Titan",
-  modelIds: ["amazon.titan-image-generator-v1", "amazon.titan-image-generator-v2:0"],
+  modelIds: modelIdsOf("titan"),
   limits: { maxText: 512, minCfgScale: 1.1, maxCfgScale: 10, maxSeed: 2_147_483_646 },
   sizeRules: TITAN_SIZE_RULES,
 };
 
 export class TitanGenerator extends BedrockImageEditor {
-  constructor(client: BedrockRuntimeClient, modelId = "amazon.titan-image-generator-v2:0", opts: BedrockGeneratorOptions = {}) {
+  constructor(client: BedrockRuntimeClient, modelId = TITAN.modelIds[TITAN.modelIds.length - 1]!, opts: BedrockGeneratorOptions = {}) {
     super(TITAN, client, modelId, opts);
   }
 }
