@@ -125,9 +125,9 @@ describe("metrics", () => {
     const steps = (step: string) => valueOf(all, "maskfleet_step_duration_seconds_count", { step });
     assert.equal(steps("sam_encode"), 3, "the encoder ran once per good image");
     assert.equal(steps("sam_decode"), 3);
-    // detect and mask, generate, finalize read the input: 4 + 3 + 12 + 3; the bad one fails decoding.
-    assert.equal(steps("input_read"), 4 + 3 + results + 3);
-    assert.equal(steps("image_decode"), 4 + 3 + results + 3);
+    // detect, mask, generate (once per photo in this process, not per result), finalize read the input: 4 + 3 + 3 + 3; the bad one fails decoding.
+    assert.equal(steps("input_read"), 4 + 3 + 3 + 3);
+    assert.equal(steps("image_decode"), 4 + 3 + 3 + 3);
     // detections; mask, Bedrock mask, cutout, mask.json; results; contact sheet and manifest.
     assert.equal(steps("store_write"), 3 + 4 * 3 + results + 2 * 3);
     assert.equal(steps("generate_request"), results);
