@@ -132,7 +132,7 @@ async function checkModel(ctx: Check, modelId: string): Promise<void> {
     const since = dateOf(lifecycle.legacyTime) ?? tableModel(ctx.id, modelId)?.legacyDate;
     ctx.opts.warn(
       `Bedrock model ${subject(ctx, modelId)} is Legacy in ${ctx.region}${since ? ` since ${since}` : ""}, ` +
-        `end of life ${eol ?? "not yet announced"}: new accounts cannot use it; ${ctx.opts.insteadOf(ctx.id)}`,
+        `end of life ${eol ? (eol <= dateOf(ctx.now)! ? `${eol} (published; still served to this account)` : eol) : "not yet announced"}: new accounts cannot use it; ${ctx.opts.insteadOf(ctx.id)}`,
     );
   }
   await checkAvailability(ctx, modelId);

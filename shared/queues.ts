@@ -16,11 +16,15 @@ export function connect(url: string): Redis {
 /** Fails fast (no endless reconnect loop) when Redis is not there at start. */
 export async function assertRedisReachable(url: string, timeoutMs = 5000): Promise<void> {
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs });
+  // The first error says why (ECONNREFUSED, WRONGPASS, ...); ioredis then reports only "Connection is closed".
+  let cause: Error | undefined;
+  probe.on("error", (err: Error) => void (cause ??= err));
   try {
     await probe.connect();
     await probe.ping();
   } catch (err) {
-    throw new Error(`cannot reach Redis at ${url}: ${(err as Error).message}`, { cause: err });
+    const why = cause ?? (err as Error);
+    throw new Error(`cannot reach Redis at ${url}: ${why.message.split("\n")[0]}`, { cause: err });
   } finally {
     probe.disconnect();
   }

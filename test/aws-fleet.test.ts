@@ -14,7 +14,7 @@ import { enqueueImages } from "../producer/enqueue.js";
 import { findInputs } from "../producer/inputs.js";
 import { waitForRun } from "../producer/status.js";
 import { startFleet } from "../workers/fleet.js";
-import { acceptedPerKey, acceptedRate, runAwsFleet, standInCredentials } from "./scenarios/aws-fleet.js";
+import { acceptedPerKey, acceptedRate, runAwsFleet, standInCredentials, startTitanControl } from "./scenarios/aws-fleet.js";
 import { startBedrockStandIn } from "./standins/bedrock.js";
 import { startRekognitionStandIn } from "./standins/rekognition.js";
 import { startS3Server } from "./standins/s3-server.js";
@@ -66,6 +66,12 @@ describe("AWS backends end to end (stand-ins)", () => {
     const filtered = requests.filter((r) => r.prompt?.includes("forbidden") && r.status === 400);
     assert.equal(filtered.length, images * 4);
 
+    // Each worker process passed the lifecycle gate: Titan v2 looked up, Legacy, a warning, then on.
+    const looked = run.controlRequests.filter((q) => q.operation === "GetFoundationModel" && q.path.includes("amazon.titan-image-generator-v2"));
+    assert.equal(looked.length, 2, "one lookup per generate worker");
+    assert.ok(looked.every((q) => q.status === 200));
+    assert.equal(run.workerLogs.join("").match(/Bedrock model amazon\.titan-image-generator-v2:0 is Legacy/g)?.length, 2, run.workerLogs.join(""));
+
     // The fleet-wide limiter held across the two worker processes.
     assert.ok(acceptedRate(requests) <= 8 * 1.1, `accepted ${acceptedRate(requests).toFixed(2)}/s with the rate set to 8/s`);
 
@@ -82,6 +88,8 @@ describe("a service that refuses every request (stand-ins)", () => {
     const redisUrl = await freshRedis(8);
     const models = await tinyModels();
     const bedrock = await startBedrockStandIn({ denyAccess: true });
+    // Nothing in-process asks the control plane; should anything, it must be a stand-in.
+    const control = await startTitanControl();
     const config = resolveConfig({
       target: "auto",
       samModel: models.sam,
@@ -91,6 +99,8 @@ describe("a service that refuses every request (stand-ins)", () => {
       out: await scratchDir("aws-denied-out"),
       redisUrl,
       bedrockEndpoint: bedrock.endpoint,
+      // No limiter, as before the adaptive rate: the first request goes straight out.
+      rate: "unlimited",
     });
     const fleet = startFleet(config, ["detect", "mask", "generate", "finalize"]);
     try {
@@ -105,6 +115,7 @@ describe("a service that refuses every request (stand-ins)", () => {
     } finally {
       await fleet.close();
       await bedrock.close();
+      await control.close();
     }
   });
 });

@@ -1,9 +1,10 @@
 /**
- * Shared test plumbing: scratch folders, one Redis database per test file, the tiny models, the
- * CLI as a child process, waiting for a condition, file listings, metrics parsing.
+ * Shared test plumbing: scratch folders, a private Redis (one database per test file), the tiny
+ * models, the CLI as a child process, waiting for a condition, file listings, metrics parsing.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
@@ -22,9 +23,49 @@ export async function scratchDir(name: string): Promise<string> {
   return dir;
 }
 
-/** Each test file takes its own Redis database (1-15) so files can run in parallel; it is emptied first. */
+let privateRedis: Promise<string> | undefined;
+
+/**
+ * One redis-server per test process, on a free loopback port, persistence off: tests never touch
+ * the developer's Redis on 6379. The child neither holds the test process open (stdio ignored,
+ * unref'd) nor outlives it (killed on 'exit').
+ */
+function privateRedisUrl(): Promise<string> {
+  privateRedis ??= (async () => {
+    // Imported here: redis-server.ts imports this module.
+    const { freePort, redisServerBinary } = await import("./scenarios/redis-server.js");
+    const port = await freePort();
+    const url = `redis://127.0.0.1:${port}`;
+    const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", tmpdir(), "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"];
+    const child = spawn(redisServerBinary, args, { stdio: "ignore" });
+    child.unref();
+    process.once("exit", () => child.kill("SIGKILL"));
+    let exited: string | undefined;
+    child.once("exit", (code, signal) => (exited = String(code ?? signal)));
+    child.once("error", (err) => (exited = err.message));
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (exited !== undefined) throw new Error(`private redis-server on port ${port} exited (${exited})`);
+      const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+      probe.on("error", () => undefined);
+      try {
+        await probe.connect();
+        if ((await probe.ping()) === "PONG") return url;
+      } catch {
+        // not up yet
+      } finally {
+        probe.disconnect();
+      }
+      if (Date.now() > deadline) throw new Error(`private redis-server on ${url} did not answer PING within 10 s`);
+      await sleep(50);
+    }
+  })();
+  return privateRedis;
+}
+
+/** Each test file takes its own database (1-15) of this process's private Redis; it is emptied first. */
 export async function freshRedis(db: number): Promise<string> {
-  const url = `redis://127.0.0.1:6379/${db}`;
+  const url = `${await privateRedisUrl()}/${db}`;
   const r = new Redis(url);
   await r.flushdb();
   r.disconnect();

@@ -12,7 +12,7 @@ import { findInputs } from "../producer/inputs.js";
 import { waitForRun } from "../producer/status.js";
 import { startFleet } from "../workers/fleet.js";
 import { startBedrockStandIn } from "./standins/bedrock.js";
-import { standInCredentials } from "./scenarios/aws-fleet.js";
+import { standInCredentials, startTitanControl } from "./scenarios/aws-fleet.js";
 import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
 
 describe("shutdown", () => {
@@ -22,6 +22,8 @@ describe("shutdown", () => {
     const models = await tinyModels();
     // The service answers after 2.5 s: the first fleet is told to stop while the request is in flight.
     const bedrock = await startBedrockStandIn({ latencyMs: 2500 });
+    // Nothing in-process asks the control plane; should anything, it must be a stand-in.
+    const control = await startTitanControl();
     const config = resolveConfig({
       target: "auto",
       samModel: models.sam,
@@ -33,6 +35,8 @@ describe("shutdown", () => {
       bedrockEndpoint: bedrock.endpoint,
       shutdownGraceMs: 300,
       lockDurationMs: 1500,
+      // No limiter, as before the adaptive rate: the timing above is the request's alone.
+      rate: "unlimited",
     });
     const first = startFleet(config, ["detect", "mask", "generate", "finalize"]);
     let second: ReturnType<typeof startFleet> | undefined;
@@ -60,6 +64,7 @@ describe("shutdown", () => {
       await first.close();
       await second?.close();
       await bedrock.close();
+      await control.close();
     }
   });
 });

@@ -3,7 +3,8 @@
  * enqueueing s3://in-bucket/catalog/, detect/mask/finalize pools in this process, generate pools in
  * separate `maskfleet worker generate` processes (the fleet's global rate limit must hold across
  * them), Titan through the real SDK against the validating Bedrock stand-in, results to s3://out/.
- * Used by test/aws-fleet.test.ts (asserts) and benchmarks/rate-limit.ts (reports).
+ * The worker processes' lifecycle gate asks a control-plane stand-in where Titan is still served
+ * (LEGACY: an account that kept access). Used by test/aws-fleet.test.ts.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readdir } from "node:fs/promises";
@@ -15,11 +16,40 @@ import { findInputs } from "../../producer/inputs.js";
 import { runStatus, waitForRun, type RunStatus } from "../../producer/status.js";
 import { startFleet } from "../../workers/fleet.js";
 import { startBedrockStandIn, type BedrockStandInOptions, type StandInRequest } from "../standins/bedrock.js";
+import { startBedrockControlStandIn, type ControlModel, type ControlRequest, type ControlStandIn } from "../standins/bedrock-control.js";
 import { startS3Server, type S3Server } from "../standins/s3-server.js";
 import { repoRoot } from "../helpers.js";
 
 /** Dummy credentials for the AWS SDK: the only AWS endpoints tests reach are local stand-ins. */
 export const standInCredentials = { AWS_ACCESS_KEY_ID: "AKIDSTANDIN", AWS_SECRET_ACCESS_KEY: "stand-in-secret", AWS_EC2_METADATA_DISABLED: "true" };
+
+/** Titan v1 and v2 still served, as Legacy (an account that kept access): the catalog the Titan scenarios gate against. */
+export const titanLegacyCatalog: ControlModel[] = [
+  { modelId: "amazon.titan-image-generator-v1", status: "LEGACY" },
+  { modelId: "amazon.titan-image-generator-v2:0", status: "LEGACY" },
+];
+
+/**
+ * A control-plane stand-in with Titan Legacy (or `catalog`), set as AWS_ENDPOINT_URL_BEDROCK in
+ * this process until closed; the previous value comes back on close. Children given `env` gate
+ * against it in its region (us-east-1, whatever a profile of this machine says).
+ */
+export async function startTitanControl(
+  catalog: ControlModel[] = titanLegacyCatalog,
+): Promise<ControlStandIn & { env: { AWS_ENDPOINT_URL_BEDROCK: string; AWS_REGION: string } }> {
+  const control = await startBedrockControlStandIn({ catalog });
+  const previous = process.env.AWS_ENDPOINT_URL_BEDROCK;
+  process.env.AWS_ENDPOINT_URL_BEDROCK = control.endpoint;
+  return {
+    ...control,
+    env: { AWS_ENDPOINT_URL_BEDROCK: control.endpoint, AWS_REGION: "us-east-1" },
+    async close() {
+      if (previous === undefined) delete process.env.AWS_ENDPOINT_URL_BEDROCK;
+      else process.env.AWS_ENDPOINT_URL_BEDROCK = previous;
+      await control.close();
+    },
+  };
+}
 
 export interface AwsFleetOptions {
   redisUrl: string;
@@ -27,7 +57,7 @@ export interface AwsFleetOptions {
   images: number;
   prompts: string[];
   seeds: { from: number; to: number };
-  /** The fleet's configured rate, e.g. "10/s"; undefined = no limiter. */
+  /** The fleet's configured rate, e.g. "10/s", or "unlimited" (no limiter); undefined = the fleet's adaptive rate. */
   rate?: string;
   generateWorkers: number;
   generateConcurrency: number;
@@ -39,6 +69,8 @@ export interface AwsFleetOptions {
 export interface AwsFleetResult {
   status: RunStatus;
   requests: StandInRequest[];
+  /** What the lifecycle gates asked the control plane. */
+  controlRequests: ControlRequest[];
   s3: S3Server;
   /** Manifests read back from s3://out-bucket/bg/, one per image. */
   manifests: { results: { status: string; prompt: string; seed: number; reason?: string }[] }[];
@@ -72,6 +104,7 @@ export async function runAwsFleet(opts: AwsFleetOptions): Promise<AwsFleetResult
   Object.assign(process.env, standInCredentials);
   const s3 = await startS3Server();
   const bedrock = await startBedrockStandIn(opts.bedrock);
+  const control = await startTitanControl();
   s3.createBucket("in-bucket");
   s3.createBucket("out-bucket");
   await uploadPhotos(s3, opts.images);
@@ -98,7 +131,7 @@ export async function runAwsFleet(opts: AwsFleetOptions): Promise<AwsFleetResult
     "--bedrock-endpoint", bedrock.endpoint,
     ...(opts.rate ? ["--rate", opts.rate] : []),
   ];
-  const workerEnv = { MASKFLEET_THROTTLE_BACKOFF_MS: String(config.throttleBackoffMs), MASKFLEET_ATTEMPTS: String(config.attempts) };
+  const workerEnv = { MASKFLEET_THROTTLE_BACKOFF_MS: String(config.throttleBackoffMs), MASKFLEET_ATTEMPTS: String(config.attempts), ...control.env };
   const workerLogs: string[] = [];
   const workers = Array.from({ length: opts.generateWorkers }, () => startGenerateWorker(workerArgs, workerEnv, workerLogs));
   const fleet = startFleet(config, ["detect", "mask", "finalize"]);
@@ -114,7 +147,7 @@ export async function runAwsFleet(opts: AwsFleetOptions): Promise<AwsFleetResult
       const obj = s3.getObject("out-bucket", key);
       if (obj) manifests.push(JSON.parse(obj.body.toString("utf8")));
     }
-    return { status, requests: bedrock.requests, s3, manifests, wallMs, config, workerLogs };
+    return { status, requests: bedrock.requests, controlRequests: control.requests, s3, manifests, wallMs, config, workerLogs };
   } finally {
     await Promise.all(
       workers.map(
@@ -128,6 +161,7 @@ export async function runAwsFleet(opts: AwsFleetOptions): Promise<AwsFleetResult
     );
     await fleet.close();
     await bedrock.close();
+    await control.close();
     await s3.close();
   }
 }

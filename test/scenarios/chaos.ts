@@ -11,11 +11,14 @@
  *   any re-request followed a delivery to a worker that was still alive (deliveryReport).
  *
  * Each worker process sends its own AWS SDK app id (AWS_SDK_UA_APP_ID -> "app/<id>" in the
- * User-Agent), so the stand-in's records say which process received which answer.
+ * User-Agent), so the stand-in's records say which process received which answer. Generate
+ * workers pass the lifecycle gate against a control-plane stand-in where Titan is Legacy, and run
+ * with `--rate unlimited` (no limiter: throttles and queue pauses only, as these scenarios were made).
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { readdir } from "node:fs/promises";
+import { createServer, connect as tcpConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import type { Redis } from "ioredis";
@@ -29,9 +32,10 @@ import { connect, openQueues, stages, type Stage } from "../../shared/queues.js"
 import { RunState, type ImageRecord } from "../../shared/run-state.js";
 import { s3Client } from "../../shared/storage/s3.js";
 import { startBedrockStandIn, type BedrockStandIn, type BedrockStandInOptions, type StandInRequest } from "../standins/bedrock.js";
+import { startBedrockControlStandIn } from "../standins/bedrock-control.js";
 import { startS3Server, type S3Server } from "../standins/s3-server.js";
 import { repoRoot, sleep, tinyModels } from "../helpers.js";
-import { standInCredentials } from "./aws-fleet.js";
+import { standInCredentials, titanLegacyCatalog } from "./aws-fleet.js";
 import { startRedisServer, type RedisServer, type RedisServerOptions } from "./redis-server.js";
 
 export const outRoot = "s3://out-bucket/bg/";
@@ -41,6 +45,8 @@ export interface ChaosEnv {
   redis: RedisServer;
   s3: S3Server;
   bedrock: BedrockStandIn;
+  /** The Bedrock control plane's stand-in (Titan Legacy), for AWS_ENDPOINT_URL_BEDROCK. */
+  controlEndpoint: string;
   samModel: string;
   /** The producer's (and the checks') connection; reconnects across Redis restarts. */
   conn: Redis;
@@ -58,6 +64,9 @@ export async function startChaosEnv(name: string, bedrock: BedrockStandInOptions
   const redis = await startRedisServer(name, where.redis);
   const s3 = await startS3Server(where.host);
   const stand = await startBedrockStandIn({ maxRequests: 100_000, host: where.host, ...bedrock });
+  const control = await startBedrockControlStandIn({ catalog: titanLegacyCatalog });
+  // The control stand-in listens on 127.0.0.1 only: on another address, a TCP relay to it.
+  const relay = where.host ? await tcpRelay(where.host, control.endpoint) : undefined;
   s3.createBucket("in-bucket");
   s3.createBucket("out-bucket");
   const conn = connect(redis.url);
@@ -66,14 +75,46 @@ export async function startChaosEnv(name: string, bedrock: BedrockStandInOptions
     redis,
     s3,
     bedrock: stand,
+    controlEndpoint: relay?.endpoint ?? control.endpoint,
     samModel: models.sam,
     conn,
     async close() {
       conn.disconnect();
+      await relay?.close();
+      await control.close();
       await stand.close();
       await s3.close();
       await redis.close();
     },
+  };
+}
+
+/** A TCP relay on `host` (a free port) to the HTTP server at `target` (http://127.0.0.1:PORT). */
+async function tcpRelay(host: string, target: string): Promise<{ endpoint: string; close(): Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = tcpConnect(Number(port), hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => undefined);
+      s.once("close", () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, () => resolve());
+  });
+  const address = server.address();
+  if (!address || typeof address === "string") throw new Error("relay: no port");
+  return {
+    endpoint: `http://${host}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -114,6 +155,7 @@ export function catalogConfig(env: ChaosEnv, o: CatalogOptions): Config {
     s3Endpoint: env.s3.endpoint,
     bedrockEndpoint: env.bedrock.endpoint,
     attempts: o.attempts ?? 4,
+    rate: "unlimited",
   });
 }
 
@@ -177,10 +219,20 @@ export class WorkerSet {
       "--generator", "titan",
       "--s3-endpoint", this.env.s3.endpoint,
       "--bedrock-endpoint", this.env.bedrock.endpoint,
+      "--rate", "unlimited",
     ];
     const child = spawn(command, args, {
       cwd: repoRoot,
-      env: { ...process.env, ...standInCredentials, MASKFLEET_LOG_LEVEL: "warn", AWS_SDK_UA_APP_ID: id, ...this.settings, ...where.env },
+      env: {
+        ...process.env,
+        ...standInCredentials,
+        AWS_ENDPOINT_URL_BEDROCK: this.env.controlEndpoint,
+        AWS_REGION: "us-east-1", // the control stand-in's, whatever a profile of this machine says
+        MASKFLEET_LOG_LEVEL: "warn",
+        AWS_SDK_UA_APP_ID: id,
+        ...this.settings,
+        ...where.env,
+      },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let markReady: () => void = () => undefined;
