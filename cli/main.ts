@@ -17,10 +17,9 @@ import { addModelsCommand } from "./models.js";
 import { addAdminCommands } from "./admin.js";
 import { addEvalCommand } from "./eval.js";
 
-// The AWS SDK's notice that its 2027 releases need Node 22 is nine lines on stderr, before our own
-// one-line errors; preflight says it in one line instead.
+// The AWS SDK's notice that its 2027 releases need Node 22 is nine lines on stderr, in front of
+// maskfleet's one-line errors; the README says which Node versions are supported.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-const nodeMajor = Number(process.versions.node.split(".")[0]);
 
 /** Config, inputs and services checked before any work: bad values, missing credentials, no Redis. */
 async function preflight(flags: ConfigFlags, inputs: readonly string[], models: "here" | "workers"): Promise<Config> {
@@ -28,10 +27,7 @@ async function preflight(flags: ConfigFlags, inputs: readonly string[], models: 
   for (const line of config.warnings) warn(`maskfleet: ${line}`);
   checkRunnable(config);
   await checkModels(config, models, (line) => void process.stderr.write(`${line}\n`));
-  if (needsAws(config, inputs)) {
-    if (nodeMajor < 22) warn(`maskfleet: Node ${process.versions.node}: AWS SDK releases from January 2027 need Node 22 or newer`);
-    await assertAwsCredentials(awsSettingsOf(config));
-  }
+  if (needsAws(config, inputs)) await assertAwsCredentials(awsSettingsOf(config));
   await checkBedrockLifecycle(config, warn);
   await assertRedisReachable(config.redisUrl);
   return config;
