@@ -72,7 +72,6 @@ export class StabilityGenerator implements Generator {
   async prepare(input: EditInput): Promise<PreparedStabilityEdit> {
     const plan = planSize(STABILITY_SIZE_RULES, input.image.width, input.image.height);
     const imageBase64 = (await encodePng(await fitImage(input.image, plan))).toString("base64");
-    // With --extend the edit's mask is made per result on the extended canvas; this one serves a photo with nothing to extend.
     const regenerates = this.edit ? this.edit.regenerates(input.mode) : "none";
     const maskBase64 = regenerates === "none" ? undefined : await encodeRegion(await fitMask(input.mask, plan), regenerates);
     return { input, plan, imageBase64, ...(maskBase64 && { maskBase64 }), bytes: editInputBytes(input) + imageBase64.length + (maskBase64?.length ?? 0) };
@@ -80,32 +79,18 @@ export class StabilityGenerator implements Generator {
 
   async generate(request: GenerateRequest, prepared?: PreparedEdit): Promise<RgbImage> {
     const p = (prepared as PreparedStabilityEdit | undefined) ?? (await this.prepare(request));
-    const { image, mask, mode } = request;
     const extended = this.opts.extend && (await this.extendCanvas(request, p));
-    if (!extended) {
-      // Extend only, and nothing to extend: the photo is the result; nothing is sent.
-      if (!this.edit) return image;
-      const edit = this.edit;
-      const answer = await invokeStability(this.client, this.opts.modelId, {
-        image: p.imageBase64,
-        ...(p.maskBase64 && { mask: p.maskBase64 }),
-        ...edit.fields(this.opts.modelId, this.editRequest(request)),
-        ...this.common(this.opts.modelId, request),
-      });
-      return finishEdit(image, mask, edit.keeps(mode), p.plan, answer.base64, this.opts.modelId);
-    }
-    if (!this.edit) return extended.image;
-    const edit = this.edit;
-    const plan = planSize(STABILITY_SIZE_RULES, extended.image.width, extended.image.height);
-    const regenerates = edit.regenerates(mode);
-    const maskBase64 = regenerates === "none" ? undefined : await encodeRegion(await fitMask(extended.mask, plan), regenerates);
+    // Extend only: the extended canvas, or the photo itself when there was nothing to extend (nothing sent).
+    if (!this.edit) return extended ? extended.image : request.image;
+    // The edit runs on the photo as prepared, or on the extended canvas, prepared the same way.
+    const target = extended ? await this.prepare({ ...extended, mode: request.mode }) : p;
     const answer = await invokeStability(this.client, this.opts.modelId, {
-      image: (await encodePng(await fitImage(extended.image, plan))).toString("base64"),
-      ...(maskBase64 && { mask: maskBase64 }),
-      ...edit.fields(this.opts.modelId, this.editRequest(request)),
+      image: target.imageBase64,
+      ...(target.maskBase64 && { mask: target.maskBase64 }),
+      ...this.edit.fields(this.opts.modelId, this.editRequest(request)),
       ...this.common(this.opts.modelId, request),
     });
-    return finishEdit(extended.image, extended.mask, edit.keeps(mode), plan, answer.base64, this.opts.modelId);
+    return finishEdit(target.input.image, target.input.mask, this.edit.keeps(request.mode), target.plan, answer.base64, this.opts.modelId);
   }
 
   /**
