@@ -117,11 +117,51 @@ export function watchQueues(queues: Iterable<Queue>): () => void {
 
 export const DEFAULT_METRICS_PORT = 9464;
 
+/**
+ * Connections the endpoint holds at once; the ones over it are closed as they arrive. Prometheus
+ * needs one per scraper; without a cap, idle connections (a port scan, a misbehaving client) once
+ * took a worker's file descriptors until its jobs failed with EMFILE.
+ */
+export const METRICS_MAX_CONNECTIONS = 64;
+
+export interface MetricsServerLimits {
+  /** Connections held at once (default METRICS_MAX_CONNECTIONS). */
+  maxConnections?: number;
+  /** A connection with no traffic for this long is closed (default 5 s). */
+  idleTimeoutMs?: number;
+  /** A request's headers must have arrived within this (default 5 s). */
+  headersTimeoutMs?: number;
+  /** A whole request must have arrived within this (default 10 s). */
+  requestTimeoutMs?: number;
+  /** A kept-alive connection waits this long for the next request (default 5 s). */
+  keepAliveTimeoutMs?: number;
+}
+
+const defaultLimits: Required<MetricsServerLimits> = {
+  maxConnections: METRICS_MAX_CONNECTIONS,
+  idleTimeoutMs: 5000,
+  headersTimeoutMs: 5000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5000,
+};
+
 export interface MetricsServer {
   readonly port: number;
-  /** Where to scrape it from this host, e.g. http://127.0.0.1:9464/metrics. */
+  /** The address it listens on, as a URL: http://127.0.0.1:9464/metrics, http://0.0.0.0:9464/metrics. */
   readonly url: string;
+  /** The same for people: "(all interfaces)" after a wildcard address. */
+  readonly shown: string;
+  /** Connections open now. */
+  connections(): Promise<number>;
   close(): Promise<void>;
+}
+
+/** The URL of a listening address, and the same for people (a wildcard address is said to mean all interfaces). */
+export function metricsAddress(address: Pick<AddressInfo, "address" | "family" | "port">): { url: string; shown: string } {
+  const host = address.family === "IPv6" || address.address.includes(":") ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}/metrics`;
+  const wildcard = address.address === "0.0.0.0" || address.address === "::";
+  return { url, shown: wildcard ? `${url} (all interfaces)` : url };
 }
 
 let defaultsCollected = false;
@@ -130,16 +170,18 @@ let defaultsCollected = false;
  * Serves the registry at GET /metrics on `host`:`port`, with the process's CPU, memory and
  * event-loop metrics. Port 0: any free port. No port: 9464, or any free port when 9464 is taken
  * (several processes on one host); a port given and taken is a ConfigError naming metricsPort.
+ * At most `maxConnections` at once; idle and slow connections are closed after a few seconds.
  */
-export async function startMetricsServer(port: number | undefined, host = "0.0.0.0"): Promise<MetricsServer> {
+export async function startMetricsServer(port: number | undefined, host = "0.0.0.0", limits: MetricsServerLimits = {}): Promise<MetricsServer> {
   if (!defaultsCollected) {
     collectDefaultMetrics({ register: registry });
     defaultsCollected = true;
   }
+  const l = { ...defaultLimits, ...limits };
   let server: Server;
   try {
-    server = await listen(port ?? DEFAULT_METRICS_PORT, host).catch((err: NodeJS.ErrnoException) => {
-      if (port === undefined && err.code === "EADDRINUSE") return listen(0, host);
+    server = await listen(port ?? DEFAULT_METRICS_PORT, host, l).catch((err: NodeJS.ErrnoException) => {
+      if (port === undefined && err.code === "EADDRINUSE") return listen(0, host, l);
       throw err;
     });
   } catch (err) {
@@ -149,11 +191,11 @@ export async function startMetricsServer(port: number | undefined, host = "0.0.0
       e.code === "EADDRINUSE" ? `port ${port} on ${host} is in use (give each process on a host its own port, or 0 for any free one)` : `cannot listen on ${host}:${port ?? DEFAULT_METRICS_PORT}: ${e.message}`,
     );
   }
-  const bound = (server.address() as AddressInfo).port;
-  const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  const address = server.address() as AddressInfo;
   return {
-    port: bound,
-    url: `http://${shown}:${bound}/metrics`,
+    port: address.port,
+    ...metricsAddress(address),
+    connections: () => new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n)))),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -162,17 +204,25 @@ export async function startMetricsServer(port: number | undefined, host = "0.0.0
   };
 }
 
-function listen(port: number, host: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.method !== "GET" || new URL(req.url ?? "/", "http://x").pathname !== "/metrics") {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at GET /metrics\n");
-      return;
-    }
-    registry.metrics().then(
-      (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
-      (err: Error) => res.writeHead(500, { "content-type": "text/plain" }).end(`${err.message}\n`),
-    );
-  });
+function listen(port: number, host: string, limits: Required<MetricsServerLimits>): Promise<Server> {
+  const server = createServer(
+    // Node checks the header and request timeouts of open connections at this interval (default 30 s).
+    { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) },
+    (req, res) => {
+      if (req.method !== "GET" || new URL(req.url ?? "/", "http://x").pathname !== "/metrics") {
+        res.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at GET /metrics\n");
+        return;
+      }
+      registry.metrics().then(
+        (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
+        (err: Error) => res.writeHead(500, { "content-type": "text/plain" }).end(`${err.message}\n`),
+      );
+    },
+  );
+  server.maxConnections = limits.maxConnections;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // A socket with no traffic at all for this long is destroyed (the http server's default on 'timeout').
+  server.setTimeout(limits.idleTimeoutMs);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
