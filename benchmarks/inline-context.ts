@@ -38,6 +38,7 @@ export function inlineContext(config: Config, opts: InlineContextOptions = {}): 
   return {
     ...local,
     redis: stub<WorkerContext["redis"]>({}),
+    queuePrefix: "inline",
     queues: stub<WorkerContext["queues"]>({ mask: { add: noop }, finalize: { getJob: noop }, detect: {}, generate: {} }),
     flows: stub<WorkerContext["flows"]>({
       add: async (flow: { children?: { data: unknown }[] }) => {

@@ -4,10 +4,22 @@ import type { Command } from "commander";
 import type { Redis } from "ioredis";
 import { AdminError, cleanRun, formatClean, formatRetry, parseStage, reasonMatcher, retryRun } from "../producer/admin.js";
 import { formatReport, runReport } from "../producer/report.js";
-import { assertRedisReachable, connect, stages, type Stage } from "../shared/queues.js";
+import { assertRedisReachable, connect, stages, useRedisCa, type Stage } from "../shared/queues.js";
+import { checkRunId } from "../shared/run-id.js";
 
-/** Runs `fn` on a Redis connection; an AdminError (no such run, run busy) is one line and exit code 1. */
-async function withRedis(url: string, fn: (redis: Redis) => Promise<void>): Promise<void> {
+interface RedisFlags {
+  redis?: string;
+  redisCa?: string;
+}
+
+/**
+ * Runs `fn` on a Redis connection for run `runId` (checked first: one line and exit 2); an
+ * AdminError (no such run, run busy) is one line and exit code 1.
+ */
+async function withRedis(runId: string, flags: RedisFlags, fn: (redis: Redis) => Promise<void>): Promise<void> {
+  checkRunId(runId);
+  const url = flags.redis ?? process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379";
+  useRedisCa(url, flags.redisCa ?? process.env.MASKFLEET_REDIS_CA);
   await assertRedisReachable(url);
   const redis = connect(url);
   try {
@@ -22,7 +34,9 @@ async function withRedis(url: string, fn: (redis: Redis) => Promise<void>): Prom
 }
 
 export function addAdminCommands(program: Command): void {
-  const redisFlag = ["--redis <url>", "Redis URL", process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379"] as const;
+  // No default shown: MASKFLEET_REDIS_URL may hold a password.
+  const redisFlag = ["--redis <url>", "Redis URL (default: MASKFLEET_REDIS_URL, else redis://127.0.0.1:6379)"] as const;
+  const redisCaFlag = ["--redis-ca <file>", "CA bundle (PEM) for a rediss:// Redis (default: MASKFLEET_REDIS_CA)"] as const;
 
   program
     .command("retry")
@@ -31,9 +45,10 @@ export function addAdminCommands(program: Command): void {
     .option("--stage <stage>", stages.join(" | "), parseStage)
     .option("--reason <text>", "only failures whose reason contains this (case-insensitive), or matches /regex/flags")
     .option(...redisFlag)
-    .action(async (runId: string, flags: { stage?: Stage; reason?: string; redis: string }) => {
+    .option(...redisCaFlag)
+    .action(async (runId: string, flags: RedisFlags & { stage?: Stage; reason?: string }) => {
       reasonMatcher(flags.reason); // a bad /regex/ fails before anything is touched
-      await withRedis(flags.redis, async (redis) => {
+      await withRedis(runId, flags, async (redis) => {
         const summary = await retryRun(redis, runId, { stage: flags.stage, reason: flags.reason });
         process.stdout.write(formatRetry(summary) + "\n");
       });
@@ -45,8 +60,9 @@ export function addAdminCommands(program: Command): void {
     .argument("<run>", "run id")
     .option("--out <file>", "write the JSON here and print a summary (default: JSON on stdout, summary on stderr)")
     .option(...redisFlag)
-    .action(async (runId: string, flags: { out?: string; redis: string }) => {
-      await withRedis(flags.redis, async (redis) => {
+    .option(...redisCaFlag)
+    .action(async (runId: string, flags: RedisFlags & { out?: string }) => {
+      await withRedis(runId, flags, async (redis) => {
         const report = await runReport(redis, runId);
         const json = JSON.stringify(report, null, 2) + "\n";
         if (flags.out) {
@@ -65,8 +81,9 @@ export function addAdminCommands(program: Command): void {
     .argument("<run>", "run id")
     .option("--force", "clean even while jobs of the run are running (those are left to finish)")
     .option(...redisFlag)
-    .action(async (runId: string, flags: { force?: boolean; redis: string }) => {
-      await withRedis(flags.redis, async (redis) => {
+    .option(...redisCaFlag)
+    .action(async (runId: string, flags: RedisFlags & { force?: boolean }) => {
+      await withRedis(runId, flags, async (redis) => {
         process.stdout.write(formatClean(await cleanRun(redis, runId, { force: flags.force })) + "\n");
       });
     });

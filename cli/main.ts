@@ -3,14 +3,17 @@
 import { Command, InvalidArgumentError } from "commander";
 import type { Redis } from "ioredis";
 import { checkBedrockLifecycle, checkModels, checkRunnable, enqueueImages, needsAws, newRunId } from "../producer/enqueue.js";
-import { findInputs } from "../producer/inputs.js";
+import { formatFollowed, formatSkipped, type InputItem } from "../producer/discover.js";
+import { findAllInputs } from "../producer/inputs.js";
 import { formatStatus, runStatus, waitForRun } from "../producer/status.js";
 import { assertAwsCredentials } from "../shared/aws.js";
 import { awsSettingsOf, loadConfig, type Config } from "../shared/config.js";
 import { ConfigError, FatalServiceError, ModelError } from "../shared/errors.js";
 import { startMetricsServer, watchQueues, type MetricsServer } from "../shared/metrics.js";
-import { assertRedisReachable, connect, openQueues, stages, type Stage } from "../shared/queues.js";
+import { assertRedisReachable, connect, openQueues, privateQueuePrefix, stages, type Stage } from "../shared/queues.js";
 import { RunState } from "../shared/run-state.js";
+import { RedisUnusableError, useRedisCa } from "../shared/queues.js";
+import { checkRunId } from "../shared/run-id.js";
 import { startFleet } from "../workers/fleet.js";
 import { addConfigFlags, configFromFlags, type ConfigFlags } from "./options.js";
 import { addModelsCommand } from "./models.js";
@@ -24,8 +27,9 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 /** Config, inputs and services checked before any work: bad values, missing credentials, no Redis. */
 async function preflight(flags: ConfigFlags, inputs: readonly string[], models: "here" | "workers"): Promise<Config> {
   const config = configFromFlags(flags);
+  useRedisCa(config.redisUrl, config.redisCa);
   for (const line of config.warnings) warn(`maskfleet: ${line}`);
-  checkRunnable(config);
+  await checkRunnable(config);
   await checkModels(config, models, (line) => void process.stderr.write(`${line}\n`));
   if (needsAws(config, inputs)) await assertAwsCredentials(awsSettingsOf(config));
   await checkBedrockLifecycle(config, warn);
@@ -35,13 +39,33 @@ async function preflight(flags: ConfigFlags, inputs: readonly string[], models: 
 
 const warn = (line: string) => void process.stderr.write(`${line}\n`);
 
+/** The inputs' images; says on stderr what discovery left out (and why) and which symlinked folders it followed. */
+async function inputsOf(inputs: readonly string[], config: Config): Promise<InputItem[]> {
+  const found = await findAllInputs(inputs, awsSettingsOf(config));
+  for (const line of [formatSkipped(found.skipped), formatFollowed(found.followed)]) if (line) warn(line);
+  return found.items;
+}
+
+/** `run --run ID` resumes its own run; a run enqueued for the worker pools is theirs. */
+async function assertOwnRun(redisUrl: string, runId: string, queuePrefix: string): Promise<void> {
+  const redis = connect(redisUrl);
+  try {
+    const state = new RunState(redis);
+    if ((await state.runExists(runId)) && (await state.queuePrefixOf(runId)) !== queuePrefix) {
+      throw new ConfigError("run", `run ${runId} was enqueued for the worker pools: follow it with \`maskfleet status ${runId} --wait\`, or give \`run\` a new run id`);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /**
  * The producer's metrics endpoint while it watches a run: the run's gauges (set by waitForRun)
  * and, given a connection, the queues' depths.
  */
 async function serveMetrics(config: Config, redis?: Redis): Promise<MetricsServer> {
   const server = await startMetricsServer(config.metricsPort, config.metricsHost);
-  process.stderr.write(`metrics on ${server.url}\n`);
+  process.stderr.write(`metrics on ${server.shown}\n`);
   if (!redis) return server;
   const queues = Object.values(openQueues(redis));
   const unwatch = watchQueues(queues);
@@ -74,15 +98,19 @@ addConfigFlags(
     .option("--concurrency <n>", "jobs at once per pool (default: the config's per-stage values)", positiveInt)
     .option("--no-progress", "no progress bar"),
 ).action(async (inputs: string[], flags: ConfigFlags & { run?: string; progress: boolean; concurrency?: number }) => {
+  if (flags.run !== undefined) checkRunId(flags.run);
   const config = await preflight(flags, inputs, "here");
-  const items = await findInputs(inputs, awsSettingsOf(config));
+  const items = await inputsOf(inputs, config);
+  const runId = flags.run ?? newRunId();
+  // `run` works on its run's own queues only: other runs' jobs (their settings, credentials and output folders) are never its.
+  const queuePrefix = privateQueuePrefix(runId);
+  await assertOwnRun(config.redisUrl, runId, queuePrefix);
   const metrics = await serveMetrics(config); // queue depths: the fleet's context reports them
-  const fleet = startFleet(config, stages, flags.concurrency);
+  const fleet = startFleet(config, stages, flags.concurrency, queuePrefix);
   const stop = () => void fleet.close().then(() => process.exit(130));
   process.once("SIGINT", stop).once("SIGTERM", stop);
   try {
-    const runId = flags.run ?? newRunId();
-    const summary = await enqueueImages(fleet.ctx.redis, config, runId, items);
+    const summary = await enqueueImages(fleet.ctx.redis, config, runId, items, { queuePrefix });
     process.stderr.write(`run ${runId}: ${summary.images} images (${summary.added} new, ${summary.alreadyKnown} already known), output in ${config.out}\n`);
     const started = Date.now();
     await Promise.race([waitForRun(fleet.ctx.redis, runId, { progress: flags.progress && process.stderr.isTTY }), fleet.fatal]);
@@ -104,8 +132,9 @@ addConfigFlags(
     .option("-r, --run <id>", "run id (default: a new one)")
     .option("--wait", "wait for the run to finish, with progress"),
 ).action(async (inputs: string[], flags: ConfigFlags & { run?: string; wait?: boolean }) => {
+  if (flags.run !== undefined) checkRunId(flags.run);
   const config = await preflight(flags, inputs, "workers");
-  const items = await findInputs(inputs, awsSettingsOf(config));
+  const items = await inputsOf(inputs, config);
   const redis = connect(config.redisUrl);
   let metrics: MetricsServer | undefined;
   try {
@@ -138,13 +167,14 @@ addConfigFlags(
 ).action(async (stage: string, flags: ConfigFlags & { concurrency?: number }) => {
   if (!(stages as readonly string[]).includes(stage)) throw new ConfigError("stage", `expected one of ${stages.join(", ")}, got ${stage}`);
   const config = configFromFlags(flags);
+  useRedisCa(config.redisUrl, config.redisCa);
   if (needsAws(config, [])) await assertAwsCredentials(awsSettingsOf(config));
   // A generate worker checks the models its own config names; jobs naming others are checked when their generator opens.
   if (stage === "generate") await checkBedrockLifecycle(config, warn);
   await assertRedisReachable(config.redisUrl);
   const metrics = await startMetricsServer(config.metricsPort, config.metricsHost);
   const fleet = startFleet(config, [stage as Stage], flags.concurrency);
-  process.stderr.write(`${stage} worker ${process.pid} started (concurrency ${flags.concurrency ?? config.concurrency[stage as Stage]}), metrics on ${metrics.url}\n`);
+  process.stderr.write(`${stage} worker ${process.pid} started (concurrency ${flags.concurrency ?? config.concurrency[stage as Stage]}), metrics on ${metrics.shown}\n`);
   try {
     await Promise.race([
       new Promise<void>((resolve) => {
@@ -170,15 +200,27 @@ program
   .argument("[run]", "run id")
   .option("--wait", "follow until the run finishes")
   .option("--json", "machine-readable output")
-  .option("--redis <url>", "Redis URL", process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379")
+  // No default shown: MASKFLEET_REDIS_URL may hold a password.
+  .option("--redis <url>", "Redis URL (default: MASKFLEET_REDIS_URL, else redis://127.0.0.1:6379)")
+  .option("--redis-ca <file>", "CA bundle (PEM) for a rediss:// Redis (default: MASKFLEET_REDIS_CA)")
   .option("--metrics-port <n>", "with --wait: Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)", Number)
-  .action(async (runId: string | undefined, flags: { wait?: boolean; json?: boolean; redis: string; metricsPort?: number }) => {
+  .option("--metrics-host <host>", "with --wait: address the metrics endpoint listens on (default 0.0.0.0, all interfaces)")
+  .action(async (runId: string | undefined, flags: { wait?: boolean; json?: boolean; redis?: string; redisCa?: string; metricsPort?: number; metricsHost?: string }) => {
+    if (runId !== undefined) checkRunId(runId);
+    const redisUrl = flags.redis ?? process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379";
+    useRedisCa(redisUrl, flags.redisCa ?? process.env.MASKFLEET_REDIS_CA);
     // Only a waiting status serves metrics; its port and host come from the flag or MASKFLEET_METRICS_*.
-    const config = runId && flags.wait ? loadConfig({ overrides: { redisUrl: flags.redis, metricsPort: flags.metricsPort } }) : undefined;
-    await assertRedisReachable(flags.redis);
-    const redis = connect(flags.redis);
+    const config = runId && flags.wait ? loadConfig({ overrides: { redisUrl, metricsPort: flags.metricsPort, metricsHost: flags.metricsHost } }) : undefined;
+    await assertRedisReachable(redisUrl);
+    const redis = connect(redisUrl);
     let metrics: MetricsServer | undefined;
     try {
+      if (runId && !(await new RunState(redis).runExists(runId))) {
+        // One line and exit 1, as `report`, `retry` and `clean` say it.
+        process.stderr.write(`maskfleet: run ${runId}: no such run\n`);
+        process.exitCode = 1;
+        return;
+      }
       if (config) metrics = await serveMetrics(config, redis);
       if (!runId) {
         const runs = await new RunState(redis).listRuns();
@@ -200,7 +242,7 @@ addEvalCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const known =
-    err instanceof ConfigError || err instanceof ModelError || err instanceof FatalServiceError || (err instanceof Error && /^cannot reach Redis/.test(err.message));
+    err instanceof ConfigError || err instanceof ModelError || err instanceof FatalServiceError || err instanceof RedisUnusableError;
   process.stderr.write(`maskfleet: ${err instanceof Error ? (known ? err.message : err.stack) : String(err)}\n`);
   process.exit(err instanceof ConfigError ? 2 : 1);
 });

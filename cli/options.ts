@@ -47,8 +47,11 @@ export function addConfigFlags(cmd: Command): Command {
     .option("--bedrock-endpoint <url>", "Bedrock Runtime endpoint override")
     .option("--rekognition-endpoint <url>", "Rekognition endpoint override")
     .option("--redis <url>", "Redis URL")
+    .option("--redis-ca <file>", "CA bundle (PEM) for a rediss:// Redis")
+    .option("--max-results-per-image <n>", "most prompts x seeds per image (default 1000)", Number)
     .option("--attempts <n>", "attempts per job for transient errors", Number)
-    .option("--metrics-port <n>", "Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)", Number);
+    .option("--metrics-port <n>", "Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)", Number)
+    .option("--metrics-host <host>", "address the metrics endpoint listens on (default 0.0.0.0, all interfaces; 127.0.0.1: this host only)");
 }
 
 export interface ConfigFlags {
@@ -92,8 +95,11 @@ export interface ConfigFlags {
   bedrockEndpoint?: string;
   rekognitionEndpoint?: string;
   redis?: string;
+  redisCa?: string;
+  maxResultsPerImage?: number;
   attempts?: number;
   metricsPort?: number;
+  metricsHost?: string;
   concurrency?: number;
 }
 
@@ -137,8 +143,11 @@ export function configFromFlags(flags: ConfigFlags, extra: ConfigInput = {}): Co
     bedrockEndpoint: flags.bedrockEndpoint,
     rekognitionEndpoint: flags.rekognitionEndpoint,
     redisUrl: flags.redis,
+    redisCa: flags.redisCa,
+    maxResultsPerImage: flags.maxResultsPerImage,
     attempts: flags.attempts,
     metricsPort: flags.metricsPort,
+    metricsHost: flags.metricsHost,
     ...extra,
   };
   return loadConfig({ file: flags.config, overrides });

@@ -48,7 +48,7 @@ export interface GeneratorBackend {
    */
   resolve(settings: GeneratorSettings): Record<string, unknown>;
   /** Refuses settings that cannot work (a ConfigError naming the key), before any work. */
-  check(settings: GeneratorSettings): void;
+  check(settings: GeneratorSettings): void | Promise<void>;
   /** The Bedrock model ids a run with these settings will call (checked by the lifecycle gate). */
   bedrockModels(settings: GeneratorSettings): string[];
   /** The settings that pick an instance: jobs with equal keys share one generator in a process. */

@@ -5,9 +5,10 @@
  * outpaint: keep the object, replace the background. inpaint: keep the background, replace the
  * object region. Both are the same blend with the mask inverted.
  */
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync, type Stats } from "node:fs";
+import sharp from "sharp";
 import { ConfigError } from "../shared/errors.js";
-import { assertSameSize, decodeImage, resizeRgb, sharpRaw } from "../shared/image.js";
+import { assertSameSize, decodeImage, describeHeaderError, headerProblem, resizeRgb, sharpRaw } from "../shared/image.js";
 import { readInput } from "../shared/input.js";
 import { featherMask } from "../shared/mask-ops.js";
 import type { Mask, RgbImage } from "../shared/types.js";
@@ -142,6 +143,65 @@ export function parseBackground(text: string): BackgroundSpec {
   return { kind: "image", path: text };
 }
 
+/**
+ * Refuses an image background that a worker could not use, before any work: it must be a readable
+ * regular file whose header sharp reads as a photo format within `maxPixels` (and the minimum side).
+ * One ConfigError line on `background` naming the path; never the file's contents.
+ */
+export async function checkBackgroundImage(path: string, maxPixels: number): Promise<void> {
+  const refuse = (why: string): never => {
+    throw new ConfigError("background", `${path}: ${why}`);
+  };
+  let stats: Stats | undefined;
+  try {
+    stats = statSync(path);
+  } catch (err) {
+    refuse(unreadable(err));
+  }
+  if (!stats) return refuse("cannot be read");
+  if (stats.isDirectory()) refuse("is a folder, not an image file");
+  if (!stats.isFile()) refuse("not a regular file (a device, pipe or socket), not an image file");
+  if (stats.size === 0) refuse("empty file (0 bytes)");
+  let head: Buffer = Buffer.alloc(0);
+  try {
+    head = readHead(path, 4096);
+  } catch (err) {
+    refuse(unreadable(err));
+  }
+  const meta = await imageHeader(path);
+  if ("error" in meta) return refuse(describeHeaderError(new Error(meta.error), head, stats.size));
+  const problem = headerProblem(meta, { maxPixels });
+  if (problem) refuse(problem);
+}
+
+/** Why a file could not be opened or read, in a few words (the code only: no file contents, no stack). */
+function unreadable(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EACCES" || code === "EPERM") return "cannot be read (permission denied)";
+  if (code === "ENOENT") return "does not exist";
+  return `cannot be read (${code ?? (err instanceof Error ? err.message.split("\n")[0] : String(err))})`;
+}
+
+function readHead(path: string, length: number): Buffer {
+  const fd = openSync(path, "r");
+  try {
+    const head = Buffer.alloc(length);
+    return head.subarray(0, readSync(fd, head, 0, length, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** sharp's header of an image file; `error`: sharp's first line. */
+async function imageHeader(path: string): Promise<{ format: string; width: number; height: number } | { error: string }> {
+  try {
+    const m = await sharp(path, { limitInputPixels: false, failOn: "error" }).metadata();
+    return { format: String(m.format), width: m.width, height: m.height };
+  } catch (err) {
+    return { error: (err instanceof Error ? err.message : String(err)).split("\n")[0]! };
+  }
+}
+
 /** The composite backend behind the Generator interface: prompts and seeds do not change its output. */
 export class CompositeGenerator implements Generator {
   readonly name = "composite";
@@ -176,7 +236,11 @@ export const compositeBackend: GeneratorBackend = {
   seeds: { min: 0, max: 4_294_967_294, default: { from: 0, to: 0 } },
   options: {},
   resolve: () => ({ modelId: "" }),
-  check: (s) => void parseBackground(compositeSettings(s).background),
+  check: async (s) => {
+    const { background, maxPixels } = compositeSettings(s);
+    const spec = parseBackground(background);
+    if (spec.kind === "image") await checkBackgroundImage(spec.path, maxPixels);
+  },
   bedrockModels: () => [],
   instanceKey: (s) => {
     const { background, blurSigma, maxPixels } = compositeSettings(s);

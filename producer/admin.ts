@@ -101,7 +101,7 @@ export async function retryRun(redis: Redis, runId: string, opts: RetryOptions =
   const summary: RetrySummary = { runId, requeued: { detect: 0, mask: 0, generate: 0, finalize: 0 }, images: 0, refinalize: 0, recovered: 0, skipped: [] };
   const reopened = new Set<string>();
   const refinalizing = new Set<string>();
-  const queues = openQueues(redis);
+  const queues = openQueues(redis, await state.queuePrefixOf(runId));
   try {
     const failed = {} as Record<Stage, Job[]>;
     for (const stage of stages) {
@@ -192,14 +192,16 @@ export function formatRetry(s: RetrySummary): string {
   return lines.join("\n");
 }
 
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
 /** Job ids (per queue) of these images found among the Redis keys: every job, whatever its state. */
-export async function jobIdsOfImages(redis: Redis, imageIds: ReadonlySet<string>): Promise<Record<Stage, Set<string>>> {
+export async function jobIdsOfImages(redis: Redis, imageIds: ReadonlySet<string>, queuePrefix = keyPrefix): Promise<Record<Stage, Set<string>>> {
   const found = Object.fromEntries(stages.map((s) => [s, new Set<string>()])) as Record<Stage, Set<string>>;
   // <prefix>:<queue>:<job id>[:logs|:lock|:dependencies|...]; job ids are <image id> or <image id>-p<i>-s<seed>.
-  const jobKey = new RegExp(`^${keyPrefix}:(${stages.join("|")}):(([0-9a-f]{16,64})(?:-p\\d+-s\\d+)?)(?::|$)`);
+  const jobKey = new RegExp(`^${escapeRegExp(queuePrefix)}:(${stages.join("|")}):(([0-9a-f]{16,64})(?:-p\\d+-s\\d+)?)(?::|$)`);
   let cursor = "0";
   do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${keyPrefix}:*`, "COUNT", 1000);
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${queuePrefix}:*`, "COUNT", 1000);
     cursor = next;
     for (const key of keys) {
       const m = jobKey.exec(key);
@@ -233,18 +235,21 @@ export async function cleanRun(redis: Redis, runId: string, opts: { force?: bool
   const all = new Set(ids);
   const shared = await state.heldByOtherRuns(runId, ids);
   const own = new Set(ids.filter((id) => !shared.has(id)));
-  const queues = openQueues(redis);
+  const queuePrefix = await state.queuePrefixOf(runId);
+  const queues = openQueues(redis, queuePrefix);
   try {
     const active = (await Promise.all(stages.map((s) => jobsWhere(queues[s], ["active"], (job) => all.has(imageIdOfJob(job) ?? ""))))).flat();
     if (active.length > 0 && !opts.force) {
       throw new AdminError(`run ${runId} has ${active.length} active jobs (${active.slice(0, 3).map((j) => `${j.queueName} ${j.id}`).join(", ")}${active.length > 3 ? ", ..." : ""}): wait for them, stop the workers, or use --force`);
     }
-    const before = await jobIdsOfImages(redis, own);
+    const before = await jobIdsOfImages(redis, own, queuePrefix);
     // Parents first, with their children; then whatever is left (removing a missing job is a no-op).
     for (const stage of ["finalize", "mask", "detect", "generate"] as const) {
       for (const id of before[stage]) await queues[stage].remove(id, { removeChildren: true });
     }
-    const after = await jobIdsOfImages(redis, own);
+    const after = await jobIdsOfImages(redis, own, queuePrefix);
+    // A `maskfleet run`'s own queues hold nothing but its jobs: once they are gone, so are the queues.
+    if (queuePrefix !== keyPrefix && stages.every((s) => after[s].size === 0)) for (const s of stages) await queues[s].obliterate({ force: true });
     await state.forgetRun(runId, [...own]);
     const removed = Object.fromEntries(stages.map((s) => [s, before[s].size - after[s].size])) as Record<Stage, number>;
     return { runId, removed, forgotten: own.size, shared: shared.size, left: stages.reduce((n, s) => n + after[s].size, 0) };

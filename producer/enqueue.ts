@@ -10,13 +10,15 @@ import { assertStabilityRegion, type AwsSettings } from "../shared/aws.js";
 import { awsSettingsOf, type Config } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
 import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, generateJobsOf, usesSalient, type ImageJob } from "../shared/jobs.js";
-import { jobOptions, openQueue } from "../shared/queues.js";
+import { jobOptions, keyPrefix, openQueue } from "../shared/queues.js";
 import { generatorBackend } from "../generators/registry.js";
 import { isBedrockSalient } from "../generators/stability-remove-background.js";
-import { stabilityModelFor } from "../generators/bedrock-models.js";
+import { familyOf, stabilityModelFor } from "../generators/bedrock-models.js";
 import { checkBedrockModels } from "../generators/lifecycle.js";
 import { checkPromptTemplate } from "../shared/prompts.js";
 import { RunState } from "../shared/run-state.js";
+import { checkRunId } from "../shared/run-id.js";
+import { checkResultsPerImage } from "../shared/config.js";
 import { openStore } from "../shared/storage/index.js";
 import { isS3Uri, parseS3Uri, s3Client } from "../shared/storage/s3.js";
 import { modelSpecProblem, type Task } from "../models/registry.js";
@@ -32,16 +34,16 @@ export interface EnqueueSummary {
 }
 
 /** Options that cannot work are refused before anything is enqueued. */
-export function checkRunnable(config: Config): void {
+export async function checkRunnable(config: Config): Promise<void> {
   const { target, detector, generator } = config;
   // A label ("Car") with the local detector goes to the text-prompted model (textDetectorModel, OWLv2).
   if (detector === "rekognition" && ["auto", "boxes"].includes(target)) {
     throw new ConfigError("detector", `target "${target}" needs no detector service; use --detector local`);
   }
-  generatorBackend(generator).check(config);
+  await generatorBackend(generator).check(config);
   for (const p of config.prompts) checkPromptTemplate(p);
   const aws = awsSettingsOf(config);
-  if (bedrockModelsOf(config).some((id) => id.includes("stability."))) assertStabilityRegion(aws.region);
+  if (bedrockModelsOf(config).some((id) => familyOf(id) === "stability")) assertStabilityRegion(aws.region);
   openStore(config.out, aws);
 }
 
@@ -65,7 +67,7 @@ export async function checkBedrockLifecycle(config: Config, warn: (line: string)
 
 /** What to use instead of a Bedrock model that cannot be called. */
 export function insteadOfModel(modelId: string): string {
-  return modelId.includes("stability.")
+  return familyOf(modelId) === "stability"
     ? "request access to Stability AI Image Services in the Bedrock console"
     : "use --generator stability (Stability AI Image Services; see the README's migration notes)";
 }
@@ -133,16 +135,25 @@ export async function enqueueImages(
   config: Config,
   runId: string,
   items: InputItem[],
-  onProgress?: (done: number, total: number) => void,
+  opts: {
+    onProgress?: (done: number, total: number) => void;
+    /** The run's own queues (`maskfleet run`; recorded with the run so status, report and admin find them); default the shared ones. */
+    queuePrefix?: string;
+  } = {},
 ): Promise<EnqueueSummary> {
-  checkRunnable(config);
+  const { onProgress, queuePrefix = keyPrefix } = opts;
+  checkRunId(runId);
+  await checkRunnable(config);
   if (config.target === "boxes") {
     const missing = items.find((i) => !i.boxes?.length);
     if (missing) throw new ConfigError("target", `target "boxes" needs boxes for every image; ${missing.name} has none`);
   }
+  // A manifest row's own prompts: its fan-out is capped like the config's, before anything is written.
+  for (const item of items) if (item.prompts) checkResultsPerImage(item.prompts.length, config.seeds, config.maxResultsPerImage, `${item.name} prompts`);
   const base = pickImageOptions(config);
-  const queue = openQueue("detect", redis);
+  const queue = openQueue("detect", redis, queuePrefix);
   const state = new RunState(redis);
+  if (queuePrefix !== keyPrefix) await state.setQueuePrefix(runId, queuePrefix);
   const aws = awsSettingsOf(config);
   const out = openStore(config.out, aws).root;
   let added = 0;

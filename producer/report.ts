@@ -116,7 +116,7 @@ export async function runReport(redis: Redis, runId: string): Promise<RunReport>
   const ofRun = (job: Job) => byId.has(imageIdOfJob(job) ?? "");
   const jobsByStage = {} as Record<Stage, Job[]>;
   let failedGenerate: Job[] = [];
-  const queues = openQueues(redis);
+  const queues = openQueues(redis, await state.queuePrefixOf(runId));
   try {
     for (const stage of stages) {
       const failed = await jobsWhere(queues[stage], ["failed"], ofRun);

@@ -32,7 +32,7 @@ export async function runStatus(redis: Redis, runId: string, withQueues = true):
   const state = new RunState(redis);
   const createdAt = await createdAtOf(state, runId);
   const images = await state.images(runId);
-  return summarize(runId, createdAt, images, withQueues ? await queueCounts(redis) : emptyCounts());
+  return summarize(runId, createdAt, images, withQueues ? await queueCounts(redis, await state.queuePrefixOf(runId)) : emptyCounts());
 }
 
 /**
@@ -88,9 +88,12 @@ export function summarize(runId: string, createdAt: number, images: ImageRecord[
       return [s, { done: images.filter((i) => i.doneAt[s] !== undefined).length, total }];
     }),
   ) as RunStatus["stages"];
-  const finishTimes = finishedImgs.map((i) => i.doneAt.finalize ?? 0).filter((t) => t > 0).sort((a, b) => a - b);
-  const now = Date.now();
-  const elapsed = Math.max(1, (now - createdAt) / 1000);
+  // When each finished image finished: its finalize, or its failure.
+  const finishTimes = finishedImgs.map((i) => i.doneAt.finalize ?? i.failedAt ?? 0).filter((t) => t > 0);
+  // A finished run's clock stops at its last finished image: its rate and elapsed time stay what they were.
+  const done = total > 0 && finishedImgs.length === total && finishTimes.length > 0;
+  const end = done ? finishTimes.reduce((a, b) => Math.max(a, b), createdAt) : Date.now();
+  const elapsed = Math.max(1, (end - createdAt) / 1000);
   const rate = finishTimes.length > 0 ? (finishedImgs.length / elapsed) * 60 : null;
   const remaining = total - finishedImgs.length;
   return {
@@ -112,8 +115,9 @@ function emptyCounts(): RunStatus["queues"] {
   return Object.fromEntries(stages.map((s) => [s, {}])) as RunStatus["queues"];
 }
 
-async function queueCounts(redis: Redis): Promise<RunStatus["queues"]> {
-  const queues = openQueues(redis);
+/** Job counts of the run's queues (its own for `maskfleet run`, else the shared ones, which all runs share). */
+async function queueCounts(redis: Redis, queuePrefix: string): Promise<RunStatus["queues"]> {
+  const queues = openQueues(redis, queuePrefix);
   try {
     const counts = await Promise.all(stages.map((s) => queues[s].getJobCounts("waiting", "active", "delayed", "failed", "waiting-children", "prioritized")));
     return Object.fromEntries(stages.map((s, i) => [s, counts[i] ?? {}])) as RunStatus["queues"];

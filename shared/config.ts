@@ -50,10 +50,12 @@ export const configSchema = z.strictObject({
   generator: z.enum(GENERATOR_NAMES).default("composite"),
   /** outpaint keeps the object and replaces the rest; inpaint replaces the object. */
   mode: z.enum(["outpaint", "inpaint"]).default("outpaint"),
-  prompts: z.array(z.string().min(1).max(10_000)).min(1).default(["studio white background"]),
+  prompts: z.array(z.string().min(1).max(10_000)).min(1).max(1000).default(["studio white background"]),
   negativePrompt: z.string().max(10_000).optional(),
   /** Inclusive; unset = the generator's default (composite, Titan, Nova: 0-0; Stability: 1-1, as its 0 means random). */
   seeds: seedRange.optional(),
+  /** Most results (prompts x seeds, a manifest row's own prompts too) per image: one image's flow of generate jobs stays small. Not an image option. */
+  maxResultsPerImage: z.number().int().min(1).max(1_000_000).default(1000),
   /** Composite background: a colour ("#ffffff", "white"), "blur", or a path to an image. */
   background: z.string().min(1).default("#ffffff"),
   blurSigma: z.number().min(0.3).max(1000).default(25),
@@ -87,6 +89,8 @@ export const configSchema = z.strictObject({
   /** Output folder (or s3:// prefix in the AWS issue). */
   out: z.string().min(1).default("./out"),
   redisUrl: z.string().min(1).default("redis://127.0.0.1:6379"),
+  /** CA bundle (PEM file) for a rediss:// redisUrl. */
+  redisCa: z.string().min(1).optional(),
   /** Largest image accepted, in pixels (decompression-bomb guard). */
   maxPixels: z.number().int().min(1).default(100_000_000),
   /** Attempts per job for transient errors (bad input never retries). */
@@ -277,7 +281,25 @@ export function resolveConfig(...sources: ConfigInput[]): Config {
     modelId = "";
   }
   const settled = { ...data, modelId, seeds: data.seeds ?? backend.seeds.default, warnings };
-  return { ...settled, ...backend.resolve(settled) } as Config;
+  const config = { ...settled, ...backend.resolve(settled) } as Config;
+  checkResultsPerImage(config.prompts.length, config.seeds, config.maxResultsPerImage, "seeds");
+  return config;
+}
+
+/**
+ * prompts x seeds of one image against maxResultsPerImage: a ConfigError naming `key` ("seeds",
+ * or a manifest row's prompts) and the count, e.g. "3 prompts x 10,000,001 seeds = 30,000,003
+ * results per image, over maxResultsPerImage (1,000)".
+ */
+export function checkResultsPerImage(prompts: number, seeds: { from: number; to: number }, max: number, key: string): void {
+  const seedCount = seeds.to - seeds.from + 1;
+  const results = prompts * seedCount;
+  if (results <= max) return;
+  const n = (v: number) => v.toLocaleString("en-US");
+  throw new ConfigError(
+    key,
+    `${n(prompts)} prompt${prompts === 1 ? "" : "s"} x ${n(seedCount)} seed${seedCount === 1 ? "" : "s"} = ${n(results)} results per image, over maxResultsPerImage (${n(max)})`,
+  );
 }
 
 /** The usual stack: defaults < file < env < overrides. */

@@ -72,23 +72,12 @@ export async function decodeImage(bytes: Buffer, name: string, opts: DecodeOptio
   try {
     meta = await sharp(bytes, { limitInputPixels: false, failOn: "error" }).metadata();
   } catch (err) {
-    throw new InputError(`${name}: ${describeHeaderError(err, bytes)}`, { cause: err });
+    throw new InputError(`${name}: ${describeHeaderError(err, bytes, bytes.length)}`, { cause: err });
   }
   const format = String(meta.format);
-  if (!PHOTO_FORMATS.has(format)) {
-    throw new InputError(`${name}: unsupported image format "${format}" (expected JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF)`);
-  }
   const { width: sourceWidth, height: sourceHeight } = meta;
-  const pixels = sourceWidth * sourceHeight;
-  if (pixels > maxPixels) {
-    throw new InputError(
-      `${name}: image is ${sourceWidth}x${sourceHeight} (${megapixels(pixels)} MP), over the ${megapixels(maxPixels)} MP limit ` +
-        `(refused before decoding, as a decompression-bomb guard)`,
-    );
-  }
-  if (Math.min(sourceWidth, sourceHeight) < minSide) {
-    throw new InputError(`${name}: image is ${sourceWidth}x${sourceHeight} px, smaller than the ${minSide}x${minSide} minimum`);
-  }
+  const refused = headerProblem({ format, width: sourceWidth, height: sourceHeight }, { maxPixels, minSide });
+  if (refused) throw new InputError(`${name}: ${refused}`);
 
   let out: { data: Buffer; info: OutputInfo };
   try {
@@ -215,19 +204,110 @@ function sharpDetail(err: unknown): string {
   return message.split("\n")[0]!.trim();
 }
 
-/** Why the header could not be read, in words a user can act on. */
-function describeHeaderError(err: unknown, bytes: Buffer): string {
-  const detail = sharpDetail(err);
-  if (/unsupported image format/i.test(detail)) {
-    return `not an image or an unsupported format (${bytes.length} bytes starting ${JSON.stringify(preview(bytes))})`;
+/**
+ * What is wrong with an image, from its header (sharp's metadata), or null when it may be decoded:
+ * not a photo format, over the pixel limit (a decompression-bomb guard), or too small.
+ */
+export function headerProblem(meta: { format: string; width: number; height: number }, opts: DecodeOptions = {}): string | null {
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const minSide = opts.minSide ?? DEFAULT_MIN_SIDE;
+  const { format, width, height } = meta;
+  if (!PHOTO_FORMATS.has(format)) return `unsupported image format "${format}" (expected JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF)`;
+  const pixels = width * height;
+  if (pixels > maxPixels) {
+    return `image is ${width}x${height} (${megapixels(pixels)} MP), over the ${megapixels(maxPixels)} MP limit (refused before decoding, as a decompression-bomb guard)`;
   }
+  if (Math.min(width, height) < minSide) return `image is ${width}x${height} px, smaller than the ${minSide}x${minSide} minimum`;
+  return null;
+}
+
+/**
+ * Why the header could not be read, in words a user can act on. `head`: the file's first bytes
+ * (a few KB are enough), `size`: its whole size. A file that is not an image is told by its kind
+ * and size, never by its contents: reasons go to Redis, the status, the report and the logs.
+ */
+export function describeHeaderError(err: unknown, head: Uint8Array, size: number): string {
+  const detail = sharpDetail(err);
+  if (/unsupported image format/i.test(detail)) return `not an image or an unsupported format (${contentKind(head, size)}, ${size} bytes)`;
   return `unreadable or corrupt image header (${detail})`;
 }
 
-/** The first bytes as printable text, to show what a non-image file actually is. */
-function preview(bytes: Buffer): string {
-  const head = bytes.subarray(0, 16);
-  let s = "";
-  for (const b of head) s += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".";
-  return bytes.length > 16 ? `${s}...` : s;
+/**
+ * Signatures of common files that are not photos: [offset, bytes there, what the file is, weak].
+ * A weak one (two or three printable letters) names the file only when it is not text.
+ */
+const SIGNATURES: [offset: number, magic: string | number[], kind: string, weak?: true][] = [
+  [0, "%PDF-", "PDF document"],
+  [0, "PK\x03\x04", "ZIP archive"],
+  [0, "PK\x05\x06", "ZIP archive"],
+  [0, "\x7fELF", "ELF executable"],
+  [0, [0xcf, 0xfa, 0xed, 0xfe], "Mach-O executable"],
+  [0, [0xca, 0xfe, 0xba, 0xbe], "Mach-O or Java class file"],
+  [0, "#!", "script"],
+  [0, [0x1f, 0x8b], "gzip archive"],
+  [0, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], "xz archive"],
+  [0, [0x28, 0xb5, 0x2f, 0xfd], "zstd archive"],
+  [0, [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c], "7-Zip archive"],
+  [0, "Rar!\x1a\x07", "RAR archive"],
+  [257, "ustar", "tar archive"],
+  [0, "SQLite format 3\x00", "SQLite database"],
+  [0, [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1], "Microsoft Office (OLE) document"],
+  [0, "{\\rtf", "RTF document"],
+  [0, "-----BEGIN ", "PEM key or certificate"],
+  [0, [0x00, 0x00, 0x01, 0x00], "ICO image (not supported)"],
+  [0, "8BPS", "Photoshop PSD (not supported)"],
+  [0, "\x00asm", "WebAssembly module"],
+  [0, "OggS", "Ogg media"],
+  [0, "fLaC", "FLAC audio"],
+  [4, "ftyp", "MP4/QuickTime or other ISO media"],
+  [0, [0x1a, 0x45, 0xdf, 0xa3], "Matroska/WebM video"],
+  [0, "MZ", "Windows executable", true],
+  [0, "BM", "BMP image (not supported)", true],
+  [0, "BZh", "bzip2 archive", true],
+  [0, "ID3", "MP3 audio", true],
+];
+
+/** Enough of a file to tell what it is. */
+const SNIFF_BYTES = 4096;
+
+/**
+ * What a file that is not a decodable image is, from its first bytes (`size`: the whole file's,
+ * when `head` is only its start): "PDF document", "text", "unknown binary".
+ */
+export function contentKind(head: Uint8Array, size = head.byteLength): string {
+  const bytes = Buffer.from(head.buffer, head.byteOffset, Math.min(head.byteLength, SNIFF_BYTES));
+  const matches = ([offset, magic]: (typeof SIGNATURES)[number]): boolean => {
+    const m = typeof magic === "string" ? Buffer.from(magic, "latin1") : Buffer.from(magic);
+    return bytes.length >= offset + m.length && bytes.subarray(offset, offset + m.length).equals(m);
+  };
+  const strong = SIGNATURES.find((sig) => !sig[3] && matches(sig));
+  if (strong) return strong[2];
+  if (bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))) return "text (UTF-16)";
+  if (isText(bytes, size > bytes.length)) return "text";
+  return SIGNATURES.find((sig) => sig[3] && matches(sig))?.[2] ?? "unknown binary";
+}
+
+/** Control characters that text files hold: tab, line feed, vertical tab, form feed, carriage return, escape. */
+const TEXT_CONTROLS = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1b]);
+
+/**
+ * UTF-8 without other control characters. `sample`: the bytes are the start of a longer file, so
+ * a character may be cut at their end.
+ */
+function isText(bytes: Buffer, sample: boolean): boolean {
+  if (bytes.length === 0) return false;
+  for (let cut = 0; cut <= (sample ? 3 : 0) && cut < bytes.length; cut++) {
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, bytes.length - cut));
+    } catch {
+      continue;
+    }
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if ((c < 0x20 && !TEXT_CONTROLS.has(c)) || c === 0x7f) return false;
+    }
+    return true;
+  }
+  return false;
 }

@@ -17,10 +17,13 @@
 import type { Queue } from "bullmq";
 import type { ChainableCommander, Redis } from "ioredis";
 import { keyPrefix, type Stage } from "./queues.js";
+import { checkRunId } from "./run-id.js";
 
 const imgKey = (id: string) => `${keyPrefix}:img:${id}`;
 const genKey = (id: string) => `${imgKey(id)}:gen`;
-const runKey = (run: string) => `${keyPrefix}:run:${run}`;
+const rawRunKey = (run: string) => `${keyPrefix}:run:${run}`;
+/** A run id reaching a key is checked (shared/run-id.ts): "foo:images" would be run foo's image set. */
+const runKey = (run: string) => rawRunKey(checkRunId(run));
 const runImagesKey = (run: string) => `${runKey(run)}:images`;
 const runCountersKey = (run: string) => `${runKey(run)}:counters`;
 const runsKey = `${keyPrefix}:runs`;
@@ -195,7 +198,8 @@ export class RunState {
       if (other === runId) continue;
       for (let at = 0; at < imageIds.length; at += 10_000) {
         const chunk = imageIds.slice(at, at + 10_000);
-        const member = await this.redis.smismember(runImagesKey(other), ...chunk);
+        // Read only, as listed: a run made before run ids were checked still holds its images.
+        const member = await this.redis.smismember(`${rawRunKey(other)}:images`, ...chunk);
         member.forEach((m, i) => m === 1 && held.add(chunk[i] as string));
       }
     }
@@ -207,6 +211,16 @@ export class RunState {
     const multi = this.redis.multi().del(runKey(runId), runImagesKey(runId), runCountersKey(runId)).zrem(runsKey, runId);
     for (const id of imageIds) multi.del(imgKey(id), genKey(id));
     await multi.exec();
+  }
+
+  /** Records the BullMQ prefix of a run's queues when they are not the shared ones (`maskfleet run`). */
+  async setQueuePrefix(runId: string, prefix: string): Promise<void> {
+    await this.redis.hset(runKey(runId), "queuePrefix", prefix);
+  }
+
+  /** The BullMQ prefix of a run's queues: its own (`maskfleet run`) or the shared one. */
+  async queuePrefixOf(runId: string): Promise<string> {
+    return (await this.redis.hget(runKey(runId), "queuePrefix")) ?? keyPrefix;
   }
 
   async runExists(runId: string): Promise<boolean> {

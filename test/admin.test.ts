@@ -78,7 +78,8 @@ describe("run administration: report, retry, clean", () => {
     await sharp({ create: { width: 1, height: 1, channels: 3, background: "black" } }).png().toFile(join(inputDir, "tiny-b.png"));
     await writeFile(join(inputDir, "empty.jpg"), "");
     bgFile = join(dir, "bg.png");
-    await writeFile(bgFile, "not a picture");
+    // A picture when enqueued (preflight reads its header); text by the time the worker opens it (below).
+    await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(bgFile);
     config = resolveConfig({
       target: "auto",
       samModel: models.sam,
@@ -95,6 +96,7 @@ describe("run administration: report, retry, clean", () => {
     await enqueueImages(redis, config, "adm", ["chelsea.jpg", "coffee.jpg", "tiny-a.png", "tiny-b.png", "empty.jpg"].map(item));
     // Same run, one photo whose composite background file is not an image: both its results fail.
     await enqueueImages(redis, { ...config, background: bgFile }, "adm", [item("rocket.jpg")]);
+    await writeFile(bgFile, "not a picture");
     // Another run holding one of adm's images (chelsea) and one of its own.
     await enqueueImages(redis, config, "other", [item("chelsea.jpg"), item("astronaut.jpg")]);
     await waitForRun(redis, "adm", { intervalMs: 100, timeoutMs: 120_000 });

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { before, describe, test } from "node:test";
+import sharp from "sharp";
 import { ConfigError } from "../shared/errors.js";
+import { resolveConfig } from "../shared/config.js";
 import type { Mask, RgbImage } from "../shared/types.js";
-import { compositeBackground, parseColor } from "../generators/composite.js";
+import { compositeBackend, compositeBackground, parseColor } from "../generators/composite.js";
+import type { GeneratorSettings } from "../generators/backend.js";
+import { checkRunnable } from "../producer/enqueue.js";
+import { repoRoot, scratchDir } from "./helpers.js";
 
 const W = 64;
 const H = 48;
@@ -152,5 +159,78 @@ describe("parseColor", () => {
         },
       );
     }
+  });
+});
+
+describe("compositeBackend.check: an image background must be a readable image file, checked before any work", () => {
+  let dir: string;
+  const settings = (background: string, maxPixels = 100_000_000): GeneratorSettings =>
+    ({ generator: "composite", modelId: "", mode: "outpaint", seeds: { from: 0, to: 0 }, prompts: ["p"], background, blurSigma: 20, maxPixels }) as GeneratorSettings;
+  /** The one-line ConfigError on `background` that check gives for this file. */
+  const refusal = async (background: string, maxPixels?: number): Promise<string> => {
+    try {
+      await compositeBackend.check(settings(background, maxPixels));
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+      assert.equal(err.key, "background");
+      assert.ok(!err.message.includes("\n"), err.message);
+      return err.message;
+    }
+    assert.fail(`${background} was accepted`);
+  };
+  const secret = "root:$6$saltsalt$hashhashhash:19000:0:99999:7:::\n";
+
+  before(async () => {
+    dir = await scratchDir("composite-check");
+    await writeFile(join(dir, "shadow"), secret);
+    await writeFile(join(dir, "shadow.png"), secret);
+    await writeFile(join(dir, "empty.png"), "");
+    await mkdir(join(dir, "folder.png"));
+    await writeFile(join(dir, "big.png"), await sharp({ create: { width: 300, height: 200, channels: 3, background: "red" } }).png().toBuffer());
+    await writeFile(join(dir, "tiny.png"), await sharp({ create: { width: 8, height: 8, channels: 3, background: "red" } }).png().toBuffer());
+    await writeFile(join(dir, "drawing.svg"), `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="red"/></svg>\n`);
+    const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: "blue" } }).png().toBuffer();
+    const broken = Buffer.from(png.subarray(0, 33)); // the signature and IHDR only, its CRC spoiled
+    broken[29] = broken[29]! ^ 0xff;
+    await writeFile(join(dir, "broken.png"), broken);
+  });
+
+  test("colours, blur and a real photo pass", async () => {
+    for (const bg of ["#ffffff", "white", "blur", join(repoRoot, "samples/photos/rocket.jpg")]) {
+      await assert.doesNotReject(async () => compositeBackend.check(settings(bg)), bg);
+    }
+  });
+
+  test("a text file (even with an image name) is refused by its kind and size, never its contents", async () => {
+    for (const name of ["shadow", "shadow.png"]) {
+      const path = join(dir, name);
+      assert.equal(await refusal(path), `background: ${path}: not an image or an unsupported format (text, ${secret.length} bytes)`);
+    }
+  });
+
+  test("not a regular file, empty, over the pixel limit, too small, a vector drawing, a broken header", async () => {
+    assert.equal(await refusal(join(dir, "folder.png")), `background: ${join(dir, "folder.png")}: is a folder, not an image file`);
+    assert.equal(await refusal("/dev/null"), "background: /dev/null: not a regular file (a device, pipe or socket), not an image file");
+    assert.equal(await refusal(join(dir, "empty.png")), `background: ${join(dir, "empty.png")}: empty file (0 bytes)`);
+    assert.equal(
+      await refusal(join(dir, "big.png"), 50_000),
+      `background: ${join(dir, "big.png")}: image is 300x200 (0.1 MP), over the 0.1 MP limit (refused before decoding, as a decompression-bomb guard)`,
+    );
+    await assert.doesNotReject(async () => compositeBackend.check(settings(join(dir, "big.png"), 60_000)), "at the limit");
+    assert.equal(await refusal(join(dir, "tiny.png")), `background: ${join(dir, "tiny.png")}: image is 8x8 px, smaller than the 16x16 minimum`);
+    assert.match(await refusal(join(dir, "drawing.svg")), /^background: .*drawing\.svg: unsupported image format "svg" \(expected JPEG, PNG, WebP, GIF, TIFF or HEIF\/AVIF\)$/);
+    assert.match(await refusal(join(dir, "broken.png")), /^background: .*broken\.png: unreadable or corrupt image header \(.+\)$/);
+  });
+
+  test("a missing file keeps its message", async () => {
+    assert.equal(await refusal("/nowhere/bg.png"), 'background: /nowhere/bg.png is neither a colour, "blur", nor an existing image file');
+  });
+
+  test("preflight (checkRunnable) refuses it before anything is enqueued", async () => {
+    const path = join(dir, "shadow");
+    await assert.rejects(
+      checkRunnable(resolveConfig({ background: path, out: join(dir, "out") })),
+      (err: unknown) => err instanceof ConfigError && err.message === `background: ${path}: not an image or an unsupported format (text, ${secret.length} bytes)`,
+    );
   });
 });

@@ -76,12 +76,12 @@ describe("config", () => {
     assert.equal(resolveConfig({ modelId: "amazon.titan-image-generator-v1", generator: "composite" }).generator, "composite");
   });
 
-  it("refuses at enqueue what the chosen generator cannot take", () => {
-    assert.throws(() => checkRunnable(resolveConfig({ generator: "nova", seeds: "858993459-858993460" })), /^ConfigError: seeds: amazon.nova-canvas-v1:0 takes seeds 0-858993459/);
-    assert.doesNotThrow(() => checkRunnable(resolveConfig({ generator: "titan", seeds: "858993459-858993460" })));
-    assert.throws(() => checkRunnable(resolveConfig({ prompts: ["a {colour} backdrop"] })), /^ConfigError: prompts: unknown placeholder \{colour\}/);
-    assert.doesNotThrow(() => checkRunnable(resolveConfig({ target: "Car" })), "a label with the local detector goes to the text-prompted model");
-    assert.doesNotThrow(() => checkRunnable(resolveConfig({ target: "Car", detector: "rekognition" })));
+  it("refuses at enqueue what the chosen generator cannot take", async () => {
+    await assert.rejects(checkRunnable(resolveConfig({ generator: "nova", seeds: "858993459-858993460" })), /^ConfigError: seeds: amazon.nova-canvas-v1:0 takes seeds 0-858993459/);
+    await assert.doesNotReject(checkRunnable(resolveConfig({ generator: "titan", seeds: "858993459-858993460" })));
+    await assert.rejects(checkRunnable(resolveConfig({ prompts: ["a {colour} backdrop"] })), /^ConfigError: prompts: unknown placeholder \{colour\}/);
+    await assert.doesNotReject(checkRunnable(resolveConfig({ target: "Car" })), "a label with the local detector goes to the text-prompted model");
+    await assert.doesNotReject(checkRunnable(resolveConfig({ target: "Car", detector: "rekognition" })));
   });
 
   it("fails on old keys with bad values, naming them", async () => {

@@ -144,9 +144,11 @@ describe("fleet end to end", () => {
 
   it("a failed generate job is recorded on its result with the reason; the image fails at generate", async () => {
     const notAnImage = join(inputDir, "..", "background.png");
-    await writeFile(notAnImage, "not a picture");
+    // A picture when enqueued (preflight reads its header), text by the time a worker opens it.
+    await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(notAnImage);
     const one = discoverInputs([join(inputDir, photos[0] as string)]);
     await enqueueImages(fleet.ctx.redis, { ...config, background: notAnImage }, "e2e-bad-background", one);
+    await writeFile(notAnImage, "not a picture");
     const status = await waitForRun(fleet.ctx.redis, "e2e-bad-background", { intervalMs: 100, timeoutMs: 60_000 });
     assert.equal(status.failed, 1);
     const [img] = await new RunState(fleet.ctx.redis).images("e2e-bad-background");

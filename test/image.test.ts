@@ -37,7 +37,7 @@ function assertRgb8(img: DecodedImage): void {
 describe("decodeImage refuses broken files with an InputError naming the file and the reason", () => {
   const reasons: Record<keyof typeof BAD_FIXTURES, RegExp> = {
     empty: /empty file \(0 bytes\)/,
-    notAnImage: /not an image or an unsupported format .*"Hello, this is a/,
+    notAnImage: /not an image or an unsupported format \(text, 45 bytes\)$/,
     truncatedJpeg: /truncated or corrupt JPEG \(.*premature end/,
     truncatedPng: /truncated or corrupt PNG/,
     corruptPng: /truncated or corrupt PNG/,
@@ -56,6 +56,26 @@ describe("decodeImage refuses broken files with an InputError naming the file an
       });
     });
   }
+
+  test("a file that is not an image is told by its kind and size, never by its contents", async () => {
+    const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), Buffer.alloc(56, 0), Buffer.from("secret-token-123")]);
+    const cases: [string, Buffer, string][] = [
+      ["shadow", Buffer.from("root:$6$saltsalt$hashhashhash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"), "text, 77 bytes"],
+      ["notes.txt", Buffer.from("\ufeffgrüße, naïve café\r\n\ttabs and a form feed\f\n"), "text, 49 bytes"],
+      ["doc.pdf", Buffer.from("%PDF-1.7\n%secret\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"), "PDF document, 53 bytes"],
+      ["archive.zip", Buffer.concat([Buffer.from("PK\x03\x04"), Buffer.from("passwords.txt secret")]), "ZIP archive, 24 bytes"],
+      ["tool", elf, "ELF executable, 80 bytes"],
+      ["data.gz", Buffer.from([0x1f, 0x8b, 8, 0, 0x73, 0x65, 0x63, 0x72, 0x65, 0x74]), "gzip archive, 10 bytes"],
+      ["blob.bin", Buffer.from([0x00, 0x01, 0x02, 0x73, 0x65, 0x63, 0x72, 0x65, 0x74, 0xff, 0xfe, 0x00, 0x10, 0x20, 0x30, 0x40, 0x50]), "unknown binary, 17 bytes"],
+    ];
+    for (const [name, bytes, what] of cases) {
+      await assert.rejects(decodeImage(bytes, name), (err: unknown) => {
+        assert.ok(err instanceof InputError, `expected InputError, got ${String(err)}`);
+        assert.equal(err.message, `${name}: not an image or an unsupported format (${what})`);
+        return true;
+      });
+    }
+  });
 
   test("the bomb is refused from its header, quickly and without allocating its pixels", async () => {
     const before = process.memoryUsage().rss;

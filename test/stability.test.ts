@@ -141,13 +141,13 @@ describe("Stability AI Image Services generator", () => {
     }
   });
 
-  test("seeds: 0 (random on Stability) is refused before any work, naming the rule; 1 is the default", () => {
+  test("seeds: 0 (random on Stability) is refused before any work, naming the rule; 1 is the default", async () => {
     assert.deepEqual(resolveConfig({ generator: "stability" }).seeds, { from: 1, to: 1 });
-    assert.throws(
-      () => checkRunnable(resolveConfig({ generator: "stability", seeds: "0-3", out: "/tmp/x" })),
+    await assert.rejects(
+      checkRunnable(resolveConfig({ generator: "stability", seeds: "0-3", out: "/tmp/x" })),
       (e) => e instanceof ConfigError && e.key === "seeds" && /seed 0 as "pick a random seed"/.test(e.message),
     );
-    assert.doesNotThrow(() => checkRunnable(resolveConfig({ generator: "stability", seeds: "34-46", region: "us-west-2", out: "/tmp/x" })));
+    await assert.doesNotReject(checkRunnable(resolveConfig({ generator: "stability", seeds: "34-46", region: "us-west-2", out: "/tmp/x" })));
   });
 
   test("a filtered prompt is a RejectedError (recorded, never retried); an inference error is transient", async () => {

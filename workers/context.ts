@@ -39,6 +39,8 @@ export interface WorkerContext {
   readonly config: Config;
   readonly redis: Redis;
   readonly queues: Record<Stage, Queue>;
+  /** The BullMQ prefix of `queues`: the shared one, or a `maskfleet run`'s own. */
+  readonly queuePrefix: string;
   readonly flows: FlowProducer;
   readonly runState: RunState;
   /** AWS client settings of this process's config. */
@@ -86,7 +88,7 @@ function memo<T>() {
 }
 
 /** The parts of a context that need no Redis: output stores, image loading and the models. */
-export type LocalContext = Omit<WorkerContext, "redis" | "queues" | "flows" | "runState" | "adaptiveRate">;
+export type LocalContext = Omit<WorkerContext, "redis" | "queues" | "queuePrefix" | "flows" | "runState" | "adaptiveRate">;
 
 export function createLocalContext(config: Config): LocalContext {
   const aws = awsSettingsOf(config);
@@ -162,17 +164,19 @@ export function createLocalContext(config: Config): LocalContext {
   };
 }
 
-export function createContext(config: Config, redis: Redis): WorkerContext {
+/** `queuePrefix`: the BullMQ prefix of the queues this context works on (default: the shared ones). */
+export function createContext(config: Config, redis: Redis, queuePrefix = keyPrefix): WorkerContext {
   const local = createLocalContext(config);
-  const queues = openQueues(redis);
+  const queues = openQueues(redis, queuePrefix);
   const unwatchQueues = watchQueues(Object.values(queues)); // their depths, on every metrics scrape
-  const flows = new FlowProducer({ connection: redis, prefix: keyPrefix });
+  const flows = new FlowProducer({ connection: redis, prefix: queuePrefix });
   let adaptive: AdaptiveRate | undefined;
   let gaugeTimer: NodeJS.Timeout | undefined;
   return {
     ...local,
     redis,
     queues,
+    queuePrefix,
     flows,
     runState: new RunState(redis),
     adaptiveRate: (options) => {

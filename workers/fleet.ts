@@ -13,9 +13,10 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
-export function startFleet(config: Config, stagesToRun: readonly Stage[], concurrency?: number): Fleet {
+/** `queuePrefix`: work on these queues instead of the shared ones (`maskfleet run`: its run's own). */
+export function startFleet(config: Config, stagesToRun: readonly Stage[], concurrency?: number, queuePrefix?: string): Fleet {
   const redis = connect(config.redisUrl);
-  const ctx = createContext(config, redis);
+  const ctx = createContext(config, redis, queuePrefix);
   let reportFatal: (err: FatalServiceError) => void = () => undefined;
   const fatal = new Promise<never>((_, reject) => (reportFatal = reject));
   fatal.catch(() => undefined); // observed by whoever races it; never an unhandled rejection

@@ -14,7 +14,7 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
 import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledError, failureClass } from "../shared/errors.js";
 import * as metrics from "../shared/metrics.js";
-import { keyPrefix, type Stage } from "../shared/queues.js";
+import type { Stage } from "../shared/queues.js";
 import { log } from "../shared/log.js";
 import { perSecondOf, recordFixedRate } from "../shared/rate-in-force.js";
 import type { WorkerContext } from "./context.js";
@@ -156,7 +156,7 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     },
     {
       connection: ctx.redis,
-      prefix: keyPrefix,
+      prefix: ctx.queuePrefix,
       concurrency: opts.concurrency,
       autorun: true,
       // A killed worker's jobs go back to waiting once their lock expires; each stall counts like an attempt.

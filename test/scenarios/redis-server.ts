@@ -10,18 +10,21 @@
  *
  * `stop()` is SIGKILL: a crash, no shutdown hook, no final save; what the AOF holds is what comes
  * back. `restart()` starts it again on the SAME port (clients reconnect to the URL they know).
+ *
+ * Options for the Redis setups maskfleet must refuse or handle (test/redis-safety.test.ts): a
+ * password, a maxmemory-policy, TLS, and any further redis-server arguments.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 import { scratchDir } from "../helpers.js";
 
 export const redisServerBinary = "/usr/bin/redis-server";
 
 export interface RedisServer {
   port: number;
-  /** redis://127.0.0.1:PORT (or the host it is bound to) */
+  /** redis://127.0.0.1:PORT (or the host it is bound to; with a password redis://:PASSWORD@...; with TLS rediss://) */
   url: string;
   dir: string;
   /** Whether the server process is up. */
@@ -47,11 +50,11 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-async function waitForPing(url: string, child: ChildProcess, log: () => string, timeoutMs = 10_000): Promise<void> {
+async function waitForPing(url: string, child: ChildProcess, log: () => string, timeoutMs = 10_000, clientOptions: RedisOptions = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode}): ${log()}`);
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+    const probe = new Redis(url, { ...clientOptions, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
     probe.on("error", () => undefined);
     try {
       await probe.connect();
@@ -76,6 +79,17 @@ export interface RedisServerOptions {
   launcher?: string[];
   /** false: no append-only file (a benchmark's Redis, where fsync would be measured too). Default true. */
   persistence?: boolean;
+  /** requirepass: clients must authenticate; `url` then carries it (redis://:PASSWORD@host:port). */
+  password?: string;
+  /** maxmemory-policy (Redis' own default is noeviction). */
+  maxmemoryPolicy?: string;
+  /**
+   * TLS only (the plain port is off): the server's certificate and key, and the CA that signed
+   * them (clients need it: `ca`); `url` is then rediss://. Client certificates are not asked for.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string };
+  /** More redis-server arguments, e.g. ["--rename-command", "CONFIG", ""]. */
+  extraArgs?: string[];
 }
 
 /** Starts a redis-server under test/.tmp/<name>/ (emptied first) on a free port. */
@@ -83,7 +97,8 @@ export async function startRedisServer(name = "redis-server", o: RedisServerOpti
   const dir = await scratchDir(name);
   const host = o.host ?? "127.0.0.1";
   const port = o.port ?? (await freePort());
-  const url = `redis://${host}:${port}`;
+  const url = `${o.tls ? "rediss" : "redis"}://${o.password ? `:${encodeURIComponent(o.password)}@` : ""}${host}:${port}`;
+  const clientOptions: RedisOptions = o.tls ? { tls: { ca: await readFile(o.tls.caFile) } } : {};
   const [command = redisServerBinary, ...prefix] = [...(o.launcher ?? []), redisServerBinary];
   let child: ChildProcess | undefined;
   let output = "";
@@ -94,7 +109,9 @@ export async function startRedisServer(name = "redis-server", o: RedisServerOpti
       command,
       [
         ...prefix,
-        "--port", String(port),
+        ...(o.tls
+          ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", o.tls.certFile, "--tls-key-file", o.tls.keyFile, "--tls-ca-cert-file", o.tls.caFile, "--tls-auth-clients", "no"]
+          : ["--port", String(port)]),
         "--bind", host,
         "--dir", dir,
         ...(o.persistence === false ? ["--appendonly", "no"] : ["--appendonly", "yes", "--appendfsync", "always"]),
@@ -104,6 +121,9 @@ export async function startRedisServer(name = "redis-server", o: RedisServerOpti
         // another address (a test bridge), the clients come from that network.
         "--protected-mode", host === "127.0.0.1" ? "yes" : "no",
         "--loglevel", "warning",
+        ...(o.password !== undefined ? ["--requirepass", o.password] : []),
+        ...(o.maxmemoryPolicy !== undefined ? ["--maxmemory-policy", o.maxmemoryPolicy] : []),
+        ...(o.extraArgs ?? []),
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
@@ -111,7 +131,7 @@ export async function startRedisServer(name = "redis-server", o: RedisServerOpti
     c.stdout?.on("data", keep);
     c.stderr?.on("data", keep);
     child = c;
-    await waitForPing(url, c, () => output);
+    await waitForPing(url, c, () => output, undefined, clientOptions);
   };
 
   const stop = async () => {

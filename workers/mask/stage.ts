@@ -47,11 +47,17 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
   const cleanMs = performance.now() - cleanStart;
 
   const writeStart = performance.now();
-  await Promise.all([
-    store.write(keys.mask, await encodePng(mask)),
-    store.write(keys.bedrockMask, await encodePng(toBedrockMask(mask))),
-    store.write(keys.cutout, await encodePng(rgbaFrom(image, mask))),
-  ]);
+  // Encode all three first, then write: a write must never be left pending (and its rejection
+  // unobserved, which ends the process) while another await runs. Every write settles before the
+  // job ends, so a retry never races a write of the failed attempt; the first failure is the reason.
+  const pngs: [string, Buffer][] = [
+    [keys.mask, await encodePng(mask)],
+    [keys.bedrockMask, await encodePng(toBedrockMask(mask))],
+    [keys.cutout, await encodePng(rgbaFrom(image, mask))],
+  ];
+  const written = await Promise.allSettled(pngs.map(([key, png]) => store.write(key, png)));
+  const failed = written.find((w): w is PromiseRejectedResult => w.status === "rejected");
+  if (failed) throw failed.reason;
   const promptVars: PromptVars = { label: (detections.boxes[0]?.label ?? opts.target).toLowerCase(), color: dominantColorName(image, mask) };
   const info = {
     model: segmenter.name,
