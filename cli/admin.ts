@@ -4,7 +4,8 @@ import type { Command } from "commander";
 import type { Redis } from "ioredis";
 import { AdminError, cleanRun, formatClean, formatRetry, parseStage, reasonMatcher, retryRun } from "../producer/admin.js";
 import { formatReport, runReport } from "../producer/report.js";
-import { assertRedisReachable, connect, stages, useRedisCa, type Stage } from "../shared/queues.js";
+import { stages, type Stage } from "../shared/queues.js";
+import { assertRedisReachable, connect, useRedisCa } from "../shared/redis.js";
 import { checkRunId } from "../shared/run-id.js";
 
 interface RedisFlags {

@@ -9,7 +9,7 @@ import { copyFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { resolveConfig, type Config } from "../shared/config.js";
-import { connect } from "../shared/queues.js";
+import { connect } from "../shared/redis.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { waitForRun } from "../producer/status.js";
 import { RunState } from "../shared/run-state.js";

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { connect } from "../shared/queues.js";
+import { connect } from "../shared/redis.js";
 import { runStatus } from "../producer/status.js";
 import { photoVariant, photoVariantName } from "./fixtures/photo-variants.js";
 import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";

@@ -13,7 +13,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
-import { redactUrl } from "../shared/queues.js";
+import { redactUrl } from "../shared/redis.js";
 import { repoRoot, runMaskfleet, scratchDir, tinyModels, until, type CliResult } from "./helpers.js";
 import { freePort, startRedisServer, type RedisServer } from "./scenarios/redis-server.js";
 

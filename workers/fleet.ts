@@ -1,7 +1,8 @@
 /** Starts worker pools in this process (one stage for `worker`, all four for `run`) and stops them cleanly. */
 import type { Config } from "../shared/config.js";
 import type { FatalServiceError } from "../shared/errors.js";
-import { connect, type Stage } from "../shared/queues.js";
+import { type Stage } from "../shared/queues.js";
+import { connect } from "../shared/redis.js";
 import { createContext, type WorkerContext } from "./context.js";
 import { startPool, type Pool } from "./pool.js";
 
