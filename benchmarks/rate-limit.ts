@@ -28,6 +28,7 @@ import { startBedrockStandIn, type StandInRequest } from "../test/standins/bedro
 import { startBedrockControlStandIn } from "../test/standins/bedrock-control.js";
 import { startRedisServer } from "../test/scenarios/redis-server.js";
 import { scratchDir } from "../test/helpers.js";
+import { acceptedPerKey } from "../test/scenarios/aws-fleet.js";
 
 const root = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({ options: { limit: { type: "string", default: "5" }, modes: { type: "string", default: "adaptive,fixed,unlimited" } } });
@@ -50,13 +51,6 @@ const inputDir = await scratchDir("bench-rate-photos");
 const sources = (await readdir(join(root, "samples", "photos"))).filter((f) => f.endsWith(".jpg")).sort();
 for (let i = 0; i < photos; i++) {
   await sharp(join(root, "samples", "photos", sources[i % sources.length]!)).resize({ width: 320 + 8 * i }).jpeg().toFile(join(inputDir, `photo-${i}.jpg`));
-}
-
-/** Accepted (200) requests per (image sent, prompt, seed). */
-function acceptedPerKey(requests: StandInRequest[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const r of requests.filter((q) => q.status === 200)) counts.set(`${r.imageHash}|${r.prompt}|${r.seed}`, (counts.get(`${r.imageHash}|${r.prompt}|${r.seed}`) ?? 0) + 1);
-  return counts;
 }
 
 /** Accepted per second between `from` (ms) and the last accepted request. */

@@ -23,20 +23,9 @@ import { createContext, type WorkerContext } from "../workers/context.js";
 import { startFleet, type Fleet } from "../workers/fleet.js";
 import type { Generator } from "../generators/generator.js";
 import { startPool } from "../workers/pool.js";
-import { freshRedis, listFiles, repoRoot, runMaskfleet, scratchDir, tinyModels, until } from "./helpers.js";
+import { freshRedis, listFiles, repoRoot, runMaskfleet, scratchDir, tinyModels, until, scanKeys } from "./helpers.js";
 
 const photo = (name: string) => join(repoRoot, "samples", "photos", name);
-
-async function allKeys(redis: Redis): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = "0";
-  do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", "*", "COUNT", 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== "0");
-  return keys;
-}
 
 describe("run administration: report, retry, clean", () => {
   let config: Config;
@@ -256,7 +245,7 @@ describe("run administration: report, retry, clean", () => {
     const chelsea = idOf.get("chelsea.jpg") as string;
     assert.equal(own.length, 5);
     const ownKeys = (keys: string[]) => keys.filter((k) => own.some((id) => k.includes(id)));
-    const keysBefore = ownKeys(await allKeys(redis));
+    const keysBefore = ownKeys(await scanKeys(redis));
     for (const s of stages) assert.ok(keysBefore.some((k) => k.startsWith(`${keyPrefix}:${s}:`)), `${s} jobs of the run are there before`);
 
     // A detect job of the run held active by a worker that waits for us.
@@ -267,7 +256,7 @@ describe("run administration: report, retry, clean", () => {
       await until("the held job is active", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 1, 20_000, 50);
       await assert.rejects(cleanRun(redis, "adm"), (err: Error) => err instanceof AdminError && /run adm has 1 active jobs \(detect [0-9a-f]+\)/.test(err.message));
       assert.equal(await new RunState(redis).runExists("adm"), true, "nothing removed");
-      assert.equal(ownKeys(await allKeys(redis)).length, keysBefore.length + 1, "only the lock was added");
+      assert.equal(ownKeys(await scanKeys(redis)).length, keysBefore.length + 1, "only the lock was added");
       holder.release();
       await until("the held job ended", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 0, 20_000, 50);
     } finally {
@@ -280,7 +269,7 @@ describe("run administration: report, retry, clean", () => {
     assert.deepEqual(summary.removed, { detect: 5, mask: 3, generate: 6, finalize: 3 });
     assert.deepEqual([summary.forgotten, summary.shared, summary.left], [5, 1, 0]);
 
-    const keys = await allKeys(redis);
+    const keys = await scanKeys(redis);
     assert.deepEqual(ownKeys(keys), [], "no key of the run's own images or jobs is left");
     assert.deepEqual(keys.filter((k) => k.includes(":run:adm")), []);
     for (const s of stages) {

@@ -148,3 +148,15 @@ export async function listFiles(dir: string): Promise<Map<string, number>> {
   }
   return out;
 }
+
+/** Every key matching `pattern`, by SCAN (tests look at what a run left in their own Redis). */
+export async function scanKeys(redis: Redis, pattern = "*"): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, batch] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+    cursor = next;
+    for (const k of batch) keys.push(k);
+  } while (cursor !== "0");
+  return keys;
+}

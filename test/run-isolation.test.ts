@@ -13,18 +13,7 @@ import { enqueueImages } from "../producer/enqueue.js";
 import { discoverInputs } from "../producer/discover.js";
 import { resolveConfig } from "../shared/config.js";
 import { keyPrefix, openQueue, privateQueuePrefix } from "../shared/queues.js";
-import { freshRedis, repoRoot, runMaskfleet, scratchDir, tinyModels } from "./helpers.js";
-
-async function keysLike(redis: Redis, pattern: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = "0";
-  do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
-    cursor = next;
-    for (const k of batch) keys.push(k);
-  } while (cursor !== "0");
-  return keys;
-}
+import { freshRedis, repoRoot, runMaskfleet, scratchDir, tinyModels, scanKeys } from "./helpers.js";
 
 describe("maskfleet run keeps to its own run", () => {
   let redisUrl: string;
@@ -65,7 +54,7 @@ describe("maskfleet run keeps to its own run", () => {
       assert.equal(await shared.getWaitingCount(), 2, "the pools' jobs are still waiting");
       await assert.rejects(readdir(poolsOut), /ENOENT/, "nothing was written for the other run");
 
-      const own = await keysLike(redis, `${privateQueuePrefix("mine")}:*`);
+      const own = await scanKeys(redis, `${privateQueuePrefix("mine")}:*`);
       assert.ok(own.length > 0, "the run's jobs lived on its own queues");
       const status = await runMaskfleet(["status", "mine", "--json", "--redis", redisUrl]);
       assert.equal(status.code, 0, status.stderr);
@@ -78,9 +67,9 @@ describe("maskfleet run keeps to its own run", () => {
 
       const clean = await runMaskfleet(["clean", "mine", "--redis", redisUrl]);
       assert.equal(clean.code, 0, clean.stderr);
-      assert.deepEqual(await keysLike(redis, `${privateQueuePrefix("mine")}:*`), [], "clean removes the run's own queues");
+      assert.deepEqual(await scanKeys(redis, `${privateQueuePrefix("mine")}:*`), [], "clean removes the run's own queues");
       assert.equal(await shared.getWaitingCount(), 2, "and nothing of the other run");
-      assert.ok((await keysLike(redis, `${keyPrefix}:run:for-the-pools*`)).length > 0);
+      assert.ok((await scanKeys(redis, `${keyPrefix}:run:for-the-pools*`)).length > 0);
     } finally {
       await shared.close();
     }

@@ -16,10 +16,10 @@ import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { freshRedis, repoRoot, runMaskfleet, scratchDir, tinyModels, type CliResult } from "./helpers.js";
-import { startBedrockStandIn, type BedrockStandIn, type StandInRequest } from "./standins/bedrock.js";
+import { startBedrockStandIn, type BedrockStandIn } from "./standins/bedrock.js";
 import { startBedrockControlStandIn, type ControlStandIn } from "./standins/bedrock-control.js";
 import { ellipseAlpha } from "./standins/stability.js";
-import { standInCredentials } from "./scenarios/aws-fleet.js";
+import { acceptedPerKey, standInCredentials } from "./scenarios/aws-fleet.js";
 
 /** Two non-square photos of different sizes (a request's size tells which photo it carried), each with the object's box. */
 const BOXES: Record<string, [number, number, number, number]> = { "chelsea.jpg": [100, 50, 350, 260], "coffee.jpg": [150, 60, 480, 380] };
@@ -102,17 +102,6 @@ function compareKept(result: Raster, photo: Raster, keep: (x: number, y: number)
     }
   }
   return { kept, keptDiffer, otherDiffer };
-}
-
-/** Accepted answers (200, not filtered) per (image sent, prompt, seed). */
-function acceptedPerKey(requests: StandInRequest[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const r of requests) {
-    if (r.status !== 200 || r.filtered) continue;
-    const key = `${r.imageHash}|${r.prompt}|${r.seed}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return counts;
 }
 
 describe("Stability AI Image Services end to end (maskfleet run, Redis, stand-ins)", () => {

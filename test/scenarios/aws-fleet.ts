@@ -166,11 +166,11 @@ export async function runAwsFleet(opts: AwsFleetOptions): Promise<AwsFleetResult
   }
 }
 
-/** Accepted (200) requests per (image sent, prompt, seed): each must be 1. */
+/** Accepted (200, not filtered) requests per (image sent, prompt, seed): each must be 1. */
 export function acceptedPerKey(requests: StandInRequest[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const r of requests) {
-    if (r.status !== 200) continue;
+    if (r.status !== 200 || r.filtered) continue;
     const key = `${r.imageHash}|${r.prompt}|${r.seed}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
