@@ -238,7 +238,11 @@ export function readConfigFile(path: string): ConfigInput {
   try {
     raw = parseYaml(text);
   } catch (err) {
-    throw new ConfigError("config", `${path} is not valid YAML: ${(err as Error).message}`);
+    // The parser's message quotes the offending lines: say where, never what (a config may be any file).
+    const e = err as { message?: string; linePos?: { line: number; col: number }[] };
+    const where = e.linePos?.[0] ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "";
+    const why = (e.message ?? "").split(/ at line \d+|\n/)[0];
+    throw new ConfigError("config", `${path} is not valid YAML${where}: ${why}`);
   }
   if (raw === null || raw === undefined) return {};
   if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("config", `${path} must hold a mapping of keys`);

@@ -95,6 +95,20 @@ describe("config", () => {
     assert.throws(() => loadConfig({ file, env: {} }), /mapping/);
   });
 
+  it("a file that is not YAML (or not a config at all) is one line saying where, never quoting its contents", async () => {
+    const dir = await scratchDir("config-not-yaml");
+    const file = join(dir, "shadow");
+    await writeFile(file, "root:$6$secret-hash:19000:0:99999:7:::\nfoo: [bar\n");
+    await assert.rejects(
+      async () => loadConfig({ file, env: {} }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        new RegExp(`^config: ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is not valid YAML at line \\d+, column \\d+: [^\\n]+$`).test(err.message) &&
+        !err.message.includes("secret-hash") &&
+        !err.message.includes("root:"),
+    );
+  });
+
   it("parses seed ranges inclusively", () => {
     assert.deepEqual(parseSeedRange("34,46"), { from: 34, to: 46 });
     assert.deepEqual(parseSeedRange("34-46"), { from: 34, to: 46 });
