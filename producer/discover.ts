@@ -308,7 +308,7 @@ function csvRows(text: string, file: string): unknown[] {
     // csv-parse's errors say where as "on line N" / "at line N" and carry it as `lines`.
     const e = err as Error & { lines?: unknown };
     const line = typeof e.lines === "number" ? e.lines : Number(/ (?:on|at) line (\d+)/.exec(e.message)?.[1] ?? NaN);
-    const message = e.message.replace(/ (?:on|at) line \d+/, "").split("\n")[0];
+    const message = withoutInput(e.message.replace(/ (?:on|at) line \d+/, "").split("\n")[0]!);
     throw new ConfigError("inputs", `${file}${Number.isFinite(line) ? ` line ${line}` : ""}: ${message}`, { cause: err });
   }
   return records.map(({ record: r, info }) => ({
@@ -328,6 +328,11 @@ function parseJsonCell(text: string, file: string, where: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new ConfigError("inputs", `${file} ${where}: not valid JSON: ${(err as Error).message.split("\n")[0]}`);
+    throw new ConfigError("inputs", `${file} ${where}: not valid JSON: ${withoutInput((err as Error).message.split("\n")[0]!)}`);
   }
+}
+
+/** A parser's message without the pieces of input it quotes (a manifest may be any file): "..." and 'x' become "…". */
+function withoutInput(message: string): string {
+  return message.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, "…");
 }

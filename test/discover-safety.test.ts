@@ -139,7 +139,7 @@ describe("discovery: manifests", () => {
     });
     const quote = join(dir, "quote.csv");
     await writeFile(quote, 'path,boxes\na.jpg,x"y\n');
-    assert.throws(() => discoverInputs([quote]), (err: unknown) => err instanceof ConfigError && err.message === `inputs: ${quote} line 2: Invalid Opening Quote: a quote is found on field "boxes", value is "x"`);
+    assert.throws(() => discoverInputs([quote]), (err: unknown) => err instanceof ConfigError && err.message === `inputs: ${quote} line 2: Invalid Opening Quote: a quote is found on field …, value is …`);
 
     // The CLI: that line, no stack trace, exit 2 as for every config error.
     const redis = await freshRedis(11);
@@ -153,6 +153,16 @@ describe("discovery: manifests", () => {
     const file = join(dir, "m.jsonl");
     await writeFile(file, '{"path": "a.jpg"}\n\n{nope\n');
     assert.throws(() => discoverInputs([file]), (err: unknown) => err instanceof ConfigError && /^inputs: .*m\.jsonl line 3: not valid JSON: [^\n]+$/.test(err.message));
+  });
+
+  it("a manifest that is some other file is refused without quoting its contents", async () => {
+    const dir = await scratchDir("discover-not-a-manifest");
+    const file = join(dir, "passwd.jsonl");
+    await writeFile(file, "root:x:0:0:root:/root:/bin/bash\n");
+    assert.throws(
+      () => discoverInputs([file]),
+      (err: unknown) => err instanceof ConfigError && /^inputs: .*passwd\.jsonl line 1: not valid JSON: [^\n]+$/.test(err.message) && !err.message.includes("root:x"),
+    );
   });
 });
 
