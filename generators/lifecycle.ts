@@ -53,7 +53,7 @@ export interface LifecycleOptions {
 const CONTROL_TIMEOUT_MS = 10_000;
 
 /** A control-plane client for `aws`'s region and credentials, HTTP/1.1, ~10 s per call, 2 attempts. */
-export function createControlClient(aws: AwsSettings): BedrockClient {
+function createControlClient(aws: AwsSettings): BedrockClient {
   // No `endpoints`: the runtime's override must not redirect the control plane (see the module comment).
   return new BedrockClient({
     ...awsClientConfig({ ...aws, endpoints: {} }, "bedrock"),

@@ -41,7 +41,7 @@ export const STYLE_PRESETS = [
 export type StylePreset = (typeof STYLE_PRESETS)[number];
 
 /** Why a seed cannot be sent to Stability, or null. */
-export function stabilitySeedProblem(seed: number): string | null {
+function stabilitySeedProblem(seed: number): string | null {
   if (!Number.isInteger(seed) || seed < 1 || seed > STABILITY_MAX_SEED) {
     return `Stability AI Image Services take seeds 1-${STABILITY_MAX_SEED} here (their 0 means "a random seed", so that result could never be made again), got ${seed}`;
   }
@@ -80,8 +80,8 @@ export async function invokeStability(client: BedrockRuntimeClient, modelId: str
   return readStabilityAnswer(await invokeModelJson(client, modelId, body), modelId);
 }
 
-/** Reads `{seeds, finish_reasons, images}` (see the module comment). Exported for tests. */
-export function readStabilityAnswer(response: unknown, modelId: string): StabilityImage {
+/** Reads `{seeds, finish_reasons, images}` (see the module comment). */
+function readStabilityAnswer(response: unknown, modelId: string): StabilityImage {
   if (typeof response !== "object" || response === null) throw new Error(`${modelId}: unexpected response (${typeof response})`);
   const { images, finish_reasons: reasons, seeds } = response as { images?: unknown; finish_reasons?: unknown; seeds?: unknown };
   const reason: unknown = Array.isArray(reasons) ? reasons[0] : undefined;

@@ -44,7 +44,7 @@ export async function assertAwsCredentials(settings: AwsSettings): Promise<void>
   }
 }
 
-export const DEFAULT_REGION = "us-east-1";
+const DEFAULT_REGION = "us-east-1";
 
 /**
  * The region, first found: `region` (maskfleet's flag, config file or MASKFLEET_REGION), AWS_REGION,
