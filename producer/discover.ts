@@ -3,13 +3,22 @@
  * manifests (.csv / .jsonl) whose rows give a path and, optionally, boxes and prompts.
  *
  * Folders and globs list only the extensions this sharp build decodes; every other file found is
- * reported with its reason (`skipped`), never silently dropped. Symlinked folders are followed
- * once each (`followed`): a link back into a folder being walked (a cycle) or to a folder already
- * listed is skipped and reported, as are broken links and folders that cannot be read.
+ * reported with its reason (`onSkipped`), never silently dropped. Symlinked folders are followed
+ * once each (`onFollowed`): a link back into a folder being walked (a cycle) or to a folder already
+ * listed is skipped and reported, as are broken links and folders that cannot be read. Hidden
+ * files and folders (a name starting with ".") are left out quietly.
+ *
+ * One walker serves every caller: `walkLocal` yields one image at a time in a fixed order, with one
+ * folder listing per level in memory; `discover` collects it into arrays, and input-stream.ts
+ * streams it (and a manifest one row at a time, `streamManifest`) into a resumable producer.
  */
-import { lstatSync, readdirSync, readFileSync, realpathSync, statSync, type Dirent, type Stats } from "node:fs";
-import { basename, dirname, extname, relative, resolve, sep } from "node:path";
+import { createReadStream, readdirSync, readFileSync, realpathSync, statSync, type Dirent, type Stats } from "node:fs";
+import { createRequire } from "node:module";
+import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
+import { createInterface } from "node:readline";
+import { pipeline } from "node:stream";
 import fg from "fast-glob";
+import { CsvError, parse as parseCsvStream, type Info as CsvInfo } from "csv-parse";
 import { parse as parseCsv } from "csv-parse/sync";
 import sharp from "sharp";
 import { z } from "zod";
@@ -57,6 +66,12 @@ export interface FollowedLink {
   target: string;
 }
 
+/** What discovery tells as it goes: the files found and not used, and the symlinked folders walked. */
+export interface DiscoveryEvents {
+  onSkipped?: (s: SkippedInput) => void;
+  onFollowed?: (f: FollowedLink) => void;
+}
+
 export interface Discovery {
   items: InputItem[];
   skipped: SkippedInput[];
@@ -95,142 +110,331 @@ export function discoverInputs(specs: readonly string[]): InputItem[] {
   return discover(specs).items;
 }
 
-/** The images of these specs (without duplicates), the files found and not used with reasons, and the symlinked folders followed. */
+/**
+ * The images of these specs (without duplicates), the files found and not used with reasons, and
+ * the symlinked folders followed (both sorted by name within each spec).
+ */
 export function discover(specs: readonly string[]): Discovery {
   const out: Discovery = { items: [], skipped: [], followed: [] };
-  for (const spec of specs) {
-    const one = discoverOne(spec);
-    appendAll(out.items, one.items);
-    appendAll(out.skipped, one.skipped);
-    appendAll(out.followed, one.followed);
-  }
   const seen = new Set<string>();
-  out.items = out.items.filter((i) => (seen.has(i.path) ? false : (seen.add(i.path), true)));
+  for (const spec of specs) {
+    const skipped: SkippedInput[] = [];
+    const followed: FollowedLink[] = [];
+    for (const item of walkLocal(spec, { onSkipped: (s) => skipped.push(s), onFollowed: (f) => followed.push(f) })) {
+      if (seen.has(item.path)) continue;
+      seen.add(item.path);
+      out.items.push(item);
+    }
+    for (const s of skipped.sort(byName)) out.skipped.push(s);
+    for (const f of followed.sort(byName)) out.followed.push(f);
+  }
   return out;
 }
 
-/** `into.push(...more)` without spreading: a spread of more than ~120k elements overflows the stack. */
-export function appendAll<T>(into: T[], more: readonly T[]): T[] {
-  for (const x of more) into.push(x);
-  return into;
-}
+const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
-function discoverOne(spec: string): Discovery {
-  if (fg.isDynamicPattern(spec)) {
-    const base = resolve(fg.generateTasks([spec])[0]?.base ?? ".");
-    const walk = new SafeWalk(base);
-    const files = fg.sync(spec, { absolute: true, onlyFiles: true, caseSensitiveMatch: false, fs: walk.fs });
-    return walk.classify(files);
-  }
-  let st;
+export type LocalSpecKind = "glob" | "folder" | "manifest" | "file";
+
+/** What a local spec names; one that names nothing is a ConfigError. */
+export function localSpecKind(spec: string): LocalSpecKind {
+  if (fg.isDynamicPattern(spec)) return "glob";
+  let st: Stats;
   try {
     st = statSync(spec);
   } catch {
     throw new ConfigError("inputs", `${spec}: no such file or folder`);
   }
-  if (st.isDirectory()) {
-    const root = resolve(spec);
-    const walk = new SafeWalk(root);
-    const files = fg.sync("**/*", { cwd: root, absolute: true, onlyFiles: true, dot: false, fs: walk.fs });
-    return walk.classify(files);
+  if (st.isDirectory()) return "folder";
+  return /\.(csv|jsonl)$/i.test(spec) ? "manifest" : "file";
+}
+
+/**
+ * The images one local spec names, one at a time: a folder's or a glob's in walk order (the order
+ * of their paths sorted as strings; names relative to the folder or the glob's static base), a
+ * manifest's rows in file order (read whole; streamManifest reads one row at a time), a file as
+ * itself. A spec that names nothing is a ConfigError.
+ */
+export function* walkLocal(spec: string, events: DiscoveryEvents = {}): Generator<InputItem> {
+  switch (localSpecKind(spec)) {
+    case "glob": {
+      const glob = GlobMatcher.of(spec);
+      if (glob) yield* new TreeWalk(glob.root, events, glob).walk();
+      return;
+    }
+    case "folder":
+      yield* new TreeWalk(resolve(spec), events).walk();
+      return;
+    case "manifest":
+      yield* readManifest(spec);
+      return;
+    case "file":
+      yield { path: resolve(spec), name: spec.replace(/^.*[\\/]/, "") };
   }
-  if (/\.(csv|jsonl)$/i.test(spec)) return { items: readManifest(spec), skipped: [], followed: [] };
-  return { items: [{ path: resolve(spec), name: spec.replace(/^.*[\\/]/, "") }], skipped: [], followed: [] };
 }
 
 /** A folder's identity: device and inode (the same folder under two names, bind mounts included). */
 const idOf = (st: Stats) => `${st.dev}:${st.ino}`;
 
 /**
- * The file-system calls fast-glob walks with, guarded: each real folder is read once (the first
- * route to it wins; real subfolders claim theirs before links are resolved, so a link to a
- * sibling loses), a link to a folder that contains it is a loop and is not followed, and what is
- * not followed is returned as the link itself (neither file nor folder: fast-glob leaves it).
- * fast-glob's sync walk is breadth-first, so a folder's parents are always read before it.
+ * A folder entry the walk keeps: a file (or a link to one), a real folder, a link to a folder (with
+ * the folder's id), or a link that leads nowhere. `key` orders the entries: the name, and for a
+ * folder `name/`, so that a depth-first walk meets paths in the order of their sorted strings.
  */
-class SafeWalk {
-  readonly skipped: SkippedInput[] = [];
-  readonly followed: FollowedLink[] = [];
+type Entry =
+  | { kind: "file" | "folder"; name: string; key: string }
+  | { kind: "link"; name: string; key: string; id: string }
+  | { kind: "broken"; name: string; key: string; reason: SkipReason };
+
+/** A folder being walked: its path, its path below the root ("a/b", "" for the root), its entries and the next one. */
+interface Frame {
+  path: string;
+  rel: string;
+  entries: Entry[];
+  next: number;
+}
+
+/**
+ * A depth-first walk of a folder, each folder's entries sorted by `Entry.key`, yielding its images
+ * one at a time. Guarded: each real folder is listed once (a folder claims its real subfolders when
+ * it is listed, a symlink claims its target when the walk reaches it; any later route to a claimed
+ * folder is not listed), a link to a folder that contains it is a loop and is not followed, and
+ * what is left out is reported. Memory: the listings of the folders on the current path, and one id
+ * per folder listed.
+ */
+class TreeWalk {
   /** Folder id -> the path it is listed under. */
   private readonly claimed = new Map<string, string>();
 
-  constructor(private readonly base: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly events: DiscoveryEvents,
+    private readonly glob?: GlobMatcher,
+  ) {}
 
-  private skip(path: string, reason: SkipReason): void {
-    this.skipped.push({ name: relative(this.base, path), path, reason });
+  *walk(): Generator<InputItem> {
+    const stack: Frame[] = [];
+    const rootEntries = this.list(this.root, "");
+    if (rootEntries) stack.push({ path: this.root, rel: "", entries: rootEntries, next: 0 });
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1] as Frame;
+      const entry = frame.entries[frame.next++];
+      if (entry === undefined) {
+        stack.pop();
+        continue;
+      }
+      const path = join(frame.path, entry.name);
+      const rel = frame.rel ? `${frame.rel}/${entry.name}` : entry.name;
+      if (entry.kind === "file") {
+        const ext = extname(entry.name).slice(1).toLowerCase();
+        if (readable.has(ext)) yield { path, name: nameOf(rel) };
+        else this.skip(path, rel, imageLikeExtensions.has(ext) ? "format not readable here" : "not an image");
+        continue;
+      }
+      if (entry.kind === "broken") {
+        this.skip(path, rel, entry.reason);
+        continue;
+      }
+      if (entry.kind === "link" && !this.follow(path, frame.path, rel, entry.id)) continue;
+      const entries = this.list(path, rel);
+      if (entries) stack.push({ path, rel, entries, next: 0 });
+    }
   }
 
-  readonly fs = {
-    readdirSync: ((dir: string, options: { withFileTypes: true }): Dirent[] => {
-      const path = resolve(dir);
-      let entries: Dirent[];
-      try {
-        const id = idOf(statSync(path));
-        const owner = this.claimed.get(id);
-        if (owner !== undefined && owner !== path) return []; // listed under another name already
-        this.claimed.set(id, path);
-        entries = readdirSync(path, options);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== "EACCES" && code !== "EPERM") throw err;
-        this.skip(path, "unreadable folder");
-        return [];
-      }
-      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      for (const e of entries) {
-        if (!e.isDirectory() || e.name.startsWith(".")) continue; // hidden folders are not walked
-        try {
-          const sub = resolve(path, e.name);
-          const id = idOf(statSync(sub));
-          if (!this.claimed.has(id)) this.claimed.set(id, sub);
-        } catch {
-          // gone or unreadable: its own read says so
-        }
-      }
-      return entries;
-    }) as unknown as typeof readdirSync,
-    /** Called for symbolic links only (fast-glob lstat's everything else). */
-    statSync: ((p: string): Stats => {
-      const path = resolve(p);
-      // Hidden entries are left out quietly, links among them too: never followed, never reported.
-      if (basename(path).startsWith(".")) return lstatSync(path);
-      let st: Stats;
-      try {
-        st = statSync(path);
-      } catch (err) {
-        this.skip(path, (err as NodeJS.ErrnoException).code === "ELOOP" ? "symlink loop" : "broken symlink");
-        throw err;
-      }
-      if (!st.isDirectory() || !lstatSync(path).isSymbolicLink()) return st;
-      const target = realpathSync(path);
-      const here = realpathSync(dirname(path));
-      if (here === target || here.startsWith(target.endsWith(sep) ? target : target + sep)) {
-        this.skip(path, "symlink loop");
-        return lstatSync(path);
-      }
-      const id = idOf(st);
-      if (this.claimed.has(id)) {
-        this.skip(path, "symlinked folder already listed");
-        return lstatSync(path);
-      }
-      this.claimed.set(id, path);
-      this.followed.push({ name: relative(this.base, path), target });
-      return st;
-    }) as unknown as typeof statSync,
-  };
+  private skip(path: string, rel: string, reason: SkipReason): void {
+    this.events.onSkipped?.({ name: nameOf(rel), path, reason });
+  }
 
-  /** The files found, split into the images to use and the rest with reasons; both sorted by name. */
-  classify(files: readonly string[]): Discovery {
-    const items: InputItem[] = [];
-    for (const path of [...files].sort()) {
-      const ext = extname(path).slice(1).toLowerCase();
-      if (readable.has(ext)) items.push({ path, name: relative(this.base, path) });
-      else this.skip(path, imageLikeExtensions.has(ext) ? "format not readable here" : "not an image");
+  /**
+   * A folder's entries in walk order, without hidden ones nor what the glob cannot reach; undefined
+   * when the folder is not listed here: listed under another name, gone, or unreadable (reported).
+   */
+  private list(path: string, rel: string): Entry[] | undefined {
+    let dirents: Dirent[];
+    try {
+      const id = idOf(statSync(path));
+      const owner = this.claimed.get(id);
+      if (owner !== undefined && owner !== path) return undefined; // listed under another name
+      this.claimed.set(id, path);
+      dirents = readdirSync(path, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return undefined; // gone (or a glob's base that is not a folder)
+      if (code !== "EACCES" && code !== "EPERM") throw err;
+      this.skip(path, rel, "unreadable folder");
+      return undefined;
     }
-    const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-    return { items, skipped: this.skipped.sort(byName), followed: this.followed.sort(byName) };
+    const entries: Entry[] = [];
+    for (const d of dirents) {
+      const name = d.name;
+      const sub = rel ? `${rel}/${name}` : name;
+      // Hidden entries are left out quietly, links among them: never followed, never reported. A
+      // glob keeps those it names (".cache/*.jpg"): its wildcards never match a leading dot.
+      const hidden = name.startsWith(".");
+      if (hidden && (!this.glob || d.isSymbolicLink())) continue;
+      if (d.isFile()) {
+        if (!this.glob || this.glob.matchesFile(sub)) entries.push({ kind: "file", name, key: name });
+      } else if (d.isDirectory()) {
+        if (this.glob && !this.glob.mayContain(sub)) continue;
+        entries.push({ kind: "folder", name, key: `${name}/` });
+        this.claimFirst(join(path, name));
+      } else if (d.isSymbolicLink()) {
+        const link = linkEntry(join(path, name), name);
+        if (!link) continue;
+        // A glob reports a broken link where it would match it as a file or walk it as a folder.
+        const reached = !this.glob || (link.kind !== "link" && this.glob.matchesFile(sub)) || (link.kind !== "file" && this.glob.mayContain(sub));
+        if (reached) entries.push(link);
+      }
+    }
+    return entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** Claims a real subfolder for its path, unless a route to it was claimed before. */
+  private claimFirst(path: string): void {
+    try {
+      const id = idOf(statSync(path));
+      if (!this.claimed.has(id)) this.claimed.set(id, path);
+    } catch {
+      // gone or unreadable: its own listing says so
+    }
+  }
+
+  /** Whether to walk the symlinked folder at `path` (in folder `dir`); says why not, or that it is followed. */
+  private follow(path: string, dir: string, rel: string, id: string): boolean {
+    let target: string;
+    let here: string;
+    try {
+      target = realpathSync(path);
+      here = realpathSync(dir);
+    } catch {
+      this.skip(path, rel, "broken symlink"); // gone since its folder was listed
+      return false;
+    }
+    if (isWithin(here, target)) {
+      this.skip(path, rel, "symlink loop");
+      return false;
+    }
+    if (this.claimed.has(id)) {
+      this.skip(path, rel, "symlinked folder already listed");
+      return false;
+    }
+    this.claimed.set(id, path);
+    this.events.onFollowed?.({ name: nameOf(rel), target });
+    return true;
   }
 }
+
+/** A symlink as an entry: what it leads to (a file, a folder, nowhere), or undefined for anything else (a socket, a device). */
+function linkEntry(path: string, name: string): Entry | undefined {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    return { kind: "broken", name, key: name, reason: (err as NodeJS.ErrnoException).code === "ELOOP" ? "symlink loop" : "broken symlink" };
+  }
+  if (st.isDirectory()) return { kind: "link", name, key: `${name}/`, id: idOf(st) };
+  return st.isFile() ? { kind: "file", name, key: name } : undefined;
+}
+
+/** A path below the walk's root ("a/b.jpg") as a name for people, with this system's separator. */
+const nameOf = (rel: string) => (sep === "/" ? rel : rel.replaceAll("/", sep));
+
+interface PicomatchOptions {
+  dot: boolean;
+  nocase: boolean;
+  posix: boolean;
+}
+
+/** picomatch (fast-glob's matcher, a CommonJS package without types of its own): only what is used here. */
+const picomatch = createRequire(import.meta.url)("picomatch") as {
+  (glob: string, options: PicomatchOptions): (path: string) => boolean;
+  makeRe(glob: string, options: PicomatchOptions): RegExp;
+};
+
+/** As fast-glob matched before: case-insensitive, wildcards never match a leading dot, POSIX classes. */
+const globOptions: PicomatchOptions = { dot: false, nocase: true, posix: true };
+
+/** One pattern of a glob, split at its static base. */
+interface GlobPattern {
+  /** The static path from the walk's root to the pattern's base, as "a/b/" ("" when the base is the root). */
+  prefix: string;
+  prefixParts: string[];
+  /** The segments below the base: a regular expression each, null for a globstar ("**"). */
+  segments: (RegExp | null)[];
+  /** Whether a path below the base matches the pattern. */
+  matches: (path: string) => boolean;
+  /** Whether a segment below the base starts with a dot (the pattern may match in hidden folders). */
+  namesHidden: boolean;
+}
+
+/**
+ * Which paths a glob matches, as fast-glob matched them: braces expanded and patterns grouped by
+ * static base (fast-glob's tasks), each matched with picomatch. `root` is the deepest folder holding
+ * every base: the walk starts there and names are relative to it (the base itself for one base).
+ */
+class GlobMatcher {
+  private constructor(
+    readonly root: string,
+    private readonly patterns: GlobPattern[],
+  ) {}
+
+  /** The matcher of a glob spec; undefined when it has no positive pattern (matches nothing). */
+  static of(spec: string): GlobMatcher | undefined {
+    const tasks = fg.generateTasks([spec]);
+    if (tasks.length === 0) return undefined;
+    let root = resolve(tasks[0]?.base ?? ".");
+    for (const task of tasks) while (!isWithin(resolve(task.base), root)) root = dirname(root);
+    const patterns: GlobPattern[] = [];
+    for (const task of tasks) {
+      const prefix = relative(root, resolve(task.base)).split(sep).filter(Boolean);
+      // The pattern's segments below its base: fast-glob's base is the pattern's static leading segments.
+      const baseDepth = task.base === "/" ? 1 : withoutLeadingDots(task.base.split("/")).length;
+      for (const pattern of task.patterns) {
+        const below = withoutLeadingDots(pattern.split("/")).slice(baseDepth);
+        if (below.length === 0) continue;
+        patterns.push({
+          prefix: prefix.length ? `${prefix.join("/")}/` : "",
+          prefixParts: prefix,
+          segments: below.map((s) => (s === "**" ? null : s === "" ? /^$/ : picomatch.makeRe(s, globOptions))),
+          matches: picomatch(below.join("/"), globOptions),
+          namesHidden: below.some((s) => s.startsWith(".")),
+        });
+      }
+    }
+    return new GlobMatcher(root, patterns);
+  }
+
+  /** Whether the file at `rel` (below the root, "/"-separated) matches. */
+  matchesFile(rel: string): boolean {
+    return this.patterns.some((p) => rel.startsWith(p.prefix) && p.matches(rel.slice(p.prefix.length)));
+  }
+
+  /** Whether the folder at `rel` may hold a match: on the way to a base, or matching a pattern's leading segments. */
+  mayContain(rel: string): boolean {
+    const parts = rel.split("/");
+    return this.patterns.some((p) => {
+      const depth = p.prefixParts.length;
+      for (let i = 0; i < Math.min(parts.length, depth); i++) if (parts[i] !== p.prefixParts[i]) return false;
+      for (let i = depth; i < parts.length; i++) {
+        const segment = p.segments[i - depth];
+        if (segment === undefined) return false; // the pattern ends above this folder
+        // A globstar: anything below, but hidden folders only for a pattern that names one.
+        if (segment === null) return p.namesHidden || parts.slice(i).every((part) => !part.startsWith("."));
+        if (!segment.test(parts[i] as string)) return false;
+      }
+      return parts.length <= depth || p.segments.length > parts.length - depth;
+    });
+  }
+}
+
+/** Path segments without leading "." ones ("./in/*.jpg" and "in/*.jpg" alike; "." is none). */
+function withoutLeadingDots(segments: string[]): string[] {
+  let i = 0;
+  while (i < segments.length && segments[i] === ".") i++;
+  return segments.slice(i);
+}
+
+/** Whether `path` is `folder` or below it. */
+const isWithin = (path: string, folder: string) => path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
 
 const reasonLabels: Record<SkipReason, [one: string, many: string]> = {
   "not an image": ["not an image", "not images"],
@@ -256,7 +460,11 @@ function examples(values: readonly string[], max = 3): string {
 export function formatSkipped(skipped: readonly SkippedInput[]): string | undefined {
   if (skipped.length === 0) return undefined;
   const groups = new Map<SkipReason, SkippedInput[]>();
-  for (const s of skipped) groups.set(s.reason, [...(groups.get(s.reason) ?? []), s]);
+  for (const s of skipped) {
+    const group = groups.get(s.reason);
+    if (group) group.push(s);
+    else groups.set(s.reason, [s]);
+  }
   const parts = [...groups]
     .sort(([a, x], [b, y]) => y.length - x.length || reasonOrder.indexOf(a) - reasonOrder.indexOf(b))
     .map(([reason, list]) => {
@@ -276,46 +484,102 @@ export function formatFollowed(followed: readonly FollowedLink[]): string | unde
 
 /**
  * CSV columns: path, boxes (JSON), prompts ("a|b"); JSONL: {path, boxes?, prompts?}. Paths relative to the manifest.
- * A row that cannot be parsed is a ConfigError of one line naming the file and its line.
+ * A row that cannot be parsed is a ConfigError of one line naming the file and its line. Reads the
+ * file whole; streamManifest reads it one row at a time.
  */
 export function readManifest(file: string): InputItem[] {
   const base = dirname(resolve(file));
   const text = readFileSync(file, "utf8");
-  const rows = /\.csv$/i.test(file) ? csvRows(text, file) : jsonlRows(text, file);
-  const items: InputItem[] = [];
-  for (const [i, row] of rows.entries()) {
-    const parsed = manifestRow.safeParse(row);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new ConfigError(`${file} row ${i + 1}${issue?.path.length ? ` ${issue.path.join(".")}` : ""}`, issue?.message ?? "invalid row");
-    }
-    const r = parsed.data;
-    items.push({
-      path: resolve(base, r.path),
-      name: r.path,
-      boxes: r.boxes?.map((b) => (Array.isArray(b) ? { x0: b[0], y0: b[1], x1: b[2], y1: b[3] } : b)),
-      prompts: r.prompts,
-    });
-  }
-  return items;
+  const rows = isCsv(file) ? csvRows(text, file) : jsonlRows(text, file);
+  return rows.map((row, i) => manifestItem(row, file, i + 1, base));
 }
 
-function csvRows(text: string, file: string): unknown[] {
-  let records: { record: Record<string, string>; info: { lines: number } }[];
-  try {
-    records = parseCsv(text, { columns: true, skip_empty_lines: true, trim: true, info: true }) as typeof records;
-  } catch (err) {
-    // csv-parse's errors say where as "on line N" / "at line N" and carry it as `lines`.
-    const e = err as Error & { lines?: unknown };
-    const line = typeof e.lines === "number" ? e.lines : Number(/ (?:on|at) line (\d+)/.exec(e.message)?.[1] ?? NaN);
-    const message = withoutInput(e.message.replace(/ (?:on|at) line \d+/, "").split("\n")[0]!);
-    throw new ConfigError("inputs", `${file}${Number.isFinite(line) ? ` line ${line}` : ""}: ${message}`, { cause: err });
+/**
+ * A manifest's inputs one row at a time (readline for JSONL, csv-parse's stream for CSV), as
+ * readManifest reads them, after its first `afterRow` rows (skipped unchecked). Rows are numbered
+ * from 1; blank lines are not rows.
+ */
+export async function* streamManifest(file: string, afterRow = 0): AsyncGenerator<InputItem> {
+  const base = dirname(resolve(file));
+  let row = 0;
+  if (isCsv(file)) {
+    const records: AsyncIterable<CsvRecord> = pipeline(createReadStream(file), parseCsvStream(csvOptions), () => undefined);
+    try {
+      for await (const { record, info } of records) {
+        if (++row > afterRow) yield manifestItem(csvRow(record, info.lines, file), file, row, base);
+      }
+    } catch (err) {
+      throw err instanceof CsvError ? csvErrorOf(err, file) : err;
+    }
+    return;
   }
-  return records.map(({ record: r, info }) => ({
+  const input = createReadStream(file);
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let lineNumber = 0;
+  try {
+    for await (const line of lines) {
+      lineNumber++;
+      if (!line.trim() || ++row <= afterRow) continue;
+      yield manifestItem(parseJsonCell(line, file, `line ${lineNumber}`), file, row, base);
+    }
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+}
+
+const isCsv = (file: string) => /\.csv$/i.test(file);
+
+/** A manifest row as an input; one that does not fit is a ConfigError naming the file and the row. */
+function manifestItem(row: unknown, file: string, rowNumber: number, base: string): InputItem {
+  const parsed = manifestRow.safeParse(row);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`${file} row ${rowNumber}${issue?.path.length ? ` ${issue.path.join(".")}` : ""}`, issue?.message ?? "invalid row");
+  }
+  const r = parsed.data;
+  return {
+    path: resolve(base, r.path),
+    name: r.path,
+    boxes: r.boxes?.map((b) => (Array.isArray(b) ? { x0: b[0], y0: b[1], x1: b[2], y1: b[3] } : b)),
+    prompts: r.prompts,
+  };
+}
+
+/** A CSV record with the line it ends on (csv-parse's `info`). */
+interface CsvRecord {
+  record: Record<string, string>;
+  info: CsvInfo;
+}
+
+const csvOptions = { columns: true, skip_empty_lines: true, trim: true, info: true } as const;
+
+function csvRows(text: string, file: string): unknown[] {
+  let records: CsvRecord[];
+  try {
+    records = parseCsv(text, csvOptions) as CsvRecord[];
+  } catch (err) {
+    throw csvErrorOf(err, file);
+  }
+  return records.map(({ record, info }) => csvRow(record, info.lines, file));
+}
+
+/** A CSV record as a manifest row: boxes parsed from their JSON, prompts split at "|". */
+function csvRow(r: Record<string, string>, line: number, file: string): unknown {
+  return {
     path: r.path,
-    boxes: r.boxes ? parseJsonCell(r.boxes, file, `line ${info.lines} boxes`) : undefined,
+    boxes: r.boxes ? parseJsonCell(r.boxes, file, `line ${line} boxes`) : undefined,
     prompts: r.prompts ? r.prompts.split("|").map((s) => s.trim()).filter(Boolean) : undefined,
-  }));
+  };
+}
+
+/** A csv-parse error as one line naming the file and the line, quoting nothing of the file. */
+function csvErrorOf(err: unknown, file: string): ConfigError {
+  // csv-parse's errors say where as "on line N" / "at line N" and carry it as `lines`.
+  const e = err as Error & { lines?: unknown };
+  const line = typeof e.lines === "number" ? e.lines : Number(/ (?:on|at) line (\d+)/.exec(e.message)?.[1] ?? NaN);
+  const message = withoutInput(e.message.replace(/ (?:on|at) line \d+/, "").split("\n")[0]!);
+  return new ConfigError("inputs", `${file}${Number.isFinite(line) ? ` line ${line}` : ""}: ${message}`, { cause: err });
 }
 
 function jsonlRows(text: string, file: string): unknown[] {
