@@ -11,6 +11,10 @@
  * Every request is counted by operation and key (`count`), and `failNext` makes chosen requests fail
  * (e.g. an UploadPart with a 500, a GetObject with AccessDenied).
  *
+ * Each bucket keeps its keys in a sorted index (sorted chunks, S3's UTF-8 byte order) beside the
+ * key -> object map, so a ListObjectsV2 page costs O(log N + page) however big the bucket, and
+ * `seedObjects` puts a million objects in without HTTP in a second or two (benchmarks/scale-*.ts).
+ *
  * (s3rver 3.7.1 was tried first: its ListObjectsV2 continuation tokens use a cipher that Node 17+
  * (OpenSSL 3) refuses, so any paginated listing is a 500 on Node 20.)
  */
@@ -68,6 +72,18 @@ export interface S3Server {
   createBucket(name: string): void;
   /** Puts an object directly (not counted). */
   putObject(bucket: string, key: string, body: Buffer, contentType?: string): void;
+  /**
+   * Puts `count` objects directly (not counted, no HTTP): keys `keyOf(0)` .. `keyOf(count - 1)`,
+   * Content-Type `contentType` (default image/jpeg), ETag the body's MD5 as S3 gives a single-part
+   * upload. `body`: one Buffer for all (default: 64 bytes; the objects then share one record, so a
+   * million cost about their keys' memory), or `(i) => Buffer` for contents that differ (a
+   * producer that tells images apart by ETag needs that): called, and the MD5 taken, whenever the
+   * object is read or listed, so it must give the same bytes for the same `i`; an object holds
+   * only `i`. The bucket is created when missing. Returns how many keys were new.
+   */
+  seedObjects(bucket: string, count: number, keyOf: (i: number) => string, options?: SeedOptions): number;
+  /** How many objects `bucket` holds (0 when there is no such bucket). */
+  objectCount(bucket: string): number;
   getObject(bucket: string, key: string): StoredObject | undefined;
   /** Multipart uploads started and neither completed nor aborted. */
   pendingUploads(): { bucket: string; key: string; uploadId: string }[];
@@ -75,6 +91,11 @@ export interface S3Server {
   /** Drops the faults not used up. */
   clearFaults(): void;
   close(): Promise<void>;
+}
+
+export interface SeedOptions {
+  body?: Buffer | ((i: number) => Buffer);
+  contentType?: string;
 }
 
 interface Upload {
@@ -101,12 +122,12 @@ const MAX_KEYS = 1000;
 
 /** `host`: the address to listen on (default 127.0.0.1). */
 export async function startS3Server(host?: string): Promise<S3Server> {
-  const buckets = new Map<string, Map<string, StoredObject>>();
+  const buckets = new Map<string, Bucket>();
   const uploads = new Map<string, Upload>();
   const requests: S3Request[] = [];
   const faults: (Fault & { left: number })[] = [];
 
-  const bucketOf = (name: string): Map<string, StoredObject> => {
+  const bucketOf = (name: string): Bucket => {
     const b = buckets.get(name);
     if (!b) throw new S3Failure(404, "NoSuchBucket", "The specified bucket does not exist", { BucketName: name });
     return b;
@@ -135,7 +156,7 @@ export async function startS3Server(host?: string): Promise<S3Server> {
       case "CreateBucket":
         if (buckets.has(bucket)) throw new S3Failure(409, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.");
         await readBody(req);
-        buckets.set(bucket, new Map());
+        buckets.set(bucket, new Bucket());
         return send(res, 200, "", { Location: `/${bucket}` });
       case "HeadBucket":
         bucketOf(bucket);
@@ -247,10 +268,22 @@ export async function startS3Server(host?: string): Promise<S3Server> {
     requests,
     count: (op, key) => requests.filter((r) => r.op === op && (key === undefined || r.key === key)).length,
     resetCounts: () => void requests.splice(0),
-    createBucket: (name) => void (buckets.has(name) || buckets.set(name, new Map())),
+    createBucket: (name) => void (buckets.has(name) || buckets.set(name, new Bucket())),
     putObject: (bucket, key, body, contentType = "application/octet-stream") => {
       bucketOf(bucket).set(key, { body, contentType, metadata: {}, etag: `"${md5(body).toString("hex")}"`, lastModified: new Date() });
     },
+    seedObjects: (bucket, count, keyOf, options = {}) => {
+      if (!buckets.has(bucket)) buckets.set(bucket, new Bucket());
+      const body = options.body ?? Buffer.alloc(64, 0x2a);
+      const shared = { contentType: options.contentType ?? "image/jpeg", metadata: Object.freeze({}) as Record<string, string>, lastModified: new Date() };
+      if (typeof body === "function") {
+        const source = { ...shared, bodyOf: body };
+        return bucketOf(bucket).seed(count, keyOf, (i) => new SeededObject(i, source));
+      }
+      const record: StoredObject = Object.freeze({ ...shared, body, etag: `"${md5(body).toString("hex")}"` });
+      return bucketOf(bucket).seed(count, keyOf, () => record);
+    },
+    objectCount: (bucket) => buckets.get(bucket)?.size ?? 0,
     getObject: (bucket, key) => buckets.get(bucket)?.get(key),
     pendingUploads: () => [...uploads].map(([uploadId, u]) => ({ bucket: u.bucket, key: u.key, uploadId })),
     failNext: (fault) => void faults.push({ ...fault, left: fault.times ?? 1 }),
@@ -280,7 +313,7 @@ function operationOf(method: string, bucket: string, key: string, q: URLSearchPa
   throw new S3Failure(405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
 }
 
-function listObjects(bucket: string, objects: Map<string, StoredObject>, q: URLSearchParams): string {
+function listObjects(bucket: string, objects: Bucket, q: URLSearchParams): string {
   const prefix = q.get("prefix") ?? "";
   const delimiter = q.get("delimiter") ?? "";
   const urlEncode = q.get("encoding-type") === "url";
@@ -296,29 +329,33 @@ function listObjects(bucket: string, objects: Map<string, StoredObject>, q: URLS
   const enc = (s: string) => esc(urlEncode ? encodeURIComponent(s).replaceAll("%2F", "/") : s);
 
   // S3 orders keys by their UTF-8 bytes; a run of keys sharing a common prefix counts as one entry.
-  const keys = [...objects.keys()].filter((k) => k.startsWith(prefix)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  // The walk starts at the first key past both `after` and `prefix` and stops at the first key
+  // outside the prefix; a common prefix is one step (a seek past all its keys), not one per key.
+  const index = objects.keys;
+  let at = index.seek((k) => compareKeys(k, prefix) < 0 || (after !== "" && compareKeys(k, after) <= 0));
   const contents: string[] = [];
   const commonPrefixes: string[] = [];
   let last = "";
   let truncated = false;
-  for (const k of keys) {
-    if (after && Buffer.compare(Buffer.from(k), Buffer.from(after)) <= 0) continue;
+  for (let k = index.at(at); k !== undefined && k.startsWith(prefix); k = index.at(at)) {
     const cut = delimiter ? k.indexOf(delimiter, prefix.length) : -1;
     const common = cut >= 0 ? k.slice(0, cut + delimiter.length) : undefined;
-    if (common !== undefined && commonPrefixes.at(-1) === common) {
-      last = k;
-      continue;
-    }
     if (contents.length + commonPrefixes.length >= maxKeys) {
       truncated = true;
       break;
     }
-    last = k;
     if (common !== undefined) {
       commonPrefixes.push(common);
+      // Past every key in the group (they sort together: those below `common`, then those that
+      // start with it, then the rest); the token names the group's last key.
+      const end = index.seek((x) => compareKeys(x, common) < 0 || x.startsWith(common), at);
+      last = index.at(index.before(end)) ?? k;
+      at = end;
     } else {
       const o = objects.get(k) as StoredObject;
       contents.push(`<Contents><Key>${enc(k)}</Key><LastModified>${o.lastModified.toISOString()}</LastModified><ETag>${esc(o.etag)}</ETag><Size>${o.body.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`);
+      last = k;
+      at = index.after(at);
     }
   }
   const parts = [
@@ -437,4 +474,212 @@ function esc(s: string): string {
 
 function unesc(s: string): string {
   return s.replace(/&(amp|lt|gt|quot|apos);/g, (_, e: string) => ({ amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" })[e] ?? "");
+}
+
+/**
+ * S3's key order, the order of the keys' UTF-8 bytes (= Unicode code point order), without encoding
+ * them: UTF-16 code units compare the same way except that surrogates (U+10000 and up) must sort
+ * after U+E000..U+FFFF, so the first differing units are moved into code point order.
+ */
+function compareKeys(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  if (i === n) return a.length - b.length;
+  return codePointRank(a.charCodeAt(i)) - codePointRank(b.charCodeAt(i));
+}
+
+function codePointRank(unit: number): number {
+  if (unit < 0xd800) return unit;
+  return unit < 0xe000 ? unit + 0x2000 : unit - 0x800;
+}
+
+/** Chunks of at most this many keys; split in two when full. */
+const CHUNK = 1024;
+
+/**
+ * The keys of a bucket in S3 order: sorted chunks (a flat sorted array would move a million
+ * pointers on every insert). A position is one number, chunk * CHUNK_SPAN + index within it.
+ */
+class SortedKeys {
+  private chunks: string[][] = [];
+
+  /** Inserts a key not already present. */
+  insert(key: string): void {
+    if (this.chunks.length === 0) {
+      this.chunks.push([key]);
+      return;
+    }
+    const ci = this.chunkFor(key);
+    const chunk = this.chunks[ci] as string[];
+    chunk.splice(lowerBound(chunk, key), 0, key);
+    if (chunk.length > CHUNK) this.chunks.splice(ci + 1, 0, chunk.splice(chunk.length >> 1));
+  }
+
+  /** Removes a key that is present. */
+  remove(key: string): void {
+    if (this.chunks.length === 0) return;
+    const ci = this.chunkFor(key);
+    const chunk = this.chunks[ci] as string[];
+    const i = lowerBound(chunk, key);
+    if (chunk[i] !== key) return;
+    chunk.splice(i, 1);
+    if (chunk.length === 0) this.chunks.splice(ci, 1);
+  }
+
+  /** Adds keys not present and not repeated; appended as they are when already in order past the last key. */
+  addMany(keys: string[]): void {
+    if (keys.length === 0) return;
+    let ordered = true;
+    for (let i = 1; i < keys.length && ordered; i++) ordered = compareKeys(keys[i - 1] as string, keys[i] as string) < 0;
+    const lastChunk = this.chunks.at(-1);
+    const tail = lastChunk?.at(-1);
+    if (ordered && (tail === undefined || compareKeys(tail, keys[0] as string) < 0)) {
+      let from = 0;
+      if (lastChunk && lastChunk.length < CHUNK) {
+        from = Math.min(keys.length, CHUNK - lastChunk.length);
+        for (let i = 0; i < from; i++) lastChunk.push(keys[i] as string);
+      }
+      for (let i = from; i < keys.length; i += CHUNK) this.chunks.push(keys.slice(i, i + CHUNK));
+      return;
+    }
+    const all = this.chunks.flat();
+    for (const k of keys) all.push(k);
+    all.sort(compareKeys);
+    this.chunks = [];
+    for (let i = 0; i < all.length; i += CHUNK) this.chunks.push(all.slice(i, i + CHUNK));
+  }
+
+  /**
+   * The position of the first key for which `below` is false; `below` must hold for a leading run
+   * of keys and for none after it. `from`: a position known to be at or before the answer.
+   */
+  seek(below: (key: string) => boolean, from = 0): number {
+    let lo = Math.floor(from / CHUNK_SPAN);
+    let hi = this.chunks.length;
+    // The first chunk whose last key is not below.
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (below((this.chunks[mid] as string[]).at(-1) as string)) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo >= this.chunks.length) return this.chunks.length * CHUNK_SPAN;
+    const chunk = this.chunks[lo] as string[];
+    let a = 0;
+    let b = chunk.length - 1;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (below(chunk[mid] as string)) a = mid + 1;
+      else b = mid;
+    }
+    return lo * CHUNK_SPAN + a;
+  }
+
+  at(pos: number): string | undefined {
+    return this.chunks[Math.floor(pos / CHUNK_SPAN)]?.[pos % CHUNK_SPAN];
+  }
+
+  after(pos: number): number {
+    const ci = Math.floor(pos / CHUNK_SPAN);
+    const i = pos % CHUNK_SPAN;
+    return i + 1 < (this.chunks[ci]?.length ?? 0) ? pos + 1 : (ci + 1) * CHUNK_SPAN;
+  }
+
+  /** The position before `pos` (which must not be the first). */
+  before(pos: number): number {
+    const ci = Math.floor(pos / CHUNK_SPAN);
+    const i = pos % CHUNK_SPAN;
+    if (i > 0) return pos - 1;
+    return (ci - 1) * CHUNK_SPAN + ((this.chunks[ci - 1]?.length ?? 1) - 1);
+  }
+
+  private chunkFor(key: string): number {
+    // The last chunk whose first key is <= key (the first chunk when none is).
+    let lo = 0;
+    let hi = this.chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (compareKeys((this.chunks[mid] as string[])[0] as string, key) <= 0) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+}
+
+/** Room for a chunk's split halves: positions stay one number. */
+const CHUNK_SPAN = 2 * CHUNK;
+
+function lowerBound(sorted: string[], key: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (compareKeys(sorted[mid] as string, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** A bucket's objects by key, and the same keys in S3 order. */
+class Bucket {
+  private readonly objects = new Map<string, StoredObject>();
+  readonly keys = new SortedKeys();
+
+  get size(): number {
+    return this.objects.size;
+  }
+
+  get(key: string): StoredObject | undefined {
+    return this.objects.get(key);
+  }
+
+  set(key: string, obj: StoredObject): void {
+    if (!this.objects.has(key)) this.keys.insert(key);
+    this.objects.set(key, obj);
+  }
+
+  delete(key: string): void {
+    if (this.objects.delete(key)) this.keys.remove(key);
+  }
+
+  /** `count` keys from `keyOf` holding `objectOf(i)`; returns how many were new. */
+  seed(count: number, keyOf: (i: number) => string, objectOf: (i: number) => StoredObject): number {
+    const added: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const key = keyOf(i);
+      if (!this.objects.has(key)) added.push(key);
+      this.objects.set(key, objectOf(i));
+    }
+    this.keys.addMany(added);
+    return added.length;
+  }
+}
+
+/** A seeded object whose body comes from its index: made when read, so a million cost a few bytes each. */
+class SeededObject implements StoredObject {
+  constructor(
+    private readonly i: number,
+    private readonly shared: { bodyOf: (i: number) => Buffer; contentType: string; metadata: Record<string, string>; lastModified: Date },
+  ) {}
+
+  get body(): Buffer {
+    return this.shared.bodyOf(this.i);
+  }
+
+  get etag(): string {
+    return `"${md5(this.body).toString("hex")}"`;
+  }
+
+  get contentType(): string {
+    return this.shared.contentType;
+  }
+
+  get metadata(): Record<string, string> {
+    return this.shared.metadata;
+  }
+
+  get lastModified(): Date {
+    return this.shared.lastModified;
+  }
 }
