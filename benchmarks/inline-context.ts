@@ -7,7 +7,20 @@
 import type { Job } from "bullmq";
 import type { Config } from "../shared/config.js";
 import { awsSettingsOf } from "../shared/config.js";
-import { generateJobSchema, imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, type GenerateJob, type ImageJob } from "../shared/jobs.js";
+import {
+  generateJobDataSchema,
+  imageIdOf,
+  imageJobSchema,
+  outPrefixOf,
+  pickImageOptions,
+  queuedFinalizeSchema,
+  queuedImageOf,
+  resolveImageJob,
+  type GenerateJobData,
+  type ImageJob,
+  type QueuedFinalize,
+} from "../shared/jobs.js";
+import type { PromptVars } from "../shared/prompts.js";
 import { openStore } from "../shared/storage/index.js";
 import { contentIdOf } from "../producer/enqueue.js";
 import { createLocalContext, type WorkerContext } from "../workers/context.js";
@@ -18,8 +31,8 @@ import type { Segmenter } from "../workers/mask/segmenter.js";
 import { maskStage } from "../workers/mask/stage.js";
 
 export interface InlineContext extends WorkerContext {
-  /** Generate jobs the mask stage handed to the flow producer, not yet run. */
-  readonly pendingGenerate: GenerateJob[];
+  /** Generate jobs the mask stage handed to the flow producer, not yet run, with their finalize parent's data. */
+  readonly pendingGenerate: { data: GenerateJobData; parent: QueuedFinalize }[];
 }
 
 export interface InlineContextOptions {
@@ -30,7 +43,11 @@ export interface InlineContextOptions {
 /** A context for running stage functions in this process, without Redis. */
 export function inlineContext(config: Config, opts: InlineContextOptions = {}): InlineContext {
   const local = createLocalContext(config);
-  const pendingGenerate: GenerateJob[] = [];
+  const pendingGenerate: InlineContext["pendingGenerate"][number][] = [];
+  const parents = new Map<string, { image: ImageJob; promptVars: PromptVars }>();
+  // One run: this config's options and output.
+  const run = { options: pickImageOptions(config), out: openStore(config.out, awsSettingsOf(config)).root };
+  const resolve = (data: unknown) => resolveImageJob(queuedFinalizeSchema.omit({ promptVars: true }).parse(data), run);
   const replaced = new Map<string, Promise<Segmenter>>();
   const load = opts.segmenter;
   const noop = async () => undefined;
@@ -41,11 +58,19 @@ export function inlineContext(config: Config, opts: InlineContextOptions = {}): 
     queuePrefix: "inline",
     queues: stub<WorkerContext["queues"]>({ mask: { add: noop }, finalize: { getJob: noop }, detect: {}, generate: {} }),
     flows: stub<WorkerContext["flows"]>({
-      add: async (flow: { children?: { data: unknown }[] }) => {
-        for (const child of flow.children ?? []) pendingGenerate.push(generateJobSchema.parse(child.data));
+      add: async (flow: { data: unknown; children?: { data: unknown }[] }) => {
+        const parent = queuedFinalizeSchema.parse(flow.data);
+        parents.set(parent.imageId, { image: resolve(parent), promptVars: parent.promptVars });
+        for (const child of flow.children ?? []) pendingGenerate.push({ data: generateJobDataSchema.parse(child.data), parent });
       },
     }),
-    runState: stub<WorkerContext["runState"]>({ stageDone: noop, resultDone: noop, failed: noop }),
+    runState: stub<WorkerContext["runState"]>({ stageDone: noop, resultDone: noop, finished: noop }),
+    imageJob: async (data) => resolve(data),
+    imageOfGenerate: async (job) => {
+      const parent = parents.get(String(job.parent?.id));
+      if (!parent) throw new Error(`no finalize parent for generate job ${job.id}`);
+      return parent;
+    },
     // Local generators only: no fleet, no shared rate.
     adaptiveRate: () => undefined,
     pendingGenerate,
@@ -63,10 +88,12 @@ export function inlineContext(config: Config, opts: InlineContextOptions = {}): 
   };
 }
 
-/** A BullMQ job as a stage function sees it (data only; finalize also reads its children's values). */
-export function fakeJob(data: unknown, children: GenerateResult[] = []): Job {
+/** A BullMQ job as a stage function sees it (data and parent; finalize also reads its children's values). */
+export function fakeJob(data: unknown, children: GenerateResult[] = [], parentId?: string): Job {
   return {
+    id: (data as { imageId?: string }).imageId,
     data,
+    ...(parentId && { parent: { id: parentId, queueKey: "inline:finalize" } }),
     getChildrenValues: async () => Object.fromEntries(children.map((c, i) => [`child:${i}`, c])),
     getIgnoredChildrenFailures: async () => ({}),
   } as unknown as Job;
@@ -82,10 +109,16 @@ export async function imageJobFor(config: Config, path: string, name: string, bo
 
 /** One image through every stage in turn, in this process. Returns the number of results written. */
 export async function runInline(ctx: InlineContext, job: ImageJob): Promise<number> {
-  await detectStage(fakeJob(job), ctx);
-  await maskStage(fakeJob(job), ctx);
+  const queued = queuedImageOf(job, "000000000000", job.options); // one option set: the settings id is not looked up
+  await detectStage(fakeJob(queued), ctx);
+  await maskStage(fakeJob(queued), ctx);
   const results: GenerateResult[] = [];
-  for (const g of ctx.pendingGenerate.splice(0)) results.push(await generateStage(fakeJob(g), ctx));
-  const { ok } = await finalizeStage(fakeJob(job, results), ctx);
+  let parent: QueuedFinalize | undefined;
+  for (const g of ctx.pendingGenerate.splice(0)) {
+    parent = g.parent;
+    results.push(await generateStage(fakeJob(g.data, [], g.parent.imageId), ctx));
+  }
+  if (!parent) throw new Error(`${job.name}: the mask stage added no generate jobs`);
+  const { ok } = await finalizeStage(fakeJob(parent, results), ctx);
   return ok;
 }

@@ -2,9 +2,8 @@
 /** maskfleet: run | enqueue | worker | status | models. */
 import { Command, InvalidArgumentError } from "commander";
 import type { Redis } from "ioredis";
-import { checkBedrockLifecycle, checkModels, checkRunnable, enqueueImages, needsAws, newRunId } from "../producer/enqueue.js";
-import { formatFollowed, formatSkipped, type InputItem } from "../producer/discover.js";
-import { findAllInputs } from "../producer/inputs.js";
+import { checkBedrockLifecycle, checkModels, checkRunnable, enqueueInputs, needsAws, newRunId, type EnqueueSummary } from "../producer/enqueue.js";
+import { formatFollowed, formatSkipped, type FollowedLink, type SkippedInput } from "../producer/discover.js";
 import { formatStatus, runStatus, waitForRun } from "../producer/status.js";
 import { assertAwsCredentials } from "../shared/aws.js";
 import { awsSettingsOf, loadConfig, type Config } from "../shared/config.js";
@@ -40,11 +39,23 @@ async function preflight(flags: ConfigFlags, inputs: readonly string[], models: 
 
 const warn = (line: string) => void process.stderr.write(`${line}\n`);
 
-/** The inputs' images; says on stderr what discovery left out (and why) and which symlinked folders it followed. */
-async function inputsOf(inputs: readonly string[], config: Config): Promise<InputItem[]> {
-  const found = await findAllInputs(inputs, awsSettingsOf(config));
-  for (const line of [formatSkipped(found.skipped), formatFollowed(found.followed)]) if (line) warn(line);
-  return found.items;
+/**
+ * Streams the inputs into the run (producer/enqueue.ts), then says on stderr what discovery left
+ * out (and why) and which symlinked folders it followed, and when the window is full.
+ */
+async function enqueueAll(redis: Redis, config: Config, runId: string, inputs: readonly string[], opts: { window: number; queuePrefix?: string; onProgress?: () => void }): Promise<EnqueueSummary> {
+  const skipped: SkippedInput[] = [];
+  const followed: FollowedLink[] = [];
+  let skippedCount = 0;
+  const summary = await enqueueInputs(redis, config, runId, inputs, {
+    ...opts,
+    onSkipped: (s) => void (skippedCount++ < 1000 && skipped.push(s)),
+    onFollowed: (f) => void followed.push(f),
+    onWindowFull: (unfinished) => warn(`window full: ${unfinished} images of run ${runId} unfinished; adding more as they finish (--window ${opts.window})`),
+  });
+  const more = skippedCount > skipped.length ? ` and ${skippedCount - skipped.length} more` : "";
+  for (const line of [formatSkipped(skipped) && `${formatSkipped(skipped)}${more}`, formatFollowed(followed)]) if (line) warn(line);
+  return summary;
 }
 
 /** `run --run ID` resumes its own run; a run enqueued for the worker pools is theirs. */
@@ -84,6 +95,8 @@ const program = new Command("maskfleet")
   .description("Bulk automatic masks and background replacement on a Redis/BullMQ worker fleet")
   .showHelpAfterError();
 
+const windowHelp = "most unfinished images of the run in Redis at once; more are added as images finish";
+
 const positiveInt = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number >= 1");
@@ -97,11 +110,11 @@ addConfigFlags(
     .argument("<inputs...>", "image files, folders, globs, or a .csv/.jsonl manifest")
     .option("-r, --run <id>", "run id (default: a new one)")
     .option("--concurrency <n>", "jobs at once per pool (default: the config's per-stage values)", positiveInt)
+    .option("--window <n>", windowHelp, positiveInt, 10_000)
     .option("--no-progress", "no progress bar"),
-).action(async (inputs: string[], flags: ConfigFlags & { run?: string; progress: boolean; concurrency?: number }) => {
+).action(async (inputs: string[], flags: ConfigFlags & { run?: string; progress: boolean; concurrency?: number; window: number }) => {
   if (flags.run !== undefined) checkRunId(flags.run);
   const config = await preflight(flags, inputs, "here");
-  const items = await inputsOf(inputs, config);
   const runId = flags.run ?? newRunId();
   // `run` works on its run's own queues only: other runs' jobs (their settings, credentials and output folders) are never its.
   const queuePrefix = privateQueuePrefix(runId);
@@ -111,10 +124,16 @@ addConfigFlags(
   const stop = () => void fleet.close().then(() => process.exit(130));
   process.once("SIGINT", stop).once("SIGTERM", stop);
   try {
-    const summary = await enqueueImages(fleet.ctx.redis, config, runId, items, { queuePrefix });
-    process.stderr.write(`run ${runId}: ${summary.images} images (${summary.added} new, ${summary.alreadyKnown} already known), output in ${config.out}\n`);
     const started = Date.now();
-    await Promise.race([waitForRun(fleet.ctx.redis, runId, { progress: flags.progress && process.stderr.isTTY }), fleet.fatal]);
+    // The fleet works while the producer adds inputs: it adds more as images finish (--window).
+    let firstBatchIn: () => void = () => undefined;
+    const firstBatch = new Promise<void>((resolve) => (firstBatchIn = resolve));
+    const enqueued = enqueueAll(fleet.ctx.redis, config, runId, inputs, { window: flags.window, queuePrefix, onProgress: () => firstBatchIn() }).then((summary) => {
+      process.stderr.write(`run ${runId}: ${summary.images} images (${summary.added} new, ${summary.alreadyKnown} already known), output in ${config.out}\n`);
+    });
+    // Watched once the run exists: its first batch is in (or the producer ended).
+    const watched = Promise.race([firstBatch, enqueued]).then(() => waitForRun(fleet.ctx.redis, runId, { progress: flags.progress && process.stderr.isTTY }));
+    await Promise.race([Promise.all([enqueued, watched]), fleet.fatal]);
     const status = await runStatus(fleet.ctx.redis, runId);
     process.stdout.write(formatStatus(status) + "\n");
     process.stderr.write(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
@@ -130,19 +149,22 @@ addConfigFlags(
     .command("enqueue")
     .description("producer only: enqueue images as a run for the worker pools")
     .argument("<inputs...>", "image files, folders, globs, or a .csv/.jsonl manifest")
-    .option("-r, --run <id>", "run id (default: a new one)")
+    .option("-r, --run <id>", "run id (default: a new one); an interrupted enqueue of the same inputs resumes where it stopped")
+    .option("--window <n>", windowHelp, positiveInt, 10_000)
     .option("--wait", "wait for the run to finish, with progress"),
-).action(async (inputs: string[], flags: ConfigFlags & { run?: string; wait?: boolean }) => {
+).action(async (inputs: string[], flags: ConfigFlags & { run?: string; wait?: boolean; window: number }) => {
   if (flags.run !== undefined) checkRunId(flags.run);
   const config = await preflight(flags, inputs, "workers");
-  const items = await inputsOf(inputs, config);
   const redis = connect(config.redisUrl);
   let metrics: MetricsServer | undefined;
   try {
     if (flags.wait) metrics = await serveMetrics(config, redis);
     const runId = flags.run ?? newRunId();
-    const summary = await enqueueImages(redis, config, runId, items);
-    process.stdout.write(`${runId}\n`);
+    // The run id as soon as its first images are in: a producer stopped while it waits for room in the window resumes with it.
+    let shown = false;
+    const showRunId = () => void (shown || ((shown = true), process.stdout.write(`${runId}\n`)));
+    const summary = await enqueueAll(redis, config, runId, inputs, { window: flags.window, onProgress: showRunId });
+    showRunId();
     process.stderr.write(`enqueued ${summary.added} new images (${summary.alreadyKnown} already known) as run ${runId}\n`);
     if (flags.wait) {
       // Waiting is only watching: the run goes on without us, and `status --wait` re-attaches.

@@ -1,18 +1,19 @@
 /**
- * Run administration. `maskfleet retry` re-queues a run's failed jobs with BullMQ's job.retry();
- * `maskfleet clean` removes a run's jobs and run state from Redis, never its outputs.
+ * Run administration. `maskfleet retry` runs a run's failed images again from the stage that
+ * failed (from their failure records: shared/run-state.ts); `maskfleet clean` removes a run's
+ * jobs and state from Redis, never its outputs.
  *
- * Retrying a generate job whose finalize parent already finished: job.retry() puts the job back
- * among the parent's dependencies, but BullMQ never moves a finished parent back to waiting. So
- * the image is marked (RunState.markRefinalize) and, once its last re-queued generate job ends,
- * the generate pool retries the finished finalize job (RunState.refinalizeIfDue): the manifest
- * and contact sheet are written again with the new results next to the earlier ones.
+ * A retried image keeps what its earlier stages stored: detect and mask reuse their outputs, and
+ * of an image whose results partly failed only the failed results are generated again (finalize
+ * counts the ones in the store as made).
  */
 import type { Job, Queue } from "bullmq";
+import { FlowProducer } from "bullmq";
 import type { Redis } from "ioredis";
 import { ConfigError } from "../shared/errors.js";
-import { keyPrefix, openQueues, stages, type Stage } from "../shared/queues.js";
-import { RunState } from "../shared/run-state.js";
+import { generateJobId, queuedImageSchema, type QueuedImage } from "../shared/jobs.js";
+import { jobOptions, keyPrefix, openQueues, stages, type Stage } from "../shared/queues.js";
+import { RunState, jobIdOf, type FailureRecord } from "../shared/run-state.js";
 
 /** A run that is not there, or one that may not be cleaned now. */
 export class AdminError extends Error {
@@ -41,28 +42,7 @@ export function reasonMatcher(reason?: string): (text: string) => boolean {
   return (text) => text.toLowerCase().includes(needle);
 }
 
-/** The image a job belongs to: image jobs carry its id, generate jobs in their image. */
-export function imageIdOfJob(job: Job): string | undefined {
-  const d = job.data as { imageId?: unknown; image?: { imageId?: unknown } } | undefined;
-  const id = d?.imageId ?? d?.image?.imageId;
-  return typeof id === "string" ? id : undefined;
-}
-
-async function imageIdsOfRun(state: RunState, runId: string): Promise<string[]> {
-  if (!(await state.runExists(runId))) throw new AdminError(`no run named ${runId} (maskfleet status lists the runs)`);
-  return state.runImageIds(runId);
-}
-
-/** Jobs of a queue in the given states, page by page, kept when `keep` says so. */
-export async function jobsWhere(queue: Queue, states: ("failed" | "completed" | "active")[], keep: (job: Job) => boolean): Promise<Job[]> {
-  const page = 500;
-  const out: Job[] = [];
-  for (let start = 0; ; start += page) {
-    const jobs = await queue.getJobs(states, start, start + page - 1, true);
-    for (const job of jobs) if (job && keep(job)) out.push(job);
-    if (jobs.length < page) return out;
-  }
-}
+const noSuchRun = (runId: string) => new AdminError(`no run named ${runId} (maskfleet status lists the runs)`);
 
 export interface RetryOptions {
   stage?: Stage;
@@ -72,187 +52,149 @@ export interface RetryOptions {
 
 export interface RetrySummary {
   runId: string;
-  /** Failed jobs re-queued, per stage. */
+  /** Images queued again, per stage they run again from (generate: only their failed results). */
   requeued: Record<Stage, number>;
   /** Images counted as in progress again. */
   images: number;
-  /** Finished finalize jobs that run again once their re-queued generate jobs end. */
-  refinalize: number;
-  /** Finalize jobs left waiting by a worker that stopped before re-queueing them, re-queued now. */
-  recovered: number;
-  skipped: { jobId: string; stage: Stage; why: string }[];
-}
-
-const fullRetry = { resetAttemptsMade: true, resetAttemptsStarted: true };
-
-/** The stages whose done-times a retry at `stage` must forget (finalize also writes generate's). */
-function rerunStages(stage: Stage): Stage[] {
-  return stage === "finalize" ? ["generate", "finalize"] : stages.slice(stages.indexOf(stage));
+  skipped: { name: string; stage: Stage; why: string }[];
 }
 
 /**
- * Re-queues the failed jobs of a run's images (optionally one stage, optionally only reasons
- * matching), forgetting each image's recorded failure so status counts it as in progress again.
+ * Queues a run's failed images again (optionally of one stage, optionally only reasons
+ * matching), each from the stage that failed it; its failure is taken back first, so status
+ * counts it as in progress. Images with failed results run those results again.
  */
 export async function retryRun(redis: Redis, runId: string, opts: RetryOptions = {}): Promise<RetrySummary> {
   const state = new RunState(redis);
-  const ids = new Set(await imageIdsOfRun(state, runId));
+  const tag = await state.tag(runId);
+  if (tag === undefined) throw noSuchRun(runId);
   const matches = reasonMatcher(opts.reason);
-  const summary: RetrySummary = { runId, requeued: { detect: 0, mask: 0, generate: 0, finalize: 0 }, images: 0, refinalize: 0, recovered: 0, skipped: [] };
-  const reopened = new Set<string>();
-  const refinalizing = new Set<string>();
-  const queues = openQueues(redis, await state.queuePrefixOf(runId));
+  const summary: RetrySummary = { runId, requeued: { detect: 0, mask: 0, generate: 0, finalize: 0 }, images: 0, skipped: [] };
+  const picked: (FailureRecord & { imageId: string })[] = [];
+  for await (const record of state.failureRecords(runId)) {
+    if ((!opts.stage || opts.stage === record.stage) && matches(record.reason)) picked.push(record);
+  }
+  const queuePrefix = await state.queuePrefixOf(runId);
+  const queues = openQueues(redis, queuePrefix);
+  const flows = new FlowProducer({ connection: redis, prefix: queuePrefix });
+  const attempts = await attemptsOf(queues);
   try {
-    const failed = {} as Record<Stage, Job[]>;
-    for (const stage of stages) {
-      failed[stage] =
-        opts.stage && opts.stage !== stage
-          ? []
-          : await jobsWhere(queues[stage], ["failed"], (job) => ids.has(imageIdOfJob(job) ?? "") && matches(job.failedReason ?? ""));
-    }
-
-    // Generate first, per image: its finalize parent decides what a retry means.
-    const byImage = new Map<string, Job[]>();
-    for (const job of failed.generate) {
-      const imageId = imageIdOfJob(job) as string;
-      byImage.set(imageId, [...(byImage.get(imageId) ?? []), job]);
-    }
-    for (const [imageId, jobs] of byImage) {
-      const parent = await queues.finalize.getJob(imageId);
-      const parentState = parent ? await parent.getState() : "missing";
-      if (parentState !== "completed" && parentState !== "failed" && parentState !== "waiting-children") {
-        const why =
-          parentState === "missing"
-            ? "its image's finalize job is gone (expired or cleaned): enqueue the image again"
-            : `its image's finalize job is ${parentState}: retry once it has finished`;
-        for (const job of jobs) summary.skipped.push({ jobId: String(job.id), stage: "generate", why });
+    for (const record of picked) {
+      const parsed = queuedImageSchema.safeParse(record.job);
+      if (!parsed.success) {
+        summary.skipped.push({ name: record.name, stage: record.stage, why: "its job is not in a form this version reads: enqueue the image again" });
         continue;
       }
-      // waiting-children: BullMQ runs the parent when its children (the retried ones too) end.
-      const finished = parentState !== "waiting-children";
-      await state.clearFailure(imageId);
-      if (finished) await state.clearDone(imageId, ["generate", "finalize"]);
-      for (const job of jobs) {
-        try {
-          await job.retry("failed", fullRetry);
-          summary.requeued.generate++;
-        } catch (err) {
-          summary.skipped.push({ jobId: String(job.id), stage: "generate", why: (err as Error).message });
-        }
-      }
-      reopened.add(imageId);
-      if (finished) {
-        // Marked only after every job is back: a job ending before its siblings were re-queued
-        // must not start finalize early. Jobs that already ended are covered by the call here.
-        await state.markRefinalize(imageId);
-        await state.refinalizeIfDue(queues.finalize, imageId);
-        refinalizing.add(imageId);
-      }
-    }
-    summary.refinalize = refinalizing.size;
-
-    for (const stage of ["detect", "mask", "finalize"] as const) {
-      for (const job of failed[stage]) {
-        const imageId = imageIdOfJob(job) as string;
-        // Its re-queued generate jobs run this finalize again when they end.
-        if (stage === "finalize" && refinalizing.has(imageId)) continue;
-        await state.clearFailure(imageId);
-        await state.clearDone(imageId, rerunStages(stage));
-        try {
-          await job.retry("failed", fullRetry);
-          summary.requeued[stage]++;
-          reopened.add(imageId);
-        } catch (err) {
-          await state.failed(imageId, stage, job.failedReason ?? "unknown");
-          summary.skipped.push({ jobId: String(job.id), stage, why: (err as Error).message });
-        }
-      }
-    }
-
-    // Images whose finalize should have run again but whose last generate job ended in a worker that stopped first.
-    for (const img of await state.images(runId)) {
-      if (img.refinalizeSince !== undefined && !refinalizing.has(img.imageId) && (await state.refinalizeIfDue(queues.finalize, img.imageId))) {
-        summary.recovered++;
-      }
+      if (!(await state.reopen(runId, record.imageId, record))) continue; // another retry took it
+      await requeue(record, parsed.data, jobIdOf(tag, record.imageId), { queues, flows, attempts });
+      summary.requeued[record.stage]++;
+      summary.images++;
     }
   } finally {
+    await flows.close();
     await Promise.all(stages.map((s) => queues[s].close()));
   }
-  summary.images = reopened.size;
   return summary;
 }
 
-export function formatRetry(s: RetrySummary): string {
-  const total = stages.reduce((n, st) => n + s.requeued[st], 0);
-  const lines = [`run ${s.runId}: re-queued ${total} failed jobs of ${s.images} images (${stages.map((st) => `${st} ${s.requeued[st]}`).join(", ")})`];
-  if (s.refinalize) lines.push(`  ${s.refinalize} images get their manifest written again once their generate jobs end`);
-  if (s.recovered) lines.push(`  ${s.recovered} finalize jobs that were left waiting re-queued`);
-  for (const k of s.skipped.slice(0, 20)) lines.push(`  skipped ${k.stage} ${k.jobId}: ${k.why}`);
-  if (s.skipped.length > 20) lines.push(`  ... and ${s.skipped.length - 20} more skipped`);
-  return lines.join("\n");
+/** The attempts the run's jobs were given: those of a job in its queues, else 3. */
+async function attemptsOf(queues: Record<Stage, Queue>): Promise<number> {
+  for (const s of stages) {
+    const [job] = await queues[s].getJobs(["waiting", "delayed", "active"], 0, 0);
+    if (job?.opts.attempts) return job.opts.attempts;
+  }
+  return 3;
 }
 
-const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** Adds a reopened image's job at the stage that failed (generate: a finalize parent with its failed results as children). */
+async function requeue(record: FailureRecord, job: QueuedImage, imageJobId: string, to: { queues: Record<Stage, Queue>; flows: FlowProducer; attempts: number }): Promise<void> {
+  const options = { ...jobOptions(to.attempts), jobId: imageJobId };
+  if (record.stage === "detect" || record.stage === "mask") {
+    await to.queues[record.stage].add(record.stage, job, options);
+    return;
+  }
+  if (!record.promptVars) throw new AdminError(`${record.name}: its failure record has no prompt variables: enqueue the image again`);
+  const finalize = { ...job, promptVars: record.promptVars };
+  const children = (record.failedResults ?? []).map((g) => ({
+    name: "generate",
+    queueName: "generate",
+    data: { runId: job.runId, imageId: job.imageId, promptIndex: g.promptIndex, seed: g.seed },
+    opts: { ...jobOptions(to.attempts), jobId: generateJobId(imageJobId, g), ignoreDependencyOnFailure: true },
+  }));
+  await to.flows.add({ name: "finalize", queueName: "finalize", data: finalize, opts: options, children });
+}
 
-/** Job ids (per queue) of these images found among the Redis keys: every job, whatever its state. */
-export async function jobIdsOfImages(redis: Redis, imageIds: ReadonlySet<string>, queuePrefix = keyPrefix): Promise<Record<Stage, Set<string>>> {
-  const found = Object.fromEntries(stages.map((s) => [s, new Set<string>()])) as Record<Stage, Set<string>>;
-  // <prefix>:<queue>:<job id>[:logs|:lock|:dependencies|...]; job ids are <image id> or <image id>-p<i>-s<seed>.
-  const jobKey = new RegExp(`^${escapeRegExp(queuePrefix)}:(${stages.join("|")}):(([0-9a-f]{16,64})(?:-p\\d+-s\\d+)?)(?::|$)`);
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${queuePrefix}:*`, "COUNT", 1000);
-    cursor = next;
-    for (const key of keys) {
-      const m = jobKey.exec(key);
-      if (m && imageIds.has(m[3] as string)) found[m[1] as Stage].add(m[2] as string);
-    }
-  } while (cursor !== "0");
-  return found;
+export function formatRetry(s: RetrySummary): string {
+  const lines = [`run ${s.runId}: ${s.images} failed images queued again (${stages.map((st) => `${st} ${s.requeued[st]}`).join(", ")})`];
+  for (const k of s.skipped.slice(0, 20)) lines.push(`  skipped ${k.name} [${k.stage}]: ${k.why}`);
+  if (s.skipped.length > 20) lines.push(`  ... and ${s.skipped.length - 20} more skipped`);
+  return lines.join("\n");
 }
 
 export interface CleanSummary {
   runId: string;
   /** Jobs removed per queue. */
   removed: Record<Stage, number>;
-  /** Images whose per-image state was deleted (they belonged to this run only). */
+  /** Images whose state was deleted. */
   forgotten: number;
-  /** Images kept because another run holds them too (their jobs and state are that run's as well). */
-  shared: number;
   /** Jobs still running (only with force) and flow parents waiting on them: not removable now. */
   left: number;
 }
 
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** Ids of a run's jobs in a queue, found by their keys (`<prefix>:<queue>:<tag>-<image id>[...]`): unfinished work only, so a window's worth. */
+async function jobIdsOfRun(redis: Redis, queuePrefix: string, stage: Stage, tag: string): Promise<Set<string>> {
+  const ids = new Set<string>();
+  const head = `${queuePrefix}:${stage}:`;
+  const jobKey = new RegExp(`^${escapeRegExp(head)}(${escapeRegExp(tag)}-[0-9a-f]{16,64}(?:-p\\d+-s\\d+)?)(?::|$)`);
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${head}${tag}-*`, "COUNT", 1000);
+    cursor = next;
+    for (const key of keys) {
+      const m = jobKey.exec(key);
+      if (m) ids.add(m[1] as string);
+    }
+  } while (cursor !== "0");
+  return ids;
+}
+
 /**
- * Removes a run's queue state: the jobs of its images in every queue and state (finalize parents
- * with their generate children), the run's hash, image set and counters, and the per-image keys
- * of images no other run holds. Outputs are never touched. Refused while jobs of the run are
- * active, unless `force`: then the running jobs (and their parents) are left to finish.
+ * Removes a run: its jobs still in the queues (finished ones are gone already) and its state.
+ * Outputs are never touched. Refused while jobs of the run are active, unless `force`: then the
+ * running jobs (and their parents) are left to finish.
  */
 export async function cleanRun(redis: Redis, runId: string, opts: { force?: boolean } = {}): Promise<CleanSummary> {
   const state = new RunState(redis);
-  const ids = await imageIdsOfRun(state, runId);
-  const all = new Set(ids);
-  const shared = await state.heldByOtherRuns(runId, ids);
-  const own = new Set(ids.filter((id) => !shared.has(id)));
+  if (!(await state.runExists(runId))) throw noSuchRun(runId);
+  const tag = await state.tag(runId);
   const queuePrefix = await state.queuePrefixOf(runId);
   const queues = openQueues(redis, queuePrefix);
   try {
-    const active = (await Promise.all(stages.map((s) => jobsWhere(queues[s], ["active"], (job) => all.has(imageIdOfJob(job) ?? ""))))).flat();
+    const active = (await Promise.all(stages.map((s) => queues[s].getActive()))).flat().filter((job: Job | undefined) => job && (job.data as { runId?: unknown })?.runId === runId);
     if (active.length > 0 && !opts.force) {
       throw new AdminError(`run ${runId} has ${active.length} active jobs (${active.slice(0, 3).map((j) => `${j.queueName} ${j.id}`).join(", ")}${active.length > 3 ? ", ..." : ""}): wait for them, stop the workers, or use --force`);
     }
-    const before = await jobIdsOfImages(redis, own, queuePrefix);
-    // Parents first, with their children; then whatever is left (removing a missing job is a no-op).
-    for (const stage of ["finalize", "mask", "detect", "generate"] as const) {
-      for (const id of before[stage]) await queues[stage].remove(id, { removeChildren: true });
+    const removed = { detect: 0, mask: 0, generate: 0, finalize: 0 } as Record<Stage, number>;
+    let left = 0;
+    if (tag !== undefined) {
+      const before = Object.fromEntries(await Promise.all(stages.map(async (s) => [s, await jobIdsOfRun(redis, queuePrefix, s, tag)] as const))) as Record<Stage, Set<string>>;
+      // Parents first, with their children; then whatever is left (removing a missing job is a no-op).
+      for (const stage of ["finalize", "mask", "detect", "generate"] as const) {
+        for (const id of before[stage]) await queues[stage].remove(id, { removeChildren: true });
+      }
+      for (const s of stages) {
+        const after = await jobIdsOfRun(redis, queuePrefix, s, tag);
+        removed[s] = before[s].size - after.size;
+        left += after.size;
+      }
     }
-    const after = await jobIdsOfImages(redis, own, queuePrefix);
     // A `maskfleet run`'s own queues hold nothing but its jobs: once they are gone, so are the queues.
-    if (queuePrefix !== keyPrefix && stages.every((s) => after[s].size === 0)) for (const s of stages) await queues[s].obliterate({ force: true });
-    await state.forgetRun(runId, [...own]);
-    const removed = Object.fromEntries(stages.map((s) => [s, before[s].size - after[s].size])) as Record<Stage, number>;
-    return { runId, removed, forgotten: own.size, shared: shared.size, left: stages.reduce((n, s) => n + after[s].size, 0) };
+    if (queuePrefix !== keyPrefix && left === 0) for (const s of stages) await queues[s].obliterate({ force: true });
+    const forgotten = await state.imageCount(runId);
+    await state.forget(runId);
+    return { runId, removed, forgotten, left };
   } finally {
     await Promise.all(stages.map((s) => queues[s].close()));
   }
@@ -260,10 +202,7 @@ export async function cleanRun(redis: Redis, runId: string, opts: { force?: bool
 
 export function formatClean(s: CleanSummary): string {
   const total = stages.reduce((n, st) => n + s.removed[st], 0);
-  const lines = [
-    `run ${s.runId} cleaned: ${total} jobs removed (${stages.map((st) => `${st} ${s.removed[st]}`).join(", ")}), ` +
-      `state of ${s.forgotten} images deleted${s.shared ? `, ${s.shared} images kept (other runs hold them)` : ""}; outputs untouched`,
-  ];
+  const lines = [`run ${s.runId} cleaned: ${total} jobs removed (${stages.map((st) => `${st} ${s.removed[st]}`).join(", ")}), state of ${s.forgotten} images deleted; outputs untouched`];
   if (s.left) lines.push(`  ${s.left} running jobs (or their flow parents) could not be removed: run clean again once they have finished`);
   return lines.join("\n");
 }

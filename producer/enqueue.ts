@@ -3,28 +3,30 @@
  * Enqueueing the same images with the same options again adds no job.
  */
 import { createReadStream } from "node:fs";
+import { resolve } from "node:path";
 import { createHash } from "node:crypto";
+import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { assertStabilityRegion, type AwsSettings } from "../shared/aws.js";
 import { awsSettingsOf, type Config } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
-import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, generateJobsOf, usesSalient, type ImageJob } from "../shared/jobs.js";
+import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, generateJobsOf, queuedImageOf, usesSalient, type ImageJob } from "../shared/jobs.js";
 import { jobOptions, keyPrefix, openQueue } from "../shared/queues.js";
 import { generatorBackend } from "../generators/registry.js";
 import { isBedrockSalient } from "../generators/stability-remove-background.js";
 import { familyOf, stabilityModelFor } from "../generators/bedrock-models.js";
 import { checkBedrockModels } from "../generators/lifecycle.js";
 import { checkPromptTemplate } from "../shared/prompts.js";
-import { RunState } from "../shared/run-state.js";
+import { RunState, jobIdOf } from "../shared/run-state.js";
 import { checkRunId } from "../shared/run-id.js";
 import { checkResultsPerImage } from "../shared/config.js";
 import { openStore } from "../shared/storage/index.js";
 import { isS3Uri, parseS3Uri, s3Client } from "../shared/storage/s3.js";
 import { modelSpecProblem, type Task } from "../models/registry.js";
 import { DEFAULT_TEXT_DETECTOR_MODEL } from "../workers/detect/stage.js";
-
-import type { InputItem } from "./discover.js";
+import { formatSkipped, type FollowedLink, type InputItem, type SkippedInput } from "./discover.js";
+import { streamInputs, type InputCursor, type StreamedInput } from "./input-stream.js";
 
 export interface EnqueueSummary {
   runId: string;
@@ -130,61 +132,201 @@ export function newRunId(): string {
   return `run-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
 }
 
-export async function enqueueImages(
+/** What the producer adds at once: one round trip to register, one to add the jobs, one checkpoint. */
+const batchSize = 256;
+/** Files hashed at once while a batch's ids are computed. */
+const hashConcurrency = 8;
+/** How often a producer waiting for room in its window looks again. */
+const windowPollMs = 200;
+
+export interface EnqueueOptions {
+  /** Images registered so far (this producer) and jobs added, after each batch. */
+  onProgress?: (p: { images: number; added: number }) => void;
+  /** The run's own queues (`maskfleet run`; recorded with the run so status, report and admin find them); default the shared ones. */
+  queuePrefix?: string;
+  /**
+   * Most unfinished images of the run in Redis at once (default 10,000): the producer adds more as
+   * images finish, so Redis holds a window of the catalog, never all of it.
+   */
+  window?: number;
+  /** Called when the producer starts waiting for images to finish (the window is full). */
+  onWindowFull?: (unfinished: number) => void;
+}
+
+/** An input and, from a stream of inputs, the cursor that resumes right after it. */
+export interface SourcedInput {
+  item: StreamedInput;
+  cursor?: InputCursor;
+}
+
+/** Enqueues these inputs as a run (see enqueueSource); tests and callers that already hold a list. */
+export async function enqueueImages(redis: Redis, config: Config, runId: string, items: Iterable<InputItem>, opts: EnqueueOptions = {}): Promise<EnqueueSummary> {
+  async function* sourced(): AsyncGenerator<SourcedInput> {
+    for (const item of items) yield { item };
+  }
+  return enqueueSource(redis, config, runId, sourced(), opts);
+}
+
+/**
+ * Walks these input specs as a stream and enqueues them as a run, checkpointing the cursor after
+ * every batch: a producer killed at any point and started again with the same run id and inputs
+ * resumes after the last batch whose jobs are in (a replayed image is known to the run, so
+ * nothing is added twice). No image at all is a ConfigError that says what was skipped.
+ */
+export async function enqueueInputs(
   redis: Redis,
   config: Config,
   runId: string,
-  items: InputItem[],
-  opts: {
-    onProgress?: (done: number, total: number) => void;
-    /** The run's own queues (`maskfleet run`; recorded with the run so status, report and admin find them); default the shared ones. */
-    queuePrefix?: string;
-  } = {},
+  specs: readonly string[],
+  opts: EnqueueOptions & { pageSize?: number; onSkipped?: (s: SkippedInput) => void; onFollowed?: (f: FollowedLink) => void } = {},
 ): Promise<EnqueueSummary> {
-  const { onProgress, queuePrefix = keyPrefix } = opts;
-  checkRunId(runId);
-  await checkRunnable(config);
-  if (config.target === "boxes") {
-    const missing = items.find((i) => !i.boxes?.length);
-    if (missing) throw new ConfigError("target", `target "boxes" needs boxes for every image; ${missing.name} has none`);
-  }
-  // A manifest row's own prompts: its fan-out is capped like the config's, before anything is written.
-  for (const item of items) if (item.prompts) checkResultsPerImage(item.prompts.length, config.seeds, config.maxResultsPerImage, `${item.name} prompts`);
-  const base = pickImageOptions(config);
-  const queue = openQueue("detect", redis, queuePrefix);
   const state = new RunState(redis);
-  if (queuePrefix !== keyPrefix) await state.setQueuePrefix(runId, queuePrefix);
+  checkRunId(runId);
+  const aws = awsSettingsOf(config);
+  // The checkpoint belongs to this list of inputs into this output: other inputs start from their beginning.
+  const inputsKey = JSON.stringify({ specs: specs.map((s) => (isS3Uri(s) ? s : resolve(s))), out: openStore(config.out, aws).root });
+  const after = await state.checkpointOf(runId, inputsKey);
+  const skipped: SkippedInput[] = [];
+  const stream = streamInputs(specs, aws, {
+    ...(after !== undefined && { after }),
+    ...(opts.pageSize !== undefined && { pageSize: opts.pageSize }),
+    onSkipped: (s) => {
+      if (skipped.length < 1000) skipped.push(s);
+      opts.onSkipped?.(s);
+    },
+    ...(opts.onFollowed && { onFollowed: opts.onFollowed }),
+  });
+  const summary = await enqueueSource(redis, config, runId, stream, { ...opts, checkpoint: (cursor) => state.checkpoint(runId, inputsKey, cursor) });
+  if (summary.images === 0 && after === undefined) {
+    const why = formatSkipped(skipped);
+    throw new ConfigError("inputs", `no images found in ${specs.join(" ")}${why ? ` (${why})` : ""}`);
+  }
+  return summary;
+}
+
+/**
+ * The producer's loop: inputs in batches, each batch's ids computed (a file's content hash; an S3
+ * object's ETag and size from the listing), registered with the run, and its detect jobs added,
+ * while at most `window` images of the run are unfinished; then the checkpoint. Memory stays one
+ * batch, whatever the catalog's size.
+ */
+export async function enqueueSource(
+  redis: Redis,
+  config: Config,
+  runId: string,
+  source: AsyncIterable<SourcedInput>,
+  opts: EnqueueOptions & { checkpoint?: (cursor: InputCursor) => Promise<void> } = {},
+): Promise<EnqueueSummary> {
+  const { queuePrefix = keyPrefix, window = 10_000 } = opts;
+  checkRunId(runId);
+  if (!Number.isInteger(window) || window < 1) throw new ConfigError("window", `expected a whole number >= 1, got ${window}`);
+  await checkRunnable(config);
+  const base = pickImageOptions(config);
+  const state = new RunState(redis);
   const aws = awsSettingsOf(config);
   const out = openStore(config.out, aws).root;
+  let run: { tag: string; settingsId: string } | undefined;
+  let queue: Queue | undefined;
+  const perBatch = Math.min(batchSize, window);
+  let images = 0;
   let added = 0;
-  try {
-    for (const [i, item] of items.entries()) {
-      for (const p of item.prompts ?? []) checkPromptTemplate(p, `${item.name} prompts`);
-      const options = item.prompts ? { ...base, prompts: item.prompts } : base;
-      const boxes = config.target === "boxes" ? item.boxes : undefined;
-      const content = await contentIdOf(item.path, aws);
-      const imageId = imageIdOf(content, out, options, boxes);
-      const job: ImageJob = imageJobSchema.parse({
-        runId,
-        imageId,
-        input: item.path,
-        name: item.name,
-        out,
-        outPrefix: outPrefixOf(item.name, imageId),
-        options,
-        boxes,
-      });
-      const isNew = await state.register(runId, { imageId, name: item.name, outPrefix: job.outPrefix, genTotal: generateJobsOf(job).length });
-      // A known image that never started and has no job was registered by a producer that died
-      // before adding it: add it now (BullMQ's job id keeps this from ever making two).
-      if (isNew || (!(await state.started(imageId)) && !(await queue.getJob(imageId)))) {
-        await queue.add("detect", job, { ...jobOptions(config.attempts), jobId: imageId });
-        added++;
-      }
-      onProgress?.(i + 1, items.length);
+  let waiting = false;
+
+  const jobOf = async ({ item }: SourcedInput): Promise<ImageJob> => {
+    if (config.target === "boxes" && !item.boxes?.length) throw new ConfigError("target", `target "boxes" needs boxes for every image; ${item.name} has none`);
+    if (item.prompts) {
+      // A manifest row's own prompts: its fan-out is capped like the config's.
+      checkResultsPerImage(item.prompts.length, config.seeds, config.maxResultsPerImage, `${item.name} prompts`);
+      for (const p of item.prompts) checkPromptTemplate(p, `${item.name} prompts`);
     }
+    const options = item.prompts ? { ...base, prompts: item.prompts } : base;
+    const boxes = config.target === "boxes" ? item.boxes : undefined;
+    const content = item.contentTag !== undefined ? Buffer.from(item.contentTag) : await contentIdOf(item.path, aws);
+    const imageId = imageIdOf(content, out, options, boxes);
+    return imageJobSchema.parse({ runId, imageId, input: item.path, name: item.name, out, outPrefix: outPrefixOf(item.name, imageId), options, boxes });
+  };
+
+  /** Waits until the run has room for `n` more unfinished images (or none is unfinished). */
+  const roomFor = async (n: number) => {
+    for (;;) {
+      const { images: registered, finished } = await state.progress(runId);
+      const unfinished = registered - finished;
+      if (unfinished === 0 || unfinished + n <= window) {
+        waiting = false;
+        return;
+      }
+      if (!waiting) opts.onWindowFull?.(unfinished);
+      waiting = true;
+      await sleep(windowPollMs);
+    }
+  };
+
+  const flush = async (batch: SourcedInput[]) => {
+    if (batch.length === 0) return;
+    // An image twice in one batch (the same file under two names) is one image, under its first name.
+    const byId = new Map<string, ImageJob>();
+    for (const j of await mapLimit(batch, hashConcurrency, jobOf)) if (!byId.has(j.imageId)) byId.set(j.imageId, j);
+    const jobs = [...byId.values()];
+    if (run === undefined) {
+      // Written once the first batch is valid: inputs refused up front leave nothing in Redis.
+      run = await state.create(runId, { options: base, out });
+      queue = openQueue("detect", redis, queuePrefix);
+      if (queuePrefix !== keyPrefix) await state.setQueuePrefix(runId, queuePrefix);
+      await state.listingStarted(runId);
+    }
+    const { tag, settingsId } = run;
+    const jobId = (j: ImageJob) => jobIdOf(tag, j.imageId);
+    await roomFor(jobs.length);
+    const registered = await state.register(
+      runId,
+      jobs.map((j) => ({ imageId: j.imageId, genTotal: generateJobsOf(j).length })),
+    );
+    // A known image that never started and has no job was registered by a producer that died
+    // before adding it: add it now (BullMQ's job id keeps this from ever making two).
+    const unsure = jobs.filter((_, i) => registered[i] === "not-started");
+    const exists = unsure.length ? ((await unsure.reduce((p, j) => p.exists(`${queuePrefix}:detect:${jobId(j)}`), redis.pipeline()).exec()) ?? []) : [];
+    const missing = new Set(unsure.filter((_, i) => exists[i]?.[1] === 0).map((j) => j.imageId));
+    const toAdd = jobs.filter((j, i) => registered[i] === "new" || missing.has(j.imageId));
+    if (toAdd.length) {
+      await (queue as Queue).addBulk(toAdd.map((j) => ({ name: "detect", data: queuedImageOf(j, settingsId, base), opts: { ...jobOptions(config.attempts), jobId: jobId(j) } })));
+    }
+    const cursor = batch[batch.length - 1]?.cursor;
+    if (cursor !== undefined) await opts.checkpoint?.(cursor);
+    images += batch.length;
+    added += toAdd.length;
+    opts.onProgress?.({ images, added });
+  };
+
+  try {
+    let batch: SourcedInput[] = [];
+    for await (const entry of source) {
+      batch.push(entry);
+      if (batch.length >= perBatch) {
+        await flush(batch);
+        batch = [];
+      }
+    }
+    await flush(batch);
+    // A resumed producer with nothing left to add still ends the listing its predecessor began.
+    if (run !== undefined || (await state.runExists(runId))) await state.listingDone(runId);
   } finally {
-    await queue.close();
+    await queue?.close();
   }
-  return { runId, images: items.length, added, alreadyKnown: items.length - added };
+  return { runId, images, added, alreadyKnown: images - added };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** fn over items, at most `limit` at once, results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
 }

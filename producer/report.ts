@@ -1,37 +1,26 @@
 /**
  * `maskfleet report`: a run's outcome as JSON: image and result counts, failures grouped by
  * cause, per-stage durations, throughput and the generator's calls, throttles and rejections.
+ * Everything comes from the run's compact state (shared/run-state.ts): counters, the causes of
+ * failure, duration histograms; its cost does not grow with the run's size.
  */
-import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
-import { openQueues, stages, type Stage } from "../shared/queues.js";
-import { RunState, type ImageRecord } from "../shared/run-state.js";
-import { AdminError, imageIdOfJob, jobsWhere } from "./admin.js";
+import { stages, type Stage } from "../shared/queues.js";
+import { RunState, bucketUpperMs, type ReasonGroup } from "../shared/run-state.js";
+import { AdminError } from "./admin.js";
 import { formatRateInForce, rateInForce, type RateInForce } from "../shared/rate-in-force.js";
 
 export interface StageDurations {
-  /** Durations measured. */
+  /** Jobs measured (completed, and failed for good). */
   n: number;
+  /** From a histogram of four buckets per doubling: the bucket's upper bound, at most about 19% above the true value. */
   medianMs: number | null;
   p90Ms: number | null;
+  /** Exact. */
   maxMs: number | null;
-  /**
-   * jobs: BullMQ's processedOn -> finishedOn of the run's completed and failed jobs (last
-   * attempt). run-state: the jobs have expired; the time between the image's previous stage
-   * finishing (or its enqueueing) and this one, queue waits included (finalize: not measurable).
-   */
-  source: "jobs" | "run-state" | "none";
 }
 
-export interface FailureGroup {
-  stage: Stage;
-  /** The reason with the image's name replaced by <image>, so one cause is one group. */
-  reason: string;
-  /** Images (image failures) or results (generate failures) with this reason. */
-  count: number;
-  /** Up to 5 image names. */
-  examples: string[];
-}
+export type FailureGroup = Omit<ReasonGroup, "kind">;
 
 export interface RunReport {
   runId: string;
@@ -45,9 +34,9 @@ export interface RunReport {
    */
   results: { ok: number; failed: number; pending: number; notAttempted: number };
   failures: {
-    /** Images that failed for good, by stage and reason (from run state). */
+    /** Images that failed for good, by stage and reason. */
     images: FailureGroup[];
-    /** Failed generate jobs still in BullMQ (kept 30 days), by reason. */
+    /** Failed results of images that finished, by reason. */
     results: FailureGroup[];
   };
   durations: Record<Stage, StageDurations>;
@@ -60,116 +49,47 @@ export interface RunReport {
   rate: RateInForce | null;
 }
 
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: number[], q: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
-}
-
-function durationsOf(values: number[], source: StageDurations["source"]): StageDurations {
-  const sorted = values.filter((v) => Number.isFinite(v) && v >= 0).sort((a, b) => a - b);
-  if (sorted.length === 0) return { n: 0, medianMs: null, p90Ms: null, maxMs: null, source: "none" };
-  return { n: sorted.length, medianMs: percentile(sorted, 0.5), p90Ms: percentile(sorted, 0.9), maxMs: sorted[sorted.length - 1] as number, source };
-}
-
-const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-
-/** Replaces the image's name, path, output prefix and id in a reason with <image>. */
-export function normaliseReason(reason: string, image: { name?: string; input?: string; outPrefix?: string; imageId?: string }): string {
-  const names = [image.input, image.outPrefix, image.name, image.name?.split(/[/\\]/).pop(), image.imageId]
-    .filter((n): n is string => typeof n === "string" && n.length >= 3)
-    .sort((a, b) => b.length - a.length);
-  if (names.length === 0) return reason;
-  return reason.replace(new RegExp([...new Set(names)].map(escapeRe).join("|"), "g"), "<image>");
-}
-
-function groupFailures(items: { stage: Stage; reason: string; name: string }[]): FailureGroup[] {
-  const groups = new Map<string, FailureGroup>();
-  for (const it of items) {
-    const key = `${it.stage}\0${it.reason}`;
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = { stage: it.stage, reason: it.reason, count: 0, examples: [] }));
-    g.count++;
-    if (g.examples.length < 5 && !g.examples.includes(it.name)) g.examples.push(it.name);
+/** Nearest-rank percentile of a histogram (bucket -> count), as the bucket's upper bound. */
+function percentile(buckets: [number, number][], total: number, q: number): number | null {
+  if (total === 0) return null;
+  const rank = Math.max(1, Math.ceil(q * total));
+  let seen = 0;
+  for (const [bucket, count] of buckets) {
+    seen += count;
+    if (seen >= rank) return Math.round(bucketUpperMs(bucket));
   }
-  return [...groups.values()].sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
-}
-
-function fallbackDurations(images: ImageRecord[]): Record<Stage, number[]> {
-  const gap = (a?: number, b?: number) => (a !== undefined && b !== undefined ? b - a : NaN);
-  return {
-    detect: images.map((i) => gap(i.enqueuedAt, i.doneAt.detect)),
-    mask: images.map((i) => gap(i.doneAt.detect, i.doneAt.mask)),
-    generate: images.map((i) => gap(i.doneAt.mask, i.doneAt.generate)),
-    finalize: [],
-  };
+  return null;
 }
 
 export async function runReport(redis: Redis, runId: string): Promise<RunReport> {
   const state = new RunState(redis);
-  const createdAt = await state.runCreatedAt(runId);
-  if (createdAt === undefined) throw new AdminError(`no run named ${runId} (maskfleet status lists the runs)`);
-  const images = await state.images(runId);
-  const byId = new Map(images.map((i) => [i.imageId, i]));
-  const counters = await state.counters(runId);
+  const info = await state.info(runId);
+  if (!info) throw new AdminError(`no run named ${runId} (maskfleet status lists the runs)`);
+  const [p, counters, reasons, histograms] = await Promise.all([state.progress(runId), state.counters(runId), state.reasons(runId), state.durations(runId)]);
 
-  const ofRun = (job: Job) => byId.has(imageIdOfJob(job) ?? "");
-  const jobsByStage = {} as Record<Stage, Job[]>;
-  let failedGenerate: Job[] = [];
-  const queues = openQueues(redis, await state.queuePrefixOf(runId));
-  try {
-    for (const stage of stages) {
-      const failed = await jobsWhere(queues[stage], ["failed"], ofRun);
-      jobsByStage[stage] = [...(await jobsWhere(queues[stage], ["completed"], ofRun)), ...failed];
-      if (stage === "generate") failedGenerate = failed;
-    }
-  } finally {
-    await Promise.all(stages.map((s) => queues[s].close()));
-  }
-
-  const fallback = fallbackDurations(images);
   const durations = Object.fromEntries(
     stages.map((s) => {
-      const fromJobs = jobsByStage[s].filter((j) => j.processedOn && j.finishedOn).map((j) => (j.finishedOn as number) - (j.processedOn as number));
-      return [s, fromJobs.length ? durationsOf(fromJobs, "jobs") : durationsOf(fallback[s], "run-state")];
+      const buckets = [...histograms[s].buckets].sort(([a], [b]) => a - b);
+      const n = buckets.reduce((sum, [, c]) => sum + c, 0);
+      const maxMs = histograms[s].maxMs;
+      // The top bucket's bound may pass the exact maximum: never report a percentile above it.
+      const capped = (v: number | null) => (v === null || maxMs === null ? v : Math.min(v, maxMs));
+      return [s, { n, medianMs: capped(percentile(buckets, n, 0.5)), p90Ms: capped(percentile(buckets, n, 0.9)), maxMs: n ? maxMs : null }];
     }),
   ) as Record<Stage, StageDurations>;
 
-  const failedImgs = images.filter((i) => i.failedStage !== undefined);
-  const finishedImgs = images.filter((i) => i.failedStage !== undefined || i.doneAt.finalize !== undefined);
-  const results = { ok: 0, failed: 0, pending: 0, notAttempted: 0 };
-  for (const i of images) {
-    results.ok += i.genDone;
-    const missing = Math.max(0, i.genTotal - i.genDone);
-    if (i.failedStage === "detect" || i.failedStage === "mask") results.notAttempted += missing;
-    else if (i.doneAt.finalize !== undefined || i.failedStage !== undefined) results.failed += missing;
-    else results.pending += missing;
-  }
-
-  const imageFailures = failedImgs.map((i) => ({ stage: i.failedStage as Stage, reason: normaliseReason(i.reason ?? "unknown", i), name: i.name }));
-  const resultFailures = failedGenerate.map((j) => {
-      const img = (j.data as { image?: { name?: string; input?: string; outPrefix?: string; imageId?: string } }).image ?? {};
-    return { stage: "generate" as const, reason: normaliseReason(j.failedReason ?? "unknown", img), name: img.name ?? String(j.id) };
-  });
-
-  const finishTimes = finishedImgs.map((i) => Math.max(i.doneAt.finalize ?? 0, i.failedAt ?? 0)).filter((t) => t > 0);
-  const lastFinish = finishTimes.length ? Math.max(...finishTimes) : undefined;
-  const elapsedSeconds = lastFinish !== undefined ? Math.max(0.001, (lastFinish - createdAt) / 1000) : null;
+  const pending = Math.max(0, p.results - p.resultsDone - p.resultsFailed - p.resultsNotAttempted);
+  const group = (kind: ReasonGroup["kind"]) => reasons.filter((g) => g.kind === kind).map(({ kind: _, ...g }) => g);
+  const elapsedSeconds = info.lastFinishAt !== undefined ? Math.max(0.001, (info.lastFinishAt - info.createdAt) / 1000) : null;
   return {
     runId,
-    createdAt: new Date(createdAt).toISOString(),
+    createdAt: new Date(info.createdAt).toISOString(),
     reportedAt: new Date().toISOString(),
-    images: {
-      total: images.length,
-      finished: finishedImgs.length,
-      ok: finishedImgs.length - failedImgs.length,
-      failed: failedImgs.length,
-      inProgress: images.length - finishedImgs.length,
-    },
-    results,
-    failures: { images: groupFailures(imageFailures), results: groupFailures(resultFailures) },
+    images: { total: p.images, finished: p.finished, ok: p.ok, failed: p.failed, inProgress: p.images - p.finished },
+    results: { ok: p.resultsDone, failed: p.resultsFailed, pending, notAttempted: p.resultsNotAttempted },
+    failures: { images: group("image"), results: group("result") },
     durations,
-    imagesPerMin: elapsedSeconds !== null ? (finishedImgs.length / elapsedSeconds) * 60 : null,
+    imagesPerMin: elapsedSeconds !== null ? (p.finished / elapsedSeconds) * 60 : null,
     elapsedSeconds,
     generator: { calls: counters.generatorCalls ?? 0, throttles: counters.throttles ?? 0, rejected: counters.rejected ?? 0 },
     rate: await rateInForce(redis),
@@ -187,7 +107,7 @@ export function formatReport(r: RunReport): string {
   ];
   for (const s of stages) {
     const d = r.durations[s];
-    lines.push(`  ${s.padEnd(9)} ${String(d.n).padStart(6)} ${secs(d.medianMs).padStart(8)} ${secs(d.p90Ms).padStart(8)} ${secs(d.maxMs).padStart(8)}${d.source === "run-state" ? "  (from run state)" : ""}`);
+    lines.push(`  ${s.padEnd(9)} ${String(d.n).padStart(6)} ${secs(d.medianMs).padStart(8)} ${secs(d.p90Ms).padStart(8)} ${secs(d.maxMs).padStart(8)}`);
   }
   const rate = r.imagesPerMin === null ? "-" : r.imagesPerMin.toFixed(1);
   const over = r.elapsedSeconds === null ? "" : ` over ${r.elapsedSeconds.toFixed(0)}s`;

@@ -1,20 +1,28 @@
 /**
- * A run's progress read from Redis: done/total per stage, failures with reasons, images/min
- * and ETA from the finish times, plus BullMQ's own counts per queue.
+ * A run's progress read from its compact state (shared/run-state.ts): done/total per stage,
+ * failures with reasons, images/min and ETA, plus BullMQ's own counts per queue. A few round
+ * trips whatever the run's size.
  */
 import type { Redis } from "ioredis";
 import cliProgress from "cli-progress";
 import { recordRun } from "../shared/metrics.js";
 import { openQueues, stages, type Stage } from "../shared/queues.js";
-import { RunState, isFinished, type ImageRecord } from "../shared/run-state.js";
+import { RunState, type RunInfo, type RunProgress } from "../shared/run-state.js";
+
+/** Failures status lists (the run's causes of failure are in `maskfleet report`). */
+const failuresShown = 50;
 
 export interface RunStatus {
   runId: string;
+  /** A producer is still adding the run's inputs (or stopped before it finished: resume it with `enqueue --run`); total grows until it is done. */
+  listing: boolean;
   total: number;
   finished: number;
   succeeded: number;
   failed: number;
+  /** detect, mask, finalize: images; generate: results. */
   stages: Record<Stage, { done: number; total: number }>;
+  /** Up to 50 failed images (and images with failed results), with the stage and reason. */
   failures: { name: string; stage: string; reason: string }[];
   imagesPerMin: number | null;
   etaSeconds: number | null;
@@ -22,90 +30,58 @@ export interface RunStatus {
   queues: Record<Stage, Record<string, number>>;
 }
 
-async function createdAtOf(state: RunState, runId: string): Promise<number> {
-  const createdAt = await state.runCreatedAt(runId);
-  if (createdAt === undefined) throw new Error(`no run named ${runId} (maskfleet status lists the runs)`);
-  return createdAt;
+async function infoOf(state: RunState, runId: string): Promise<RunInfo> {
+  const info = await state.info(runId);
+  if (!info) throw new Error(`no run named ${runId} (maskfleet status lists the runs)`);
+  return info;
 }
 
 export async function runStatus(redis: Redis, runId: string, withQueues = true): Promise<RunStatus> {
   const state = new RunState(redis);
-  const createdAt = await createdAtOf(state, runId);
-  const images = await state.images(runId);
-  return summarize(runId, createdAt, images, withQueues ? await queueCounts(redis, await state.queuePrefixOf(runId)) : emptyCounts());
+  const info = await infoOf(state, runId);
+  const [progress, failures] = await Promise.all([state.progress(runId), state.failures(runId, failuresShown)]);
+  const shown = failures.map((f) => ({ name: f.name, stage: f.stage, reason: f.reason }));
+  return summarize(runId, info, progress, shown, withQueues ? await queueCounts(redis, info.queuePrefix) : emptyCounts());
 }
 
-/**
- * Follows a run's status at a cost that grows with what changed, not with the run's size: after
- * one full read, a poll reads the image-change stream (RunState) and re-reads only this run's
- * changed images. It reads the run in full again when images joined it, when changes may have been
- * dropped, and to confirm a run that looks finished.
- */
+/** Follows a run's status (a few round trips a poll, whatever the run's size). */
 export class RunWatcher {
-  private readonly state: RunState;
-  private records = new Map<string, ImageRecord>();
-  private lastChange: string | undefined;
-
   constructor(
-    redis: Redis,
+    private readonly redis: Redis,
     private readonly runId: string,
-  ) {
-    this.state = new RunState(redis);
-  }
+  ) {}
 
-  private async readAll(): Promise<void> {
-    // The change id first: changes made while the run is read are read again next time, never missed.
-    this.lastChange = await this.state.lastChangeId();
-    this.records = new Map((await this.state.images(this.runId)).map((i) => [i.imageId, i]));
-  }
-
-  async poll(): Promise<RunStatus> {
-    const createdAt = await createdAtOf(this.state, this.runId);
-    const changes = this.lastChange === undefined ? undefined : await this.state.changesAfter(this.lastChange);
-    let fresh = false;
-    if (!changes || (await this.state.imageCount(this.runId)) !== this.records.size) {
-      await this.readAll();
-      fresh = true;
-    } else {
-      this.lastChange = changes.lastId;
-      const mine = [...changes.imageIds].filter((id) => this.records.has(id));
-      for (const img of await this.state.imagesById(mine)) this.records.set(img.imageId, img);
-    }
-    if (!fresh && [...this.records.values()].every(isFinished)) await this.readAll();
-    return summarize(this.runId, createdAt, [...this.records.values()], emptyCounts());
+  poll(): Promise<RunStatus> {
+    return runStatus(this.redis, this.runId, false);
   }
 }
 
-export function summarize(runId: string, createdAt: number, images: ImageRecord[], queues: RunStatus["queues"]): RunStatus {
-  const total = images.length;
-  const failedImgs = images.filter((i) => i.failedStage !== undefined);
-  const finishedImgs = images.filter(isFinished);
-  const stageCounts = Object.fromEntries(
-    stages.map((s) => {
-      if (s === "generate") {
-        return [s, { done: images.reduce((n, i) => n + i.genDone, 0), total: images.reduce((n, i) => n + i.genTotal, 0) }];
-      }
-      return [s, { done: images.filter((i) => i.doneAt[s] !== undefined).length, total }];
-    }),
-  ) as RunStatus["stages"];
-  // When each finished image finished: its finalize, or its failure.
-  const finishTimes = finishedImgs.map((i) => i.doneAt.finalize ?? i.failedAt ?? 0).filter((t) => t > 0);
+export function summarize(runId: string, info: RunInfo, p: RunProgress, failures: RunStatus["failures"], queues: RunStatus["queues"]): RunStatus {
+  const total = p.images;
+  const stageCounts: RunStatus["stages"] = {
+    detect: { done: p.detect, total },
+    mask: { done: p.mask, total },
+    generate: { done: p.resultsDone, total: p.results },
+    finalize: { done: p.finalize, total },
+  };
   // A finished run's clock stops at its last finished image: its rate and elapsed time stay what they were.
-  const done = total > 0 && finishedImgs.length === total && finishTimes.length > 0;
-  const end = done ? finishTimes.reduce((a, b) => Math.max(a, b), createdAt) : Date.now();
-  const elapsed = Math.max(1, (end - createdAt) / 1000);
-  const rate = finishTimes.length > 0 ? (finishedImgs.length / elapsed) * 60 : null;
-  const remaining = total - finishedImgs.length;
+  const done = !info.listing && total > 0 && p.finished === total && info.lastFinishAt !== undefined;
+  const end = done ? Math.max(info.lastFinishAt ?? 0, info.createdAt) : Date.now();
+  const elapsed = Math.max(1, (end - info.createdAt) / 1000);
+  const rate = p.finished > 0 && info.lastFinishAt !== undefined ? (p.finished / elapsed) * 60 : null;
+  const remaining = total - p.finished;
   return {
     runId,
+    listing: info.listing,
     total,
-    finished: finishedImgs.length,
-    succeeded: finishedImgs.length - failedImgs.length,
-    failed: failedImgs.length,
+    finished: p.finished,
+    succeeded: p.ok,
+    failed: p.failed,
     stages: stageCounts,
-    failures: failedImgs.map((i) => ({ name: i.name, stage: i.failedStage ?? "", reason: i.reason ?? "" })),
+    failures,
     imagesPerMin: rate,
-    etaSeconds: rate && remaining > 0 ? (remaining / rate) * 60 : remaining === 0 ? 0 : null,
+    // While inputs are still being added the total is not known yet: no ETA.
+    etaSeconds: info.listing ? null : rate && remaining > 0 ? (remaining / rate) * 60 : remaining === 0 ? 0 : null,
     elapsedSeconds: elapsed,
     queues,
   };
@@ -127,7 +103,7 @@ async function queueCounts(redis: Redis, queuePrefix: string): Promise<RunStatus
 }
 
 export function formatStatus(s: RunStatus): string {
-  const lines = [`run ${s.runId}: ${s.finished}/${s.total} images finished (${s.succeeded} ok, ${s.failed} failed)`];
+  const lines = [`run ${s.runId}: ${s.finished}/${s.total} images finished (${s.succeeded} ok, ${s.failed} failed)${s.listing ? "; inputs still being added" : ""}`];
   for (const stage of stages) {
     const c = s.stages[stage];
     const q = s.queues[stage];
@@ -138,8 +114,8 @@ export function formatStatus(s: RunStatus): string {
   lines.push(`  ${rate} images/min, elapsed ${formatSeconds(s.elapsedSeconds)}, ETA ${s.etaSeconds === null ? "-" : formatSeconds(s.etaSeconds)}`);
   if (s.failures.length) {
     lines.push(`  failures:`);
-    for (const f of s.failures.slice(0, 50)) lines.push(`    ${f.name} [${f.stage}]: ${f.reason}`);
-    if (s.failures.length > 50) lines.push(`    ... and ${s.failures.length - 50} more`);
+    for (const f of s.failures) lines.push(`    ${f.name} [${f.stage}]: ${f.reason}`);
+    if (s.failed > s.failures.length) lines.push(`    ... and more: \`maskfleet report ${s.runId}\` groups them by cause`);
   }
   return lines.join("\n");
 }
@@ -161,11 +137,12 @@ export async function waitForRun(redis: Redis, runId: string, opts: { intervalMs
   recordRun(status);
   bar?.start(status.total, status.finished, { rate: "-", etaText: "-", failed: 0 });
   try {
-    while (status.finished < status.total) {
+    while (status.listing || status.finished < status.total) {
       if (Date.now() > deadline) throw new Error(`run ${runId} did not finish in time`);
       await new Promise((r) => setTimeout(r, interval));
       status = await watcher.poll();
       recordRun(status);
+      bar?.setTotal(status.total);
       bar?.update(status.finished, {
         rate: status.imagesPerMin?.toFixed(1) ?? "-",
         etaText: status.etaSeconds === null ? "-" : formatSeconds(status.etaSeconds),

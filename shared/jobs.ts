@@ -57,31 +57,75 @@ export const imageOptionsSchema = z.object({
 });
 export type ImageOptions = z.infer<typeof imageOptionsSchema>;
 
-export const imageJobSchema = z.object({
+/**
+ * An image's job as queued (detect, mask; finalize adds promptVars): a reference to the run, whose
+ * options and output are stored once (shared/run-state.ts), never copied into every job.
+ */
+export const queuedImageSchema = z.object({
   runId: z.string().min(1),
+  /** The run's option set and output this image was enqueued with (shared/run-state.ts). */
+  settings: z.string().regex(/^[0-9a-f]{12}$/),
   imageId: z.string().regex(/^[0-9a-f]{16,64}$/),
   /** Absolute path (or URI) of the input image. */
   input: z.string().min(1),
   /** The name shown to people: the path relative to what was enqueued. */
   name: z.string().min(1),
+  /** Boxes given by the user (target "boxes"). */
+  boxes: z.array(boxSchema).optional(),
+  /** A manifest row's own prompts, in place of the run's. */
+  prompts: z.array(z.string().min(1)).min(1).optional(),
+});
+export type QueuedImage = z.infer<typeof queuedImageSchema>;
+
+export const promptVarsSchema = z.object({ label: z.string(), color: z.string() });
+
+/** A finalize job as queued: the image, and the prompt variables its mask gave (its generate jobs read both from here). */
+export const queuedFinalizeSchema = queuedImageSchema.extend({ promptVars: promptVarsSchema });
+export type QueuedFinalize = z.infer<typeof queuedFinalizeSchema>;
+
+/** An image's job resolved against its run: the options and output a stage works with. */
+export const imageJobSchema = queuedImageSchema.omit({ prompts: true, settings: true }).extend({
   /** Output root and this image's key prefix under it. */
   out: z.string().min(1),
   outPrefix: z.string().min(1),
   options: imageOptionsSchema,
-  /** Boxes given by the user (target "boxes"). */
-  boxes: z.array(boxSchema).optional(),
 });
 export type ImageJob = z.infer<typeof imageJobSchema>;
 
-export const generateJobSchema = z.object({
-  image: imageJobSchema,
+/** The image job a queued one stands for, given its run's options and output. */
+export function resolveImageJob(queued: QueuedImage, run: { options: ImageOptions; out: string }): ImageJob {
+  const { prompts, settings: _, ...rest } = queued;
+  return { ...rest, out: run.out, outPrefix: outPrefixOf(queued.name, queued.imageId), options: prompts ? { ...run.options, prompts } : run.options };
+}
+
+/** What is queued for an image job: the run holds the rest, under `settings` (its options, whose prompts a manifest row may replace). */
+export function queuedImageOf(job: ImageJob, settings: string, runOptions: ImageOptions): QueuedImage {
+  const own = stableJson(job.options.prompts) !== stableJson(runOptions.prompts);
+  return { runId: job.runId, settings, imageId: job.imageId, input: job.input, name: job.name, ...(job.boxes && { boxes: job.boxes }), ...(own && { prompts: job.options.prompts }) };
+}
+
+/**
+ * A generate job as queued: a reference to its image and one prompt x seed. The image (options,
+ * prompts, paths) is stored once, in the job's finalize parent, never copied into each of its
+ * prompt x seed children.
+ */
+export const generateJobDataSchema = z.object({
+  runId: z.string().min(1),
+  imageId: z.string().regex(/^[0-9a-f]{16,64}$/),
   promptIndex: z.number().int().min(0),
-  prompt: z.string().min(1),
   seed: z.number().int().min(0),
-  /** Store key of the result, deterministic in (image, prompt, seed, generator options). */
-  resultKey: z.string().min(1),
 });
-export type GenerateJob = z.infer<typeof generateJobSchema>;
+export type GenerateJobData = z.infer<typeof generateJobDataSchema>;
+
+/** One prompt x seed of an image, resolved: the image, the filled prompt and the result's store key. */
+export interface GenerateJob {
+  image: ImageJob;
+  promptIndex: number;
+  prompt: string;
+  seed: number;
+  /** Store key of the result, deterministic in (image, prompt, seed, generator options). */
+  resultKey: string;
+}
 
 export function pickImageOptions(config: Config): ImageOptions {
   const own = new Set(Object.keys(generatorBackend(config.generator).options));
@@ -133,19 +177,34 @@ export function outPrefixOf(name: string, imageId: string): string {
 export function generateJobsOf(image: ImageJob, vars?: PromptVars): GenerateJob[] {
   const { prompts, seeds } = image.options;
   const jobs: GenerateJob[] = [];
-  prompts.forEach((template, promptIndex) => {
-    const prompt = vars ? fillPrompt(template, vars) : template;
-    for (let seed = seeds.from; seed <= seeds.to; seed++) {
-      const tag = sha256Hex(stableJson({ prompt: template, seed, o: image.options })).slice(0, 8);
-      jobs.push({ image, promptIndex, prompt, seed, resultKey: `${image.outPrefix}/results/p${promptIndex}-s${seed}-${tag}.png` });
-    }
+  prompts.forEach((_, promptIndex) => {
+    for (let seed = seeds.from; seed <= seeds.to; seed++) jobs.push(generateJobOf(image, promptIndex, seed, vars));
   });
   return jobs;
 }
 
-/** BullMQ job id of one (prompt, seed) of an image (BullMQ ids may not contain ':'). */
-export function generateJobId(g: GenerateJob): string {
-  return `${g.image.imageId}-p${g.promptIndex}-s${g.seed}`;
+/** One prompt x seed of an image (see generateJobsOf); the prompt index must be the image's. */
+export function generateJobOf(image: ImageJob, promptIndex: number, seed: number, vars?: PromptVars): GenerateJob {
+  const template = image.options.prompts[promptIndex];
+  if (template === undefined) throw new Error(`${image.name}: no prompt ${promptIndex} (the image has ${image.options.prompts.length})`);
+  const prompt = vars ? fillPrompt(template, vars) : template;
+  const tag = sha256Hex(stableJson({ prompt: template, seed, o: image.options })).slice(0, 8);
+  return { image, promptIndex, prompt, seed, resultKey: `${image.outPrefix}/results/p${promptIndex}-s${seed}-${tag}.png` };
+}
+
+/** What a generate job carries: its image's id and run, and its prompt x seed. */
+export function generateJobData(g: GenerateJob): GenerateJobData {
+  return { runId: g.image.runId, imageId: g.image.imageId, promptIndex: g.promptIndex, seed: g.seed };
+}
+
+/** BullMQ job id of one (prompt, seed) of an image: its image's job id (run-state.ts jobIdOf) and the pair (BullMQ ids may not contain ':'). */
+export function generateJobId(imageJobId: string, g: { promptIndex: number; seed: number }): string {
+  return `${imageJobId}-p${g.promptIndex}-s${g.seed}`;
+}
+
+/** The index of a prompt x seed among an image's results (generateJobsOf's order). */
+export function resultIndexOf(options: Pick<ImageOptions, "seeds">, g: { promptIndex: number; seed: number }): number {
+  return g.promptIndex * (options.seeds.to - options.seeds.from + 1) + (g.seed - options.seeds.from);
 }
 
 /** The store keys one image's stages write. */

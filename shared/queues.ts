@@ -11,9 +11,10 @@ export function jobOptions(attempts: number): JobsOptions {
   return {
     attempts,
     backoff: { type: "exponential", delay: 1000 },
-    // Per-image state lives in maskfleet's own keys, so finished jobs can expire from BullMQ.
-    removeOnComplete: { age: 7 * 24 * 3600 },
-    removeOnFail: { age: 30 * 24 * 3600 },
+    // A finished job's outcome is recorded in its run's compact state (shared/run-state.ts) before
+    // it ends, so the job itself goes at once: Redis holds only unfinished work.
+    removeOnComplete: true,
+    removeOnFail: true,
   };
 }
 

@@ -1,216 +1,510 @@
 /**
- * Per-image progress and run membership in Redis, next to BullMQ's queues. An image's state is
- * keyed by its deterministic id, so it is shared by every run that enqueued it; a run is a set
- * of image ids. Workers write a timestamp when a stage of an image is done; status reads them.
+ * A run's state in Redis, compact enough for catalogs of millions of images: counters per stage,
+ * one small field per image, failures with their reasons, a duration histogram per stage. A run
+ * owns its state (and its jobs, see jobIdOf): nothing is shared with other runs, so `clean` drops
+ * a run's keys without looking at any other run. Finished jobs leave BullMQ as soon as their
+ * outcome is recorded here (shared/queues.ts), so a finished image costs one field.
  *
- *   maskfleet:img:<id>        hash: name, outPrefix, genTotal, enqueuedAt, detectAt, maskAt,
- *                                   generateAt, finalizeAt, failedStage, reason, failedAt,
- *                                   refinalize (set by `maskfleet retry`, see workers/pool.ts)
- *   maskfleet:img:<id>:gen    set of generate result keys written
- *   maskfleet:run:<run>       hash: createdAt
- *   maskfleet:run:<run>:images set of image ids
- *   maskfleet:run:<run>:counters hash: generatorCalls, throttles, rejected (see workers/pool.ts)
- *   maskfleet:runs            zset of run ids by creation time
- *   maskfleet:img-changes     stream: the id of every image whose progress changed, so a watcher
- *                             re-reads only those (producer/status.ts RunWatcher); capped
+ *   maskfleet:runs                  zset of run ids by creation time
+ *   maskfleet:run-seq               counter: each run's tag (a short number in its job ids)
+ *   maskfleet:run:<run>             hash: createdAt, tag, settings:<id> (JSON: image options and
+ *                                   output, stored once per run and option set; jobs name the id),
+ *                                   queuePrefix (`maskfleet run`'s own queues), listing (set while
+ *                                   a producer adds inputs), listedAt, cursor + cursorOf (the
+ *                                   producer's checkpoint), lastFinishAt
+ *   maskfleet:run:<run>:images      hash: image id -> state (ImageState bits, failed stage)
+ *   maskfleet:run:<run>:progress    hash: images, results (expected), detect, mask, finalize,
+ *                                   resultsDone, resultsFailed, finished, ok, failed
+ *   maskfleet:run:<run>:gen:<id>    set of an unfinished image's results done (prompt x seed index)
+ *   maskfleet:run:<run>:failed      hash: image id -> FailureRecord (JSON), up to failedKept
+ *   maskfleet:run:<run>:reasons     hash: "<stage>\t<reason>" -> count, up to reasonsKept causes
+ *   maskfleet:run:<run>:examples    hash: "<stage>\t<reason>" -> JSON list of up to 5 image names
+ *   maskfleet:run:<run>:durations   hash: "<stage>:<bucket>" -> jobs, "<stage>:max" -> ms
+ *   maskfleet:run:<run>:counters    hash: generatorCalls, throttles, rejected (workers/pool.ts)
+ *
+ * Every change is one Lua script, exactly once per image and stage: a stage counted once stays
+ * counted when a stalled job runs again, and an image finishes once.
  */
-import type { Queue } from "bullmq";
-import type { ChainableCommander, Redis } from "ioredis";
-import { keyPrefix, type Stage } from "./queues.js";
+import type { Redis } from "ioredis";
+import { keyPrefix, stages, type Stage } from "./queues.js";
 import { checkRunId } from "./run-id.js";
+import { sha256Hex, stableJson } from "./jobs.js";
 
-const imgKey = (id: string) => `${keyPrefix}:img:${id}`;
-const genKey = (id: string) => `${imgKey(id)}:gen`;
 const rawRunKey = (run: string) => `${keyPrefix}:run:${run}`;
 /** A run id reaching a key is checked (shared/run-id.ts): "foo:images" would be run foo's image set. */
 const runKey = (run: string) => rawRunKey(checkRunId(run));
-const runImagesKey = (run: string) => `${runKey(run)}:images`;
-const runCountersKey = (run: string) => `${runKey(run)}:counters`;
 const runsKey = `${keyPrefix}:runs`;
-const changesKey = `${keyPrefix}:img-changes`;
-/** About this many changes are kept: minutes of a busy fleet; a watcher that falls further behind reads the run again. */
-const changesKept = 100_000;
+const runKeys = (run: string) => {
+  const base = runKey(run);
+  return {
+    run: base,
+    images: `${base}:images`,
+    progress: `${base}:progress`,
+    failed: `${base}:failed`,
+    reasons: `${base}:reasons`,
+    examples: `${base}:examples`,
+    durations: `${base}:durations`,
+    counters: `${base}:counters`,
+  };
+};
 
-/** Queues the record that this image changed, in the same transaction as the change. */
-const changed = (m: ChainableCommander, imageId: string) => m.xadd(changesKey, "MAXLEN", "~", String(changesKept), "*", "i", imageId);
+/** Failure records kept per run (for `retry` and status); beyond, failures are counted and grouped only. */
+export const failedKept = 100_000;
+/** Distinct causes kept per run and stage; beyond, a cause is counted as "(other reasons)". */
+export const reasonsKept = 1000;
+/** A reason as recorded: long enough to say what happened, short enough for a million of them. */
+const reasonLength = 500;
 
-/** Stream ids ("ms-seq") in order. */
-export function streamIdAfter(a: string, b: string): boolean {
-  const [am = 0, as = 0] = a.split("-").map(Number);
-  const [bm = 0, bs = 0] = b.split("-").map(Number);
-  return am !== bm ? am > bm : as > bs;
+/** An image's state: stages done, finished, failed (and at which stage: bits 5-6). */
+export const ImageState = { detect: 1, mask: 2, finalize: 4, finished: 8, failed: 16 } as const;
+const stageIndex = (stage: Stage) => stages.indexOf(stage);
+
+/** What a run keeps of a failure: enough to show it, group it, and run it again (`maskfleet retry`). */
+export interface FailureRecord {
+  /** The stage that failed (for an image whose results partly failed: generate). */
+  stage: Stage;
+  reason: string;
+  name: string;
+  /** Attempts made before it failed for good (image failures). */
+  attempts?: number;
+  /** The job as queued (shared/jobs.ts queuedImageSchema): `retry` adds it again. */
+  job: unknown;
+  /** Generate failures: the prompt variables, and the results that failed (the others are in the store). */
+  promptVars?: { label: string; color: string };
+  failedResults?: { promptIndex: number; seed: number }[];
+  /** Results made, for an image that finished with some of them failed. */
+  okResults?: number;
+  /** Results never attempted: the image failed before generate. */
+  notAttempted?: number;
+  /** The causes this failure was counted under (reasons hash), with counts: `retry` takes them back. */
+  causes: [string, number][];
 }
 
+/** One cause of failures: how many images (or results), with a few example image names. */
+export interface ReasonGroup {
+  /** image: images that failed for good at `stage`; result: failed results (generate) of images that finished. */
+  kind: "image" | "result";
+  stage: Stage;
+  reason: string;
+  count: number;
+  examples: string[];
+}
+
+export interface RunProgress {
+  images: number;
+  /** Generate results expected (prompts x seeds of every image). */
+  results: number;
+  detect: number;
+  mask: number;
+  finalize: number;
+  resultsDone: number;
+  resultsFailed: number;
+  resultsNotAttempted: number;
+  finished: number;
+  ok: number;
+  failed: number;
+}
+
+export interface RunInfo {
+  createdAt: number;
+  listing: boolean;
+  lastFinishAt?: number;
+  queuePrefix: string;
+}
+
+/** An option set of a run and its output, written by its producer, read by every worker (cached: they never change). */
+export interface RunSettings {
+  options: unknown;
+  out: string;
+}
+
+/** Per image, for tests and tools that look at one run's images (O(images): never on a hot path). */
 export interface ImageRecord {
   imageId: string;
-  name: string;
-  outPrefix: string;
-  genTotal: number;
-  genDone: number;
-  enqueuedAt?: number;
-  /** When each stage finished this image. */
-  doneAt: Partial<Record<Stage, number>>;
+  done: Stage[];
+  finished: boolean;
   failedStage?: Stage;
+  /** From the failure record, when kept. */
   reason?: string;
-  failedAt?: number;
-  /** Set while a finished finalize waits to run again for re-queued generate jobs (see refinalizeIfDue). */
-  refinalizeSince?: number;
+  name?: string;
 }
+
+/** Duration histogram buckets: four per doubling (about 19% wide), from 1 ms. */
+export const durationBucket = (ms: number) => Math.max(0, Math.floor(Math.log2(Math.max(1, ms)) * 4));
+export const bucketUpperMs = (bucket: number) => 2 ** ((bucket + 1) / 4);
+
+const lua = {
+  /** ARGV: prefix, run, now, then id + genTotal per image. Returns 1 new, 2 known not started, 0 started or finished. */
+  register: `
+local run = ARGV[1] .. ':run:' .. ARGV[2]
+redis.call('HSETNX', run, 'createdAt', ARGV[3])
+redis.call('ZADD', ARGV[1] .. ':runs', 'NX', ARGV[3], ARGV[2])
+local out = {}
+for i = 4, #ARGV, 2 do
+  if redis.call('HSETNX', run .. ':images', ARGV[i], 0) == 1 then
+    redis.call('HINCRBY', run .. ':progress', 'images', 1)
+    redis.call('HINCRBY', run .. ':progress', 'results', ARGV[i + 1])
+    out[#out + 1] = 1
+  elseif tonumber(redis.call('HGET', run .. ':images', ARGV[i])) == 0 then
+    out[#out + 1] = 2
+  else
+    out[#out + 1] = 0
+  end
+end
+return out`,
+  /** ARGV: prefix, run, id, stage bit, stage name. 1 when counted now. */
+  stageDone: `
+local run = ARGV[1] .. ':run:' .. ARGV[2]
+local v = tonumber(redis.call('HGET', run .. ':images', ARGV[3]))
+local b = tonumber(ARGV[4])
+if not v or bit.band(v, 8) ~= 0 or bit.band(v, b) ~= 0 then return 0 end
+redis.call('HSET', run .. ':images', ARGV[3], bit.bor(v, b))
+redis.call('HINCRBY', run .. ':progress', ARGV[5], 1)
+return 1`,
+  /** ARGV: prefix, run, id, result index. 1 when counted now. */
+  resultDone: `
+local run = ARGV[1] .. ':run:' .. ARGV[2]
+local v = tonumber(redis.call('HGET', run .. ':images', ARGV[3]))
+if not v or bit.band(v, 8) ~= 0 then return 0 end
+if redis.call('SADD', run .. ':gen:' .. ARGV[3], ARGV[4]) == 0 then return 0 end
+redis.call('HINCRBY', run .. ':progress', 'resultsDone', 1)
+return 1`,
+  /**
+   * ARGV: prefix, run, id, now, state bits to add, outcome ("ok" | "failed"), results failed,
+   * results not attempted, failure record JSON ("" = none), failedKept, reasonsKept, name, then
+   * cause + count per cause. 1 when the image finished now.
+   */
+  finish: `
+local run = ARGV[1] .. ':run:' .. ARGV[2]
+local id = ARGV[3]
+local v = tonumber(redis.call('HGET', run .. ':images', id))
+if not v or bit.band(v, 8) ~= 0 then return 0 end
+local add = tonumber(ARGV[5])
+if bit.band(add, 4) ~= 0 and bit.band(v, 4) == 0 then redis.call('HINCRBY', run .. ':progress', 'finalize', 1) end
+redis.call('HSET', run .. ':images', id, bit.bor(v, add, 8))
+redis.call('HINCRBY', run .. ':progress', 'finished', 1)
+redis.call('HINCRBY', run .. ':progress', ARGV[6], 1)
+if tonumber(ARGV[7]) > 0 then redis.call('HINCRBY', run .. ':progress', 'resultsFailed', ARGV[7]) end
+if tonumber(ARGV[8]) > 0 then redis.call('HINCRBY', run .. ':progress', 'resultsNotAttempted', ARGV[8]) end
+redis.call('DEL', run .. ':gen:' .. id)
+local last = tonumber(redis.call('HGET', run, 'lastFinishAt') or '0')
+if tonumber(ARGV[4]) > last then redis.call('HSET', run, 'lastFinishAt', ARGV[4]) end
+if ARGV[9] ~= '' and (redis.call('HLEN', run .. ':failed') < tonumber(ARGV[10]) or redis.call('HEXISTS', run .. ':failed', id) == 1) then
+  redis.call('HSET', run .. ':failed', id, ARGV[9])
+end
+for i = 13, #ARGV, 2 do
+  local cause = ARGV[i]
+  if redis.call('HEXISTS', run .. ':reasons', cause) == 0 and redis.call('HLEN', run .. ':reasons') >= tonumber(ARGV[11]) then
+    cause = string.match(cause, '^[^\\t]*') .. '\\t(other reasons)'
+  end
+  redis.call('HINCRBY', run .. ':reasons', cause, ARGV[i + 1])
+  local ex = cjson.decode(redis.call('HGET', run .. ':examples', cause) or '[]')
+  if #ex < 5 then
+    local seen = false
+    for _, n in ipairs(ex) do if n == ARGV[12] then seen = true end end
+    if not seen then ex[#ex + 1] = ARGV[12]; redis.call('HSET', run .. ':examples', cause, cjson.encode(ex)) end
+  end
+end
+return 1`,
+  /**
+   * Undoes a finished image's outcome before `retry` adds it again. ARGV: prefix, run, id, state
+   * to set, then progress field + amount to subtract, ..., "--", then cause + count per cause.
+   * 1 when reopened (its failure record was there).
+   */
+  reopen: `
+local run = ARGV[1] .. ':run:' .. ARGV[2]
+local id = ARGV[3]
+if redis.call('HDEL', run .. ':failed', id) == 0 then return 0 end
+redis.call('HSET', run .. ':images', id, ARGV[4])
+redis.call('DEL', run .. ':gen:' .. id)
+local i = 5
+while ARGV[i] ~= '--' do
+  redis.call('HINCRBY', run .. ':progress', ARGV[i], -tonumber(ARGV[i + 1]))
+  i = i + 2
+end
+for j = i + 1, #ARGV, 2 do
+  if redis.call('HINCRBY', run .. ':reasons', ARGV[j], -tonumber(ARGV[j + 1])) <= 0 then redis.call('HDEL', run .. ':reasons', ARGV[j]) end
+end
+return 1`,
+  /** ARGV: prefix, run, stage, bucket, ms. */
+  duration: `
+local key = ARGV[1] .. ':run:' .. ARGV[2] .. ':durations'
+redis.call('HINCRBY', key, ARGV[3] .. ':' .. ARGV[4], 1)
+local max = tonumber(redis.call('HGET', key, ARGV[3] .. ':max') or '-1')
+if tonumber(ARGV[5]) > max then redis.call('HSET', key, ARGV[3] .. ':max', ARGV[5]) end
+return 1`,
+  /** ARGV: prefix, run, now, settings id, settings JSON. The run's tag. */
+  create: `
+local run = ARGV[1] .. ':run:' .. ARGV[2]
+redis.call('HSETNX', run, 'createdAt', ARGV[3])
+redis.call('ZADD', ARGV[1] .. ':runs', 'NX', ARGV[3], ARGV[2])
+redis.call('HSETNX', run, 'settings:' .. ARGV[4], ARGV[5])
+local tag = redis.call('HGET', run, 'tag')
+if not tag then
+  tag = tostring(redis.call('INCR', ARGV[1] .. ':run-seq'))
+  redis.call('HSET', run, 'tag', tag)
+end
+return tag`,
+};
+
+const num = (v: string | null | undefined) => (v === null || v === undefined ? 0 : Number(v));
+
+/** The cause under which an image's failure is counted: its stage and its reason as grouped (shared/reasons.ts normalises it). */
+export const causeOf = (stage: Stage, reason: string) => `${stage}\t${reason.slice(0, reasonLength)}`;
+/** The cause under which a failed result (one prompt x seed of an image that finished) is counted. */
+export const resultCauseOf = (reason: string) => `result\t${reason.slice(0, reasonLength)}`;
 
 export class RunState {
   constructor(private readonly redis: Redis) {}
 
-  /** Adds an image to a run; returns false when the image was already known (nothing to enqueue). */
-  async register(runId: string, img: { imageId: string; name: string; outPrefix: string; genTotal: number }): Promise<boolean> {
-    const now = Date.now();
-    const multi = this.redis
-      .multi()
-      .hsetnx(runKey(runId), "createdAt", String(now))
-      .zadd(runsKey, "NX", now, runId)
-      .sadd(runImagesKey(runId), img.imageId)
-      .hsetnx(imgKey(img.imageId), "enqueuedAt", String(now))
-      .hset(imgKey(img.imageId), "name", img.name, "outPrefix", img.outPrefix, "genTotal", String(img.genTotal));
-    const results = await changed(multi, img.imageId).exec();
-    const created = results?.[3]?.[1];
-    return created === 1;
-  }
-
-  async stageDone(imageId: string, stage: Stage): Promise<void> {
-    await changed(this.redis.multi().hset(imgKey(imageId), `${stage}At`, String(Date.now())), imageId).exec();
-  }
-
-  /** Whether any stage has finished or failed this image. */
-  async started(imageId: string): Promise<boolean> {
-    const fields = await this.redis.hmget(imgKey(imageId), "detectAt", "failedStage");
-    return fields.some((v) => v !== null);
-  }
-
-  async resultDone(imageId: string, resultKey: string): Promise<void> {
-    await changed(this.redis.multi().sadd(genKey(imageId), resultKey), imageId).exec();
-  }
-
-  /** The image failed for good at this stage; the first reason recorded wins. */
-  async failed(imageId: string, stage: Stage, reason: string): Promise<void> {
-    const multi = this.redis
-      .multi()
-      .hsetnx(imgKey(imageId), "failedStage", stage)
-      .hsetnx(imgKey(imageId), "reason", reason.slice(0, 2000))
-      .hset(imgKey(imageId), "failedAt", String(Date.now()));
-    await changed(multi, imageId).exec();
-  }
-
-  /** Forget a failure, e.g. before a retry. */
-  async clearFailure(imageId: string): Promise<void> {
-    await changed(this.redis.multi().hdel(imgKey(imageId), "failedStage", "reason", "failedAt"), imageId).exec();
-  }
-
-  /** Forget that these stages finished the image (a retried stage runs again, and so do the later ones). */
-  async clearDone(imageId: string, stagesToClear: readonly Stage[]): Promise<void> {
-    if (stagesToClear.length) await changed(this.redis.multi().hdel(imgKey(imageId), ...stagesToClear.map((s) => `${s}At`)), imageId).exec();
-  }
-
-  /** Marks an image whose finished finalize job must run again once its re-queued generate jobs end. */
-  async markRefinalize(imageId: string): Promise<void> {
-    await this.redis.hset(imgKey(imageId), "refinalize", String(Date.now()));
-  }
-
-  async needsRefinalize(imageId: string): Promise<boolean> {
-    return (await this.redis.hexists(imgKey(imageId), "refinalize")) === 1;
-  }
-
-  /** Clears the mark; true for exactly one caller when several race. */
-  async takeRefinalize(imageId: string): Promise<boolean> {
-    return (await this.redis.hdel(imgKey(imageId), "refinalize")) === 1;
+  private eval(script: string, ...args: (string | number)[]): Promise<unknown> {
+    return this.redis.eval(script, 0, keyPrefix, ...args.map(String));
   }
 
   /**
-   * Runs a marked image's finished finalize job again once none of its generate jobs is pending.
-   * `maskfleet retry` re-queues a failed generate job with BullMQ's job.retry(), which puts it
-   * back among its finalize parent's dependencies but never moves a parent that already finished
-   * back to waiting; so it marks the image, and every generate pool calls this when one of its
-   * jobs ends. Of several siblings ending at once, takeRefinalize lets exactly one through.
+   * Creates the run (or finds it) with this option set and output, stored once: its jobs name the
+   * returned settings id. Returns the run's tag too (see jobIdOf).
    */
-  async refinalizeIfDue(finalize: Queue, imageId: string): Promise<boolean> {
-    if (!(await this.needsRefinalize(imageId))) return false;
-    const parent = await finalize.getJob(imageId);
-    if (!parent) return false;
-    const state = await parent.getState();
-    if (state !== "completed" && state !== "failed") return false;
-    const { unprocessed = 0 } = await parent.getDependenciesCount({ unprocessed: true });
-    if (unprocessed > 0 || !(await this.takeRefinalize(imageId))) return false;
-    try {
-      await parent.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
-    } catch (err) {
-      await this.markRefinalize(imageId);
-      throw err;
+  async create(runId: string, settings: RunSettings): Promise<{ tag: string; settingsId: string }> {
+    checkRunId(runId);
+    const json = stableJson(settings);
+    const settingsId = sha256Hex(json).slice(0, 12);
+    const tag = String(await this.eval(lua.create, runId, Date.now(), settingsId, json));
+    return { tag, settingsId };
+  }
+
+  /** An option set of the run; undefined when the run does not exist (or was cleaned). */
+  async settings(runId: string, settingsId: string): Promise<RunSettings | undefined> {
+    const json = await this.redis.hget(runKey(runId), `settings:${settingsId}`);
+    return json ? (JSON.parse(json) as RunSettings) : undefined;
+  }
+
+  /** The run's tag (its jobs' ids begin with it); undefined when there is no such run. */
+  async tag(runId: string): Promise<string | undefined> {
+    return (await this.redis.hget(runKey(runId), "tag")) ?? undefined;
+  }
+
+  /** Adds images to a run in one round trip: new to the run, known but not started (its job may be missing), or under way / finished. */
+  async register(runId: string, imgs: readonly { imageId: string; genTotal: number }[]): Promise<Registered[]> {
+    checkRunId(runId);
+    if (imgs.length === 0) return [];
+    const replies = (await this.eval(lua.register, runId, Date.now(), ...imgs.flatMap((i) => [i.imageId, i.genTotal]))) as number[];
+    return replies.map((r) => (r === 1 ? "new" : r === 2 ? "not-started" : "started"));
+  }
+
+  /** A stage finished the image (counted once; nothing once the image finished). */
+  async stageDone(runId: string, imageId: string, stage: Exclude<Stage, "generate">): Promise<void> {
+    await this.eval(lua.stageDone, runId, imageId, ImageState[stage], stage);
+  }
+
+  /** One of the image's results is in the store (counted once). */
+  async resultDone(runId: string, imageId: string, resultIndex: number): Promise<void> {
+    await this.eval(lua.resultDone, runId, imageId, resultIndex);
+  }
+
+  /**
+   * The image finished: finalize wrote its manifest (some of its results may have failed), or a
+   * stage failed it for good (`stage`). Its causes are counted in the run's reasons; a record,
+   * when given, keeps it for `retry` and status. Recorded once; the image's results set goes.
+   */
+  async finished(
+    runId: string,
+    imageId: string,
+    o: { outcome: "ok" | "failed"; stage: Stage; name: string; failedResults: number; notAttempted?: number; causes: [string, number][]; record?: FailureRecord },
+  ): Promise<boolean> {
+    const add = o.outcome === "ok" ? ImageState.finalize : ImageState.failed | (stageIndex(o.stage) << 5);
+    const record = o.record ? JSON.stringify({ ...o.record, reason: o.record.reason.slice(0, reasonLength) }) : "";
+    const reply = await this.eval(
+      lua.finish,
+      runId,
+      imageId,
+      Date.now(),
+      add,
+      o.outcome,
+      o.failedResults,
+      o.notAttempted ?? 0,
+      record,
+      failedKept,
+      reasonsKept,
+      o.name,
+      ...o.causes.flat(),
+    );
+    return reply === 1;
+  }
+
+  /**
+   * Undoes a recorded failure so `retry` can run the image again from `record.stage`: the stages
+   * before it stay done, the image counts as unfinished, its causes lose it. False when the
+   * record is gone (another retry took it).
+   */
+  async reopen(runId: string, imageId: string, record: FailureRecord): Promise<boolean> {
+    const partial = record.stage === "generate" && (record.okResults ?? 0) > 0;
+    // Stages before the one that failed stay done (a partly failed image reruns finalize).
+    const keep = stages.slice(0, stageIndex(record.stage)).reduce((bits, s) => (s === "generate" ? bits : bits | ImageState[s]), 0);
+    const subtract: (string | number)[] = ["finished", 1, partial ? "ok" : "failed", 1];
+    if (partial) subtract.push("finalize", 1);
+    const failedResults = record.failedResults?.length ?? 0;
+    if (failedResults) subtract.push("resultsFailed", failedResults);
+    if (record.notAttempted) subtract.push("resultsNotAttempted", record.notAttempted);
+    const reply = await this.eval(lua.reopen, runId, imageId, keep, ...subtract, "--", ...record.causes.flat());
+    return reply === 1;
+  }
+
+  /** One job's duration at a stage (histogram: report's median, p90, max). */
+  async duration(runId: string, stage: Stage, ms: number): Promise<void> {
+    await this.eval(lua.duration, runId, stage, durationBucket(ms), Math.round(ms));
+  }
+
+  /** The durations histogram of a stage: bucket -> jobs, and the longest. */
+  async durations(runId: string): Promise<Record<Stage, { buckets: Map<number, number>; maxMs: number | null }>> {
+    const h = await this.redis.hgetall(runKeys(runId).durations);
+    const out = Object.fromEntries(stages.map((s) => [s, { buckets: new Map<number, number>(), maxMs: null as number | null }])) as Record<
+      Stage,
+      { buckets: Map<number, number>; maxMs: number | null }
+    >;
+    for (const [field, value] of Object.entries(h)) {
+      const [stage, bucket] = field.split(":") as [Stage, string];
+      if (!out[stage]) continue;
+      if (bucket === "max") out[stage].maxMs = Number(value);
+      else out[stage].buckets.set(Number(bucket), Number(value));
     }
-    return true;
+    return out;
+  }
+
+  async progress(runId: string): Promise<RunProgress> {
+    const h = await this.redis.hgetall(runKeys(runId).progress);
+    return {
+      images: num(h.images),
+      results: num(h.results),
+      detect: num(h.detect),
+      mask: num(h.mask),
+      finalize: num(h.finalize),
+      resultsDone: num(h.resultsDone),
+      resultsFailed: num(h.resultsFailed),
+      resultsNotAttempted: num(h.resultsNotAttempted),
+      finished: num(h.finished),
+      ok: num(h.ok),
+      failed: num(h.failed),
+    };
+  }
+
+  /** createdAt, whether a producer is still listing, last finish, queues; undefined when there is no such run. */
+  async info(runId: string): Promise<RunInfo | undefined> {
+    const [createdAt, listing, lastFinishAt, queuePrefix] = await this.redis.hmget(runKey(runId), "createdAt", "listing", "lastFinishAt", "queuePrefix");
+    if (createdAt === null) return undefined;
+    return { createdAt: Number(createdAt), listing: listing !== null, ...(lastFinishAt !== null && { lastFinishAt: Number(lastFinishAt) }), queuePrefix: queuePrefix ?? keyPrefix };
+  }
+
+  /** Up to `limit` failure records, with their image ids (in Redis's order). */
+  async failures(runId: string, limit: number): Promise<(FailureRecord & { imageId: string })[]> {
+    const out: (FailureRecord & { imageId: string })[] = [];
+    for await (const r of this.failureRecords(runId)) {
+      if (out.length >= limit) break;
+      out.push(r);
+    }
+    return out;
+  }
+
+  /** Every failure record of a run, page by page. */
+  async *failureRecords(runId: string): AsyncGenerator<FailureRecord & { imageId: string }> {
+    let cursor = "0";
+    do {
+      const [next, flat] = await this.redis.hscan(runKeys(runId).failed, cursor, "COUNT", 500);
+      cursor = next;
+      for (let i = 0; i < flat.length; i += 2) yield { ...(JSON.parse(flat[i + 1] as string) as FailureRecord), imageId: flat[i] as string };
+    } while (cursor !== "0");
+  }
+
+  /** The run's causes of failure, most first, with example names. */
+  async reasons(runId: string): Promise<ReasonGroup[]> {
+    const keys = runKeys(runId);
+    const [counts, examples] = await Promise.all([this.redis.hgetall(keys.reasons), this.redis.hgetall(keys.examples)]);
+    return Object.entries(counts)
+      .map(([cause, count]) => {
+        const tab = cause.indexOf("\t");
+        const prefix = cause.slice(0, tab);
+        const kind = prefix === "result" ? ("result" as const) : ("image" as const);
+        return { kind, stage: kind === "result" ? "generate" : (prefix as Stage), reason: cause.slice(tab + 1), count: Number(count), examples: JSON.parse(examples[cause] ?? "[]") as string[] };
+      })
+      .filter((g) => g.count > 0)
+      .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
+  }
+
+  /** Every image of a run with its state (and, for failures kept, reason and name). O(images): tests and tools. */
+  async images(runId: string): Promise<ImageRecord[]> {
+    const records = new Map<string, FailureRecord>();
+    for await (const r of this.failureRecords(runId)) records.set(r.imageId, r);
+    const out: ImageRecord[] = [];
+    let cursor = "0";
+    do {
+      const [next, flat] = await this.redis.hscan(runKeys(runId).images, cursor, "COUNT", 1000);
+      cursor = next;
+      for (let i = 0; i < flat.length; i += 2) {
+        const imageId = flat[i] as string;
+        const v = Number(flat[i + 1]);
+        const failed = (v & ImageState.failed) !== 0;
+        const record = records.get(imageId);
+        out.push({
+          imageId,
+          done: (["detect", "mask", "finalize"] as const).filter((s) => (v & ImageState[s]) !== 0),
+          finished: (v & ImageState.finished) !== 0,
+          ...(failed && { failedStage: stages[(v >> 5) & 3] as Stage }),
+          ...(record && { reason: record.reason, name: record.name }),
+        });
+      }
+    } while (cursor !== "0");
+    return out;
+  }
+
+  async imageCount(runId: string): Promise<number> {
+    return this.redis.hlen(runKeys(runId).images);
   }
 
   /** Adds to one of a run's counters (generator calls, throttles, ...). */
   async count(runId: string, name: string, by = 1): Promise<void> {
-    await this.redis.hincrby(runCountersKey(runId), name, by);
+    await this.redis.hincrby(runKeys(runId).counters, name, by);
   }
 
   async counters(runId: string): Promise<Record<string, number>> {
-    const h = await this.redis.hgetall(runCountersKey(runId));
+    const h = await this.redis.hgetall(runKeys(runId).counters);
     return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]));
   }
 
-  /** The id of the latest image change ("0-0": none yet); changes after it are read with changesAfter. */
-  async lastChangeId(): Promise<string> {
-    const [last] = await this.redis.xrevrange(changesKey, "+", "-", "COUNT", 1);
-    return last?.[0] ?? "0-0";
+  /** A producer is adding inputs to the run (until listingDone): a watcher waits for it as well as for the images. */
+  async listingStarted(runId: string): Promise<void> {
+    await this.redis.multi().hset(runKey(runId), "listing", "1").hdel(runKey(runId), "listedAt").exec();
   }
 
-  /**
-   * The images changed after change `afterId`, and the id of the last change read; undefined when
-   * changes after `afterId` may have been dropped by the cap (then read the run again).
-   */
-  async changesAfter(afterId: string): Promise<{ imageIds: Set<string>; lastId: string } | undefined> {
-    const [first] = await this.redis.xrange(changesKey, "-", "+", "COUNT", 1);
-    if (first && afterId !== "0-0" && streamIdAfter(first[0], afterId)) return undefined;
-    const imageIds = new Set<string>();
-    let lastId = afterId;
-    for (;;) {
-      const batch = await this.redis.xrange(changesKey, `(${lastId}`, "+", "COUNT", 10_000);
-      for (const [id, fields] of batch) {
-        lastId = id;
-        if (fields[1]) imageIds.add(fields[1]);
-      }
-      if (batch.length < 10_000) return { imageIds, lastId };
-    }
+  async listingDone(runId: string): Promise<void> {
+    await this.redis.multi().hdel(runKey(runId), "listing").hset(runKey(runId), "listedAt", String(Date.now())).exec();
   }
 
-  async imageCount(runId: string): Promise<number> {
-    return this.redis.scard(runImagesKey(runId));
+  /** Whether a producer is (or was, when it died) still adding the run's inputs. */
+  async listing(runId: string): Promise<boolean> {
+    return (await this.redis.hexists(runKey(runId), "listing")) === 1;
   }
 
-  async runImageIds(runId: string): Promise<string[]> {
-    return this.redis.smembers(runImagesKey(runId));
+  /** The producer's checkpoint: the cursor after the last input whose job is in, for this list of inputs (`of`). */
+  async checkpoint(runId: string, of: string, cursor: string): Promise<void> {
+    await this.redis.hset(runKey(runId), "cursorOf", of, "cursor", cursor);
   }
 
-  /** Those of `imageIds` that some run other than `runId` holds too. */
-  async heldByOtherRuns(runId: string, imageIds: readonly string[]): Promise<Set<string>> {
-    const held = new Set<string>();
-    if (imageIds.length === 0) return held;
-    for (const other of await this.listRuns()) {
-      if (other === runId) continue;
-      for (let at = 0; at < imageIds.length; at += 10_000) {
-        const chunk = imageIds.slice(at, at + 10_000);
-        // Read only, as listed: a run made before run ids were checked still holds its images.
-        const member = await this.redis.smismember(`${rawRunKey(other)}:images`, ...chunk);
-        member.forEach((m, i) => m === 1 && held.add(chunk[i] as string));
-      }
-    }
-    return held;
+  /** The checkpoint for this list of inputs; undefined when none (or one for another list). */
+  async checkpointOf(runId: string, of: string): Promise<string | undefined> {
+    const [cursorOf, cursor] = await this.redis.hmget(runKey(runId), "cursorOf", "cursor");
+    return cursorOf === of && cursor !== null ? cursor : undefined;
   }
 
-  /** Deletes a run (its hash, image set, counters, listing) and the per-image keys of `imageIds`. */
-  async forgetRun(runId: string, imageIds: readonly string[]): Promise<void> {
-    const multi = this.redis.multi().del(runKey(runId), runImagesKey(runId), runCountersKey(runId)).zrem(runsKey, runId);
-    for (const id of imageIds) multi.del(imgKey(id), genKey(id));
-    await multi.exec();
+  /** Deletes every key of a run (UNLINK: a million-image hash is freed in the background) and its results sets. */
+  async forget(runId: string): Promise<void> {
+    const keys = runKeys(runId);
+    let cursor = "0";
+    do {
+      const [next, found] = await this.redis.scan(cursor, "MATCH", `${keys.run}:gen:*`, "COUNT", 1000);
+      cursor = next;
+      if (found.length) await this.redis.unlink(...found);
+    } while (cursor !== "0");
+    await this.redis.multi().unlink(...Object.values(keys)).zrem(runsKey, runId).exec();
   }
 
   /** Records the BullMQ prefix of a run's queues when they are not the shared ones (`maskfleet run`). */
@@ -235,45 +529,16 @@ export class RunState {
   async listRuns(): Promise<string[]> {
     return this.redis.zrange(runsKey, "0", "-1");
   }
-
-  /** Every image of a run with its progress, in two round trips. */
-  async images(runId: string): Promise<ImageRecord[]> {
-    return this.imagesById(await this.redis.smembers(runImagesKey(runId)));
-  }
-
-  /** These images with their progress, in one pipelined round trip. */
-  async imagesById(ids: readonly string[]): Promise<ImageRecord[]> {
-    if (ids.length === 0) return [];
-    const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hgetall(imgKey(id)).scard(genKey(id));
-    const replies = (await pipe.exec()) ?? [];
-    return ids.map((imageId, i) => {
-      const h = (replies[2 * i]?.[1] ?? {}) as Record<string, string>;
-      const genDone = Number(replies[2 * i + 1]?.[1] ?? 0);
-      const num = (k: string) => (h[k] ? Number(h[k]) : undefined);
-      const doneAt: Partial<Record<Stage, number>> = {};
-      for (const stage of ["detect", "mask", "generate", "finalize"] as const) {
-        const t = num(`${stage}At`);
-        if (t !== undefined) doneAt[stage] = t;
-      }
-      return {
-        imageId,
-        name: h.name ?? imageId,
-        outPrefix: h.outPrefix ?? "",
-        genTotal: Number(h.genTotal ?? 0),
-        genDone,
-        enqueuedAt: num("enqueuedAt"),
-        doneAt,
-        failedStage: h.failedStage as Stage | undefined,
-        reason: h.reason,
-        failedAt: num("failedAt"),
-        refinalizeSince: num("refinalize"),
-      };
-    });
-  }
 }
 
-/** An image is finished when finalize wrote its manifest or it failed for good. */
-export function isFinished(img: ImageRecord): boolean {
-  return img.doneAt.finalize !== undefined || img.failedStage !== undefined;
+/** What registering an image found: new to the run, known but not started (its job may be missing), or under way or finished. */
+export type Registered = "new" | "not-started" | "started";
+
+/**
+ * BullMQ job id of an image's jobs in a run: the run's tag and the image id. Runs never share
+ * jobs (two runs of one image are two jobs; the second reuses what the first stored). A stage's
+ * next job keeps its job's id; generate jobs add their prompt x seed (generateJobId).
+ */
+export function jobIdOf(tag: string, imageId: string): string {
+  return `${tag}-${imageId}`;
 }

@@ -11,11 +11,12 @@ import type { Redis } from "ioredis";
 import sharp from "sharp";
 import { AdminError, cleanRun, parseStage, reasonMatcher, retryRun } from "../producer/admin.js";
 import { enqueueImages } from "../producer/enqueue.js";
-import { formatReport, normaliseReason, runReport } from "../producer/report.js";
+import { formatReport, runReport } from "../producer/report.js";
+import { normaliseReason } from "../shared/reasons.js";
 import { RunWatcher, runStatus, waitForRun } from "../producer/status.js";
 import { resolveConfig, type Config } from "../shared/config.js";
 import { RejectedError, ThrottledError } from "../shared/errors.js";
-import { pickImageOptions, type GenerateJob } from "../shared/jobs.js";
+import { generateJobData, generateJobOf, outPrefixOf, pickImageOptions, queuedImageOf } from "../shared/jobs.js";
 import { keyPrefix, stages } from "../shared/queues.js";
 import { connect } from "../shared/redis.js";
 import { RunState } from "../shared/run-state.js";
@@ -23,7 +24,7 @@ import { createContext, type WorkerContext } from "../workers/context.js";
 import { startFleet, type Fleet } from "../workers/fleet.js";
 import type { Generator } from "../generators/generator.js";
 import { startPool } from "../workers/pool.js";
-import { freshRedis, listFiles, repoRoot, runMaskfleet, scratchDir, tinyModels, until, scanKeys } from "./helpers.js";
+import { freshRedis, listFiles, repoRoot, runMaskfleet, scratchDir, tinyModels, until, scanKeys, runImages } from "./helpers.js";
 
 const photo = (name: string) => join(repoRoot, "samples", "photos", name);
 
@@ -87,36 +88,53 @@ describe("run administration: report, retry, clean", () => {
     // Same run, one photo whose composite background file is not an image: both its results fail.
     await enqueueImages(redis, { ...config, background: bgFile }, "adm", [item("rocket.jpg")]);
     await writeFile(bgFile, "not a picture");
-    // Another run holding one of adm's images (chelsea) and one of its own.
-    await enqueueImages(redis, config, "other", [item("chelsea.jpg"), item("astronaut.jpg")]);
     await waitForRun(redis, "adm", { intervalMs: 100, timeoutMs: 120_000 });
+    // Another run of one of adm's images (chelsea: its outputs are reused) and one of its own.
+    await enqueueImages(redis, config, "other", [item("chelsea.jpg"), item("astronaut.jpg")]);
     await waitForRun(redis, "other", { intervalMs: 100, timeoutMs: 60_000 });
-    for (const img of await new RunState(redis).images("adm")) idOf.set(img.name, img.imageId);
-    for (const img of await new RunState(redis).images("other")) idOf.set(img.name, img.imageId);
+    for (const run of ["adm", "other"]) for (const [name, img] of await runImages(redis, run, outDir)) idOf.set(name, img.imageId);
   });
 
   after(async () => {
     await fleet?.close();
   });
 
-  it("a run watcher re-reads only the images whose progress changed", async () => {
+  it("run state counts each stage and each image once, however often a job reports it", async () => {
     const state = new RunState(redis);
     const ids = ["a1a1a1a1a1a1a1a1", "b2b2b2b2b2b2b2b2"];
-    for (const id of ids) await state.register("watch", { imageId: id, name: `${id}.jpg`, outPrefix: id, genTotal: 1 });
+    assert.deepEqual(await state.register("watch", ids.map((imageId) => ({ imageId, genTotal: 2 }))), ["new", "new"]);
+    assert.deepEqual(await state.register("watch", ids.map((imageId) => ({ imageId, genTotal: 2 }))), ["not-started", "not-started"]);
     const watcher = new RunWatcher(redis, "watch");
-    assert.equal((await watcher.poll()).finished, 0);
-    // A change written past RunState (no change record) is not read: the watcher reads changes only.
-    await redis.hset(`${keyPrefix}:img:${ids[0]}`, "finalizeAt", String(Date.now()));
-    assert.equal((await watcher.poll()).finished, 0);
-    await state.stageDone(ids[1] as string, "detect");
+    assert.deepEqual([(await watcher.poll()).total, (await watcher.poll()).finished], [2, 0]);
+    // A stalled job runs again and reports again: counted once.
+    await state.stageDone("watch", ids[1] as string, "detect");
+    await state.stageDone("watch", ids[1] as string, "detect");
+    await state.resultDone("watch", ids[1] as string, 0);
+    await state.resultDone("watch", ids[1] as string, 0);
     const s = await watcher.poll();
-    assert.deepEqual([s.finished, s.stages.detect.done], [0, 1], "b2 re-read, a1 not");
-    await state.failed(ids[1] as string, "mask", "bad");
-    assert.deepEqual([(await watcher.poll()).finished, (await watcher.poll()).failed], [1, 1]);
-    await state.stageDone(ids[0] as string, "finalize");
-    const done = await watcher.poll();
-    assert.deepEqual([done.finished, done.succeeded, done.failed], [2, 1, 1]);
-    await state.forgetRun("watch", ids);
+    assert.deepEqual([s.finished, s.stages.detect.done, s.stages.generate.done, s.stages.generate.total], [0, 1, 1, 4]);
+    assert.deepEqual(await state.register("watch", [{ imageId: ids[1] as string, genTotal: 2 }]), ["started"]);
+    const causes: [string, number][] = [["mask\tbad", 1]];
+    const record = { stage: "mask" as const, reason: "bad", name: "b2.jpg", job: {}, notAttempted: 2, causes };
+    const failure = { outcome: "failed" as const, stage: "mask" as const, name: "b2.jpg", failedResults: 0, notAttempted: 2, causes, record };
+    assert.equal(await state.finished("watch", ids[1] as string, failure), true);
+    assert.equal(await state.finished("watch", ids[1] as string, failure), false, "an image finishes once");
+    // Nothing counts for a finished image any more (a late job of it).
+    await state.stageDone("watch", ids[1] as string, "mask");
+    await state.resultDone("watch", ids[1] as string, 1);
+    const f = await watcher.poll();
+    assert.deepEqual([f.finished, f.failed, f.stages.mask.done, f.stages.generate.done], [1, 1, 0, 1]);
+    assert.deepEqual(f.failures, [{ name: "b2.jpg", stage: "mask", reason: "bad" }]);
+    assert.deepEqual((await state.reasons("watch")).map((g) => [g.kind, g.stage, g.reason, g.count, g.examples]), [["image", "mask", "bad", 1, ["b2.jpg"]]]);
+    // Reopened for a retry: unfinished again, detect still done, its cause taken back.
+    assert.equal(await state.reopen("watch", ids[1] as string, record), true);
+    assert.equal(await state.reopen("watch", ids[1] as string, record), false, "once");
+    const r = await watcher.poll();
+    assert.deepEqual([r.finished, r.failed, r.stages.detect.done, r.failures.length], [0, 0, 1, 0]);
+    assert.deepEqual(await state.reasons("watch"), []);
+    assert.deepEqual((await state.images("watch")).find((i) => i.imageId === ids[1])?.done, ["detect"]);
+    await state.forget("watch");
+    assert.deepEqual(await scanKeys(redis, `${keyPrefix}:run:watch*`), []);
   });
 
   it("reason filters and reason normalising", () => {
@@ -148,12 +166,12 @@ describe("run administration: report, retry, clean", () => {
     assert.equal(r.failures.results[0]?.count, 2);
     assert.deepEqual(r.failures.results[0]?.examples, ["rocket.jpg"]);
     assert.match(r.failures.results[0]?.reason ?? "", /bg\.png: not an image/);
-    // From BullMQ's jobs: 6 detect, 3 mask (the good photos), 6 generate (4 ok + 2 failed), 3 finalize.
-    assert.deepEqual(stages.map((s) => [s, r.durations[s].n, r.durations[s].source]), [
-      ["detect", 6, "jobs"],
-      ["mask", 3, "jobs"],
-      ["generate", 6, "jobs"],
-      ["finalize", 3, "jobs"],
+    // Every job that ended: 6 detect, 3 mask (the good photos), 6 generate (4 ok + 2 failed), 3 finalize.
+    assert.deepEqual(stages.map((s) => [s, r.durations[s].n]), [
+      ["detect", 6],
+      ["mask", 3],
+      ["generate", 6],
+      ["finalize", 3],
     ]);
     for (const s of stages) {
       const d = r.durations[s];
@@ -183,12 +201,10 @@ describe("run administration: report, retry, clean", () => {
   });
 
   it("retry re-queues only the matching failures; once the cause is fixed they complete", async () => {
-    const state = new RunState(redis);
     const rocket = idOf.get("rocket.jpg") as string;
-    const rocketPrefix = (await state.images("adm")).find((i) => i.imageId === rocket)?.outPrefix as string;
+    const rocketPrefix = (await runImages(redis, "adm", outDir)).get("rocket.jpg")?.outPrefix as string;
     const manifestBefore = JSON.parse(await readFile(join(outDir, rocketPrefix, "manifest.json"), "utf8"));
     assert.deepEqual(manifestBefore.results.map((x: { status: string }) => x.status), ["failed", "failed"]);
-    // A watcher that re-reads only changed images sees the ones retry re-opens.
     const watcher = new RunWatcher(redis, "adm");
     assert.equal((await watcher.poll()).finished, 6);
     await pauseFleet();
@@ -201,9 +217,8 @@ describe("run administration: report, retry, clean", () => {
       await copyFile(photo("retina.jpg"), join(inputDir, "tiny-a.png"));
 
       const gen = await retryRun(redis, "adm", { reason: "BG.PNG: not an image" });
-      assert.deepEqual(gen.requeued, { detect: 0, mask: 0, generate: 2, finalize: 0 });
+      assert.deepEqual(gen.requeued, { detect: 0, mask: 0, generate: 1, finalize: 0 });
       assert.equal(gen.images, 1);
-      assert.equal(gen.refinalize, 1);
       const det = await retryRun(redis, "adm", { stage: "detect", reason: "/^tiny-a\\.png: image is 1x1/" });
       assert.deepEqual(det.requeued, { detect: 1, mask: 0, generate: 0, finalize: 0 });
 
@@ -212,16 +227,16 @@ describe("run administration: report, retry, clean", () => {
       assert.equal(status.finished, 4);
       assert.equal((await watcher.poll()).finished, 4, "re-opened images are seen");
       assert.deepEqual(status.failures.map((f) => f.name).sort(), ["empty.jpg", "tiny-b.png"]);
-      assert.equal(await fleet.ctx.queues.finalize.getJobState(rocket), "completed", "finalize waits for the generate jobs");
-      assert.equal(await state.needsRefinalize(rocket), true);
+      // rocket's failed results run again under a new finalize job; tiny-a from detect.
       assert.equal((await fleet.ctx.queues.generate.getJobCounts("waiting")).waiting, 2);
+      assert.equal((await fleet.ctx.queues.detect.getJobCounts("waiting")).waiting, 1);
     } finally {
       await resumeFleet();
     }
     const done = await waitForRun(redis, "adm", { intervalMs: 100, timeoutMs: 60_000 });
     assert.equal(done.finished, 6);
     assert.deepEqual(done.failures.map((f) => f.name).sort(), ["empty.jpg", "tiny-b.png"]);
-    const images = new Map((await state.images("adm")).map((i) => [i.name, i]));
+    const images = await runImages(redis, "adm", outDir);
     for (const name of ["rocket.jpg", "tiny-a.png"]) {
       const img = images.get(name);
       assert.ok(img);
@@ -231,7 +246,7 @@ describe("run administration: report, retry, clean", () => {
     }
     const manifestAfter = JSON.parse(await readFile(join(outDir, rocketPrefix, "manifest.json"), "utf8"));
     assert.ok(manifestAfter.finishedAt > manifestBefore.finishedAt, "rocket's finalize ran again");
-    assert.equal(await state.needsRefinalize(rocket), false);
+    assert.equal(rocket, images.get("rocket.jpg")?.imageId);
 
     const r = await runReport(redis, "adm");
     assert.deepEqual(r.images, { total: 6, finished: 6, ok: 4, failed: 2, inProgress: 0 });
@@ -241,12 +256,8 @@ describe("run administration: report, retry, clean", () => {
   });
 
   it("clean refuses while a job of the run is running, then removes its jobs and state, never an output", async () => {
-    const own = ["coffee.jpg", "rocket.jpg", "tiny-a.png", "tiny-b.png", "empty.jpg"].map((n) => idOf.get(n) as string);
-    const chelsea = idOf.get("chelsea.jpg") as string;
-    assert.equal(own.length, 5);
-    const ownKeys = (keys: string[]) => keys.filter((k) => own.some((id) => k.includes(id)));
-    const keysBefore = ownKeys(await scanKeys(redis));
-    for (const s of stages) assert.ok(keysBefore.some((k) => k.startsWith(`${keyPrefix}:${s}:`)), `${s} jobs of the run are there before`);
+    const runKeys = async () => (await scanKeys(redis)).filter((k) => k.includes(":run:adm"));
+    assert.ok((await runKeys()).length > 0);
 
     // A detect job of the run held active by a worker that waits for us.
     await pauseFleet();
@@ -254,9 +265,8 @@ describe("run administration: report, retry, clean", () => {
     try {
       assert.equal((await retryRun(redis, "adm", { stage: "detect", reason: "1x1" })).requeued.detect, 1);
       await until("the held job is active", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 1, 20_000, 50);
-      await assert.rejects(cleanRun(redis, "adm"), (err: Error) => err instanceof AdminError && /run adm has 1 active jobs \(detect [0-9a-f]+\)/.test(err.message));
+      await assert.rejects(cleanRun(redis, "adm"), (err: Error) => err instanceof AdminError && /run adm has 1 active jobs \(detect \d+-[0-9a-f]+\)/.test(err.message));
       assert.equal(await new RunState(redis).runExists("adm"), true, "nothing removed");
-      assert.equal(ownKeys(await scanKeys(redis)).length, keysBefore.length + 1, "only the lock was added");
       holder.release();
       await until("the held job ended", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 0, 20_000, 50);
     } finally {
@@ -265,27 +275,20 @@ describe("run administration: report, retry, clean", () => {
 
     const files = await listFiles(outDir);
     assert.ok(files.size > 20);
+    const tag = (await redis.hget(`${keyPrefix}:run:adm`, "tag")) as string;
+    // One job of the run still queued: added for an image whose detect was held (its state is unfinished).
+    await fleet.ctx.queues.mask.add("mask", { runId: "adm" }, { jobId: `${tag}-${idOf.get("tiny-b.png")}` });
     const summary = await cleanRun(redis, "adm");
-    assert.deepEqual(summary.removed, { detect: 5, mask: 3, generate: 6, finalize: 3 });
-    assert.deepEqual([summary.forgotten, summary.shared, summary.left], [5, 1, 0]);
+    assert.deepEqual(summary.removed, { detect: 0, mask: 1, generate: 0, finalize: 0 }, "finished jobs were gone already");
+    assert.deepEqual([summary.forgotten, summary.left], [6, 0]);
 
     const keys = await scanKeys(redis);
-    assert.deepEqual(ownKeys(keys), [], "no key of the run's own images or jobs is left");
-    assert.deepEqual(keys.filter((k) => k.includes(":run:adm")), []);
-    for (const s of stages) {
-      for (const set of ["completed", "failed", "wait", "waiting-children", "delayed", "prioritized"]) {
-        const key = `${keyPrefix}:${s}:${set}`;
-        const type = await redis.type(key);
-        const members = type === "zset" ? await redis.zrange(key, "0", "-1") : type === "list" ? await redis.lrange(key, "0", "-1") : [];
-        assert.deepEqual(members.filter((m) => own.some((id) => m.startsWith(id))), [], `${key} holds none of the run's jobs`);
-      }
-    }
+    assert.deepEqual(await runKeys(), [], "no key of the run is left");
+    assert.deepEqual(keys.filter((k) => new RegExp(`^${keyPrefix}:(detect|mask|generate|finalize):${tag}-`).test(k)), [], "nor a job of it");
     const state = new RunState(redis);
     assert.deepEqual(await state.listRuns(), ["other"]);
     assert.deepEqual(await listFiles(outDir), files, "every output is still there, unchanged");
-    // The image the other run holds keeps its state and jobs; that run is intact.
-    assert.equal(await redis.exists(`${keyPrefix}:img:${chelsea}`), 1);
-    assert.ok(await fleet.ctx.queues.finalize.getJob(chelsea));
+    // The other run of one of its images is intact.
     assert.equal((await runStatus(redis, "other", false)).succeeded, 2);
     await assert.rejects(cleanRun(redis, "adm"), /no run named adm/);
 
@@ -339,14 +342,24 @@ describe("generator counters in the generate pool", () => {
     const fakeCtx: WorkerContext = { ...ctx, generator: async () => fake };
     const meta = await sharp(photo("chelsea.jpg")).metadata();
     await sharp({ create: { width: meta.width, height: meta.height, channels: 3, background: "white" } }).png().toFile(join(dir, "mask-src.png"));
-    await scratchDir("admin-counters/cat/results");
-    await copyFile(join(dir, "mask-src.png"), join(dir, "cat", "mask.png"));
-    await copyFile(join(dir, "mask-src.png"), join(dir, "cat", "results", "c.png")); // already made: reused
-    const image = { runId: "counts", imageId: "ab".repeat(12), input: photo("chelsea.jpg"), name: "chelsea.jpg", out: dir, outPrefix: "cat", options: pickImageOptions(config) };
-    const job = (prompt: string, seed: number, key: string): GenerateJob => ({ image, promptIndex: 0, prompt, seed, resultKey: `cat/results/${key}.png` });
-    for (const [i, g] of [job("fine", 0, "a"), job("refuse", 1, "b"), job("fine", 2, "c")].entries()) {
-      await ctx.queues.generate.add("generate", g, { jobId: `g${i}`, attempts: 2 });
-    }
+    // An image of three results (the prompt "refuse" is refused), the third already made: reused.
+    const options = { ...pickImageOptions(config), prompts: ["fine", "refuse"], seeds: { from: 0, to: 2 } };
+    const imageId = "ab".repeat(12);
+    const outPrefix = outPrefixOf("chelsea.jpg", imageId);
+    const image = { runId: "counts", imageId, input: photo("chelsea.jpg"), name: "chelsea.jpg", out: dir, outPrefix, options };
+    await scratchDir(`admin-counters/${outPrefix}/results`);
+    await copyFile(join(dir, "mask-src.png"), join(dir, outPrefix, "mask.png"));
+    const results = [generateJobOf(image, 0, 0), generateJobOf(image, 1, 1), generateJobOf(image, 0, 2)];
+    await copyFile(join(dir, "mask-src.png"), join(dir, results[2]!.resultKey));
+    // The run holds the image's options; the finalize parent holds the image, its children refer to it.
+    const { settingsId } = await new RunState(redis).create("counts", { options, out: dir });
+    await ctx.flows.add({
+      name: "finalize",
+      queueName: "finalize",
+      data: { ...queuedImageOf(image, settingsId, options), promptVars: { label: "cat", color: "white" } },
+      opts: { jobId: image.imageId },
+      children: results.map((g, i) => ({ name: "generate", queueName: "generate", data: generateJobData(g), opts: { jobId: `g${i}`, attempts: 2, ignoreDependencyOnFailure: true } })),
+    });
     const pool = startPool("generate", fakeCtx, { concurrency: 1, onFatal: () => undefined });
     try {
       await until("the three jobs ended", async () => {

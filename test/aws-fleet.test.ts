@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { resolveConfig } from "../shared/config.js";
 import { FatalServiceError } from "../shared/errors.js";
 import { RunState } from "../shared/run-state.js";
+import { outPrefixOf } from "../shared/jobs.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { findInputs } from "../producer/inputs.js";
 import { waitForRun } from "../producer/status.js";
@@ -162,9 +163,11 @@ describe("Rekognition in the detect stage (stand-ins)", () => {
       const status = await waitForRun(fleet.ctx.redis, "rek", { intervalMs: 100, timeoutMs: 60_000 });
       assert.equal(status.finished, 2);
       const images = await new RunState(fleet.ctx.redis).images("rek");
-      const cup = images.find((i) => i.name === "cup.jpg");
+      // The failure record names the image that failed; the run keeps no names of the others.
       const noCup = images.find((i) => i.name === "rocket.jpg");
-      assert.ok(cup && noCup);
+      const found = images.find((i) => i !== noCup);
+      assert.ok(found && noCup && images.length === 2);
+      const cup = { ...found, outPrefix: outPrefixOf("cup.jpg", found.imageId) };
       assert.equal(noCup.failedStage, "detect");
       assert.equal(noCup.reason, "rocket.jpg: no Cup found");
       assert.equal(cup.failedStage, undefined, cup.reason);
@@ -190,14 +193,17 @@ describe("Rekognition in the detect stage (stand-ins)", () => {
       assert.equal(manifest.mask.promptVars.label, "cup");
       assert.ok(["brown", "orange", "red"].includes(manifest.mask.promptVars.color), manifest.mask.promptVars.color);
 
-      // The same catalog again: nothing is enqueued, nothing is asked of Rekognition, nothing is written.
-      const writes = s3.count("PutObject");
+      // The same catalog in a new run: its stored detections are reused (the one that found no cup
+      // too), so nothing is asked of Rekognition again; only the manifest and contact sheet are written.
+      s3.resetCounts();
       const again = await enqueueImages(fleet.ctx.redis, config, "rek-again", items);
-      assert.deepEqual([again.added, again.alreadyKnown], [0, 2]);
-      await waitForRun(fleet.ctx.redis, "rek-again", { intervalMs: 100, timeoutMs: 10_000 });
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal(s3.count("PutObject"), writes);
+      assert.deepEqual([again.added, again.alreadyKnown], [2, 0]);
+      const status2 = await waitForRun(fleet.ctx.redis, "rek-again", { intervalMs: 100, timeoutMs: 30_000 });
+      assert.deepEqual([status2.succeeded, status2.failed], [1, 1]);
+      assert.equal((await new RunState(fleet.ctx.redis).failures("rek-again", 10))[0]?.reason, "rocket.jpg: no Cup found");
       assert.equal(rekognition.requests.length, 2);
+      const written = s3.requests.filter((r) => r.op === "PutObject").map((r) => r.key?.slice(r.key.lastIndexOf("/") + 1)).sort();
+      assert.deepEqual(written, ["contact-sheet.jpg", "manifest.json"]);
     } finally {
       await fleet.close();
       await rekognition.close();

@@ -86,7 +86,7 @@ describe("results per image are capped", () => {
       const ok = await runMaskfleet([...base, "--run", "r2", "--max-results-per-image", "1200"], { timeoutMs: 60_000 });
       assert.equal(ok.code, 0, ok.stderr);
       assert.equal(ok.stdout, "r2\n");
-      assert.equal(await redis.hget(`maskfleet:img:${(await redis.smembers("maskfleet:run:r2:images"))[0]}`, "genTotal"), "1200");
+      assert.equal(await redis.hget("maskfleet:run:r2:progress", "results"), "1200", "one image of 1,200 results");
       const bad = await runMaskfleet([...base, "--run", "r3", "--max-results-per-image", "zero"], { timeoutMs: 60_000 });
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /^maskfleet: maxResultsPerImage: .*\n$/);

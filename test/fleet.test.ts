@@ -16,7 +16,7 @@ import { runStatus, waitForRun } from "../producer/status.js";
 import { RunState } from "../shared/run-state.js";
 import { startFleet, type Fleet } from "../workers/fleet.js";
 import { GOOD_FIXTURES, writeBadImages, type FixtureId } from "./fixtures/bad-images.js";
-import { freshRedis, listFiles, repoRoot, scratchDir, tinyModels } from "./helpers.js";
+import { runImages, freshRedis, listFiles, repoRoot, scratchDir, tinyModels } from "./helpers.js";
 
 const samplePhotos = join(repoRoot, "samples", "photos");
 
@@ -62,8 +62,8 @@ describe("fleet end to end", () => {
     assert.equal(summary.added, items.length);
     const status = await waitForRun(fleet.ctx.redis, "e2e", { intervalMs: 200, timeoutMs: 120_000 });
     assert.equal(status.finished, items.length);
-    const images = await new RunState(fleet.ctx.redis).images("e2e");
-    const byName = new Map(images.map((i) => [i.name, i]));
+    const byName = await runImages(fleet.ctx.redis, "e2e", outDir);
+    const images = [...byName.values()];
 
     for (const p of photos) {
       const img = byName.get(p);
@@ -116,31 +116,52 @@ describe("fleet end to end", () => {
       assert.equal(img.failedStage, "detect", `${key} failed at detect`);
       assert.match(img.reason ?? "", /\S+: .+/, `${key} has a reason naming the file`);
     }
-    // Each lands in the detect queue's failed set, on its first attempt: a bad file is not retried.
-    const failed = await fleet.ctx.queues.detect.getFailed(0, -1);
+    // Each is recorded with its reason after its first attempt (a bad file is not retried), and its job is gone from the queue.
+    const records = await new RunState(fleet.ctx.redis).failures("e2e", 1000);
     for (const key of badNames) {
-      const job = failed.find((j) => (j.data as { input: string }).input === bad[key]);
-      assert.ok(job, `${key} is in the failed set`);
-      assert.equal(job.attemptsMade, 1, `${key}: not retried`);
-      assert.match(job.failedReason, /\S+: .+/);
+      const record = records.find((r) => (r.job as { input: string }).input === bad[key]);
+      assert.ok(record, `${key} has a failure record`);
+      assert.equal(record.attempts, 1, `${key}: not retried`);
+      assert.match(record.reason, /\S+: .+/);
     }
+    assert.equal((await fleet.ctx.queues.detect.getJobCounts("failed")).failed, 0, "finished jobs leave the queue");
     const status2 = await runStatus(fleet.ctx.redis, "e2e");
     assert.equal(status2.succeeded + status2.failed, items.length);
     assert.ok(status2.failed >= badNames.length);
   });
 
-  it("re-enqueueing the same folder adds no jobs and writes nothing", async () => {
+  it("enqueueing the same folder into the run again adds no jobs and writes nothing", async () => {
     const before = await listFiles(outDir);
     const items = discoverInputs([inputDir]);
-    const summary = await enqueueImages(fleet.ctx.redis, config, "e2e-again", items);
+    const summary = await enqueueImages(fleet.ctx.redis, config, "e2e", items);
     assert.equal(summary.added, 0);
     assert.equal(summary.alreadyKnown, items.length);
     const counts = await fleet.ctx.queues.detect.getJobCounts("waiting", "active", "delayed");
     assert.deepEqual(counts, { waiting: 0, active: 0, delayed: 0 });
-    const status = await waitForRun(fleet.ctx.redis, "e2e-again", { intervalMs: 100, timeoutMs: 5000 });
-    assert.equal(status.finished, items.length, "the new run sees the images as finished");
     await new Promise((r) => setTimeout(r, 500));
     assert.deepEqual(await listFiles(outDir), before);
+  });
+
+  it("a new run of the same folder reuses every stored output: only the manifests and contact sheets are written again", async () => {
+    const before = await listFiles(outDir);
+    const items = discoverInputs([inputDir]);
+    const summary = await enqueueImages(fleet.ctx.redis, config, "e2e-again", items);
+    assert.equal(summary.added, items.length, "a run has jobs of its own");
+    const status = await waitForRun(fleet.ctx.redis, "e2e-again", { intervalMs: 100, timeoutMs: 60_000 });
+    assert.equal(status.finished, items.length);
+    const first = await runStatus(fleet.ctx.redis, "e2e");
+    assert.deepEqual([status.succeeded, status.failed], [first.succeeded, first.failed], "the same outcome");
+    const after = await listFiles(outDir);
+    assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), "no new file");
+    const rewritten = [...after].filter(([path, mtime]) => before.get(path) !== mtime).map(([path]) => path.slice(path.lastIndexOf("/") + 1));
+    assert.ok(rewritten.length > 0);
+    assert.deepEqual([...new Set(rewritten)].sort(), ["contact-sheet.jpg", "manifest.json"]);
+    for (const img of (await runImages(fleet.ctx.redis, "e2e-again", outDir)).values()) {
+      if (img.failedStage) continue;
+      const manifest = JSON.parse(await readFile(join(outDir, img.outPrefix, "manifest.json"), "utf8"));
+      assert.equal(manifest.runId, "e2e-again");
+      assert.ok(manifest.results.every((r: { reused: boolean }) => r.reused), `${img.name}: every result reused`);
+    }
   });
 
   it("a failed generate job is recorded on its result with the reason; the image fails at generate", async () => {
@@ -152,7 +173,7 @@ describe("fleet end to end", () => {
     await writeFile(notAnImage, "not a picture");
     const status = await waitForRun(fleet.ctx.redis, "e2e-bad-background", { intervalMs: 100, timeoutMs: 60_000 });
     assert.equal(status.failed, 1);
-    const [img] = await new RunState(fleet.ctx.redis).images("e2e-bad-background");
+    const [img] = (await runImages(fleet.ctx.redis, "e2e-bad-background", outDir)).values();
     assert.ok(img);
     assert.equal(img.failedStage, "generate");
     assert.match(img.reason ?? "", /every generate job failed: .*background\.png: not an image/);
@@ -183,11 +204,11 @@ describe("a producer that died between registering an image and adding its job",
       const [job] = await queue.getJobs(["waiting"]);
       assert.ok(job?.id);
       await job.remove();
-      const again = await enqueueImages(redis, config, "crashed-rerun", items);
+      const again = await enqueueImages(redis, config, "crashed", items);
       assert.equal(again.added, 1, "the missing job is added");
       assert.ok(await queue.getJob(job.id));
       // While it waits, enqueueing again adds nothing more.
-      assert.equal((await enqueueImages(redis, config, "crashed-rerun-2", items)).added, 0);
+      assert.equal((await enqueueImages(redis, config, "crashed", items)).added, 0);
       assert.equal((await queue.getJobCounts("waiting")).waiting, 1);
     } finally {
       await queue.close();

@@ -3,11 +3,13 @@
  * models, the CLI as a child process, waiting for a condition, file listings, metrics parsing.
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
+import { outPrefixOf } from "../shared/jobs.js";
+import { RunState, type ImageRecord } from "../shared/run-state.js";
 
 export const repoRoot = resolve(import.meta.dirname, "..");
 
@@ -159,4 +161,35 @@ export async function scanKeys(redis: Redis, pattern = "*"): Promise<string[]> {
     for (const k of batch) keys.push(k);
   } while (cursor !== "0");
   return keys;
+}
+
+/** An image of a run as tests look at it: its state, and the name and output prefix it was enqueued with. */
+export interface RunImage extends ImageRecord {
+  name: string;
+  outPrefix: string;
+}
+
+/**
+ * A run's images by name. The run's state keeps no names of images that finished well (a million
+ * of them would not fit its budget): names come from their manifests under `outDir` (a local
+ * output folder), and from the failure records for the others.
+ */
+export async function runImages(redis: Redis, runId: string, outDir?: string): Promise<Map<string, RunImage>> {
+  const names = new Map<string, string>();
+  if (outDir) {
+    for (const entry of await readdir(outDir, { withFileTypes: true }).catch(() => [])) {
+      if (!entry.isDirectory()) continue;
+      const manifest = await readFile(join(outDir, entry.name, "manifest.json"), "utf8").catch(() => undefined);
+      if (!manifest) continue;
+      const { imageId, name } = JSON.parse(manifest) as { imageId: string; name: string };
+      names.set(imageId, name);
+    }
+  }
+  const out = new Map<string, RunImage>();
+  for (const record of await new RunState(redis).images(runId)) {
+    const name = record.name ?? names.get(record.imageId);
+    if (name === undefined) continue;
+    out.set(name, { ...record, name, outPrefix: outPrefixOf(name, record.imageId) });
+  }
+  return out;
 }

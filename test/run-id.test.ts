@@ -52,20 +52,20 @@ describe("run ids", () => {
     it("RunState and enqueueImages refuse a bad run id (the last guard)", async () => {
       await redis.flushdb();
       const state = new RunState(redis);
-      await assert.rejects(state.register("foo:images", { imageId: "i1", name: "a.jpg", outPrefix: "a", genTotal: 1 }), ConfigError);
-      await assert.rejects(state.forgetRun("foo:images", []), ConfigError);
+      await assert.rejects(state.register("foo:images", [{ imageId: "i1", genTotal: 1 }]), ConfigError);
+      await assert.rejects(state.forget("foo:images"), ConfigError);
       await assert.rejects(state.runExists(""), ConfigError);
       const config = resolveConfig({ out: join(repoRoot, "test", ".tmp", "run-id-out"), redisUrl: server.url });
       await assert.rejects(enqueueImages(redis, config, "a:b", [{ path: photo, name: "coffee.jpg" }]), { message: /^run: "a:b" is not a valid run id/ });
       assert.deepEqual(await redis.keys("*"), []);
       // A good id still works.
-      assert.equal(await state.register("foo", { imageId: "i1", name: "a.jpg", outPrefix: "a", genTotal: 1 }), true);
+      assert.deepEqual(await state.register("foo", [{ imageId: "i1", genTotal: 1 }]), ["new"]);
     });
 
     it("every command refuses a bad run id with one line and exit 2, and touches no key", async () => {
       await redis.flushdb();
-      // Run foo with one image: its image set is maskfleet:run:foo:images.
-      await new RunState(redis).register("foo", { imageId: "img1", name: "a.jpg", outPrefix: "a", genTotal: 1 });
+      // Run foo with one image: its images are maskfleet:run:foo:images.
+      await new RunState(redis).register("foo", [{ imageId: "img1", genTotal: 1 }]);
       const keysBefore = (await redis.keys("*")).sort();
       const r = ["--redis", server.url];
       const out = ["--out", join(repoRoot, "test", ".tmp", "run-id-out")];
@@ -90,7 +90,7 @@ describe("run ids", () => {
       }
       // Run foo is as it was: clean 'foo:images' used to delete its image set.
       assert.deepEqual((await redis.keys("*")).sort(), keysBefore);
-      assert.deepEqual(await redis.smembers("maskfleet:run:foo:images"), ["img1"]);
+      assert.deepEqual(await redis.hkeys("maskfleet:run:foo:images"), ["img1"]);
     });
   });
 });

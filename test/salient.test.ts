@@ -17,13 +17,12 @@ import type { Box, Mask, RgbImage } from "../shared/types.js";
 import { discoverInputs } from "../producer/discover.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { waitForRun } from "../producer/status.js";
-import { RunState } from "../shared/run-state.js";
 import { startFleet, type Fleet } from "../workers/fleet.js";
 import { compositeBackground } from "../generators/composite.js";
 import { refineBandPx, SalientModel, SalientSegmenter, usesSalient } from "../workers/mask/salient.js";
 import type { SegmentResult } from "../workers/mask/segmenter.js";
 import { makeTinySalient } from "../tools/make-tiny-salient.js";
-import { freshRedis, scratchDir, tinyModels } from "./helpers.js";
+import { freshRedis, scratchDir, tinyModels, runImages } from "./helpers.js";
 
 const W = 300;
 const H = 200;
@@ -237,7 +236,7 @@ describe("fleet: target auto with a salient model", () => {
     await enqueueImages(fleet.ctx.redis, config, "salient", items);
     const status = await waitForRun(fleet.ctx.redis, "salient", { intervalMs: 200, timeoutMs: 60_000 });
     assert.equal(status.finished, 1);
-    const [img] = await new RunState(fleet.ctx.redis).images("salient");
+    const [img] = (await runImages(fleet.ctx.redis, "salient", outDir)).values();
     assert.ok(img);
     assert.equal(img.failedStage, undefined, img.reason);
     const out = join(outDir, img.outPrefix);

@@ -18,7 +18,6 @@ import { discoverInputs } from "../producer/discover.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { waitForRun } from "../producer/status.js";
 import { resolveConfig } from "../shared/config.js";
-import { RunState } from "../shared/run-state.js";
 import { startFleet } from "../workers/fleet.js";
 import { HF_SAM_BEST, HF_SAM_IOU, makeTinySamVariants, MASK_BIAS, POINT_RADIUS, SAM2_BEST, SAM2_IOU } from "../tools/make-tiny-sam-variants.js";
 import { makeTinyModels } from "../tools/make-tiny-models.js";
@@ -27,7 +26,7 @@ import { samResizeShape, scaleBox, upscaleMask } from "../workers/mask/sam-proce
 import { SamexporterSegmenter } from "../workers/mask/samexporter.js";
 import { Sam2Segmenter } from "../workers/mask/sam2.js";
 import { loadSegmenter, type Segmenter, type SegmenterOptions } from "../workers/mask/segmenter.js";
-import { repoRoot, scratchDir, tinyModels } from "./helpers.js";
+import { repoRoot, scratchDir, tinyModels, runImages } from "./helpers.js";
 import { startRedisServer } from "./scenarios/redis-server.js";
 
 let image: RgbImage;
@@ -270,7 +269,7 @@ test("the fleet's mask stage with a sam2 model folder as samModel (own throw-awa
     await enqueueImages(fleet.ctx.redis, config, "sam2-run", items);
     const status = await waitForRun(fleet.ctx.redis, "sam2-run", { intervalMs: 200, timeoutMs: 60_000 });
     assert.equal(status.finished, 1);
-    const [img] = await new RunState(fleet.ctx.redis).images("sam2-run");
+    const [img] = (await runImages(fleet.ctx.redis, "sam2-run", join(dir, "out"))).values();
     assert.ok(img);
     assert.equal(img.failedStage, undefined, img.reason);
     const info = JSON.parse(await readFile(join(dir, "out", img.outPrefix, "mask.json"), "utf8"));

@@ -8,34 +8,35 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { summarize } from "../producer/status.js";
 import { keyPrefix, stages } from "../shared/queues.js";
-import { RunState, type ImageRecord } from "../shared/run-state.js";
+import { RunState, type RunProgress } from "../shared/run-state.js";
 import { freshRedis, runMaskfleet } from "./helpers.js";
 
-const noQueues = Object.fromEntries(stages.map((s) => [s, {}])) as Parameters<typeof summarize>[3];
+const noQueues = Object.fromEntries(stages.map((s) => [s, {}])) as Parameters<typeof summarize>[4];
 
-function image(id: string, o: Partial<ImageRecord>): ImageRecord {
-  return { imageId: id, name: `${id}.jpg`, outPrefix: id, genTotal: 1, genDone: 1, doneAt: {}, ...o };
+function progress(o: Partial<RunProgress>): RunProgress {
+  return { images: 0, results: 0, detect: 0, mask: 0, finalize: 0, resultsDone: 0, resultsFailed: 0, resultsNotAttempted: 0, finished: 0, ok: 0, failed: 0, ...o };
 }
 
 describe("status", () => {
   it("a finished run's elapsed time and images/min end at its last finished image", () => {
     const createdAt = Date.now() - 3_600_000; // created an hour ago, done within two minutes
-    const images = [
-      image("a", { doneAt: { detect: createdAt + 5_000, finalize: createdAt + 30_000 } }),
-      image("b", { doneAt: { finalize: createdAt + 60_000 } }),
-      image("c", { doneAt: { finalize: createdAt + 90_000 } }),
-      image("d", { doneAt: { detect: createdAt + 2_000 }, failedStage: "mask", reason: "boom", failedAt: createdAt + 120_000 }),
-    ];
-    const s = summarize("done", createdAt, images, noQueues);
+    const p = progress({ images: 4, finished: 4, ok: 3, failed: 1, detect: 4, mask: 3, finalize: 3 });
+    const s = summarize("done", { createdAt, listing: false, lastFinishAt: createdAt + 120_000, queuePrefix: keyPrefix }, p, [], noQueues);
     assert.equal(s.finished, 4);
     assert.equal(s.elapsedSeconds, 120);
     assert.equal(s.imagesPerMin, 2);
     assert.equal(s.etaSeconds, 0);
 
     // Still running: the clock is now.
-    const running = summarize("running", createdAt, [...images, image("e", {})], noQueues);
+    const running = summarize("running", { createdAt, listing: false, lastFinishAt: createdAt + 120_000, queuePrefix: keyPrefix }, { ...p, images: 5 }, [], noQueues);
     assert.ok(Math.abs(running.elapsedSeconds - 3600) < 5, String(running.elapsedSeconds));
     assert.ok(running.imagesPerMin !== null && Math.abs(running.imagesPerMin - 4 / 60) < 0.01, String(running.imagesPerMin));
+
+    // While a producer is still adding inputs the run is not done, whatever the counts say, and has no ETA.
+    const listing = summarize("listing", { createdAt, listing: true, lastFinishAt: createdAt + 120_000, queuePrefix: keyPrefix }, p, [], noQueues);
+    assert.ok(Math.abs(listing.elapsedSeconds - 3600) < 5);
+    assert.equal(listing.etaSeconds, null);
+    assert.equal(listing.listing, true);
   });
 
   it("status of a finished run through the CLI; an unknown run is one line; --metrics-host", async () => {
@@ -44,13 +45,13 @@ describe("status", () => {
     try {
       const state = new RunState(redis);
       const createdAt = Date.now() - 7_200_000;
+      await state.register("old-run", ["0011223344556677", "8899aabbccddeeff"].map((imageId) => ({ imageId, genTotal: 0 })));
       for (const id of ["0011223344556677", "8899aabbccddeeff"]) {
-        await state.register("old-run", { imageId: id, name: `${id}.jpg`, outPrefix: id, genTotal: 0 });
-        await state.stageDone(id, "finalize");
+        assert.equal(await state.finished("old-run", id, { outcome: "ok", stage: "finalize", name: `${id}.jpg`, failedResults: 0, causes: [] }), true);
+        assert.equal(await state.finished("old-run", id, { outcome: "ok", stage: "finalize", name: `${id}.jpg`, failedResults: 0, causes: [] }), false, "an image finishes once");
       }
-      await redis.hset(`${keyPrefix}:run:old-run`, "createdAt", String(createdAt));
-      await redis.hset(`${keyPrefix}:img:0011223344556677`, "finalizeAt", String(createdAt + 30_000));
-      await redis.hset(`${keyPrefix}:img:8899aabbccddeeff`, "finalizeAt", String(createdAt + 60_000));
+      // Created two hours ago, its last image finished a minute later.
+      await redis.hset(`${keyPrefix}:run:old-run`, "createdAt", String(createdAt), "lastFinishAt", String(createdAt + 60_000));
 
       const json = await runMaskfleet(["status", "old-run", "--json", "--redis", url]);
       assert.equal(json.code, 0, json.stderr);

@@ -13,7 +13,6 @@ import { resolveConfig } from "../shared/config.js";
 import { ModelError } from "../shared/errors.js";
 import { getModel } from "../models/registry.js";
 import type { RgbImage } from "../shared/types.js";
-import { RunState } from "../shared/run-state.js";
 import { discoverInputs } from "../producer/discover.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { waitForRun } from "../producer/status.js";
@@ -23,7 +22,7 @@ import { loadTextDetectionModel } from "../workers/detect/detector.js";
 import { decodeTextDetections, preprocess, queryOf, type Owlv2Model } from "../workers/detect/owlv2.js";
 import { makeTinyOwlv2, tinyClipTokenizer, TINY_CAR_ID } from "../tools/make-tiny-owlv2.js";
 import { makeTinyModels } from "../tools/make-tiny-models.js";
-import { scratchDir } from "./helpers.js";
+import { scratchDir, runImages } from "./helpers.js";
 import { startRedisServer, type RedisServer } from "./scenarios/redis-server.js";
 
 const tok = ClipTokenizer.fromJson(tinyClipTokenizer());
@@ -217,7 +216,7 @@ describe("fleet run with target Car and the local detector", () => {
     await enqueueImages(fleet.ctx.redis, config, "cars", items);
     const status = await waitForRun(fleet.ctx.redis, "cars", { intervalMs: 100, timeoutMs: 60_000 });
     assert.equal(status.finished, 2);
-    const images = new Map((await new RunState(fleet.ctx.redis).images("cars")).map((i) => [i.name, i]));
+    const images = await runImages(fleet.ctx.redis, "cars", join(dir, "out"));
     const car = images.get("car.png");
     assert.equal(car?.failedStage, undefined, car?.reason);
     const manifest = JSON.parse(await readFile(join(dir, "out", car!.outPrefix, "manifest.json"), "utf8"));

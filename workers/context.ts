@@ -6,7 +6,7 @@
  */
 import { basename } from "node:path";
 import type { Redis } from "ioredis";
-import type { Queue } from "bullmq";
+import type { Job, Queue } from "bullmq";
 import { FlowProducer } from "bullmq";
 import type { AwsSettings } from "../shared/aws.js";
 import { awsSettingsOf, type Config } from "../shared/config.js";
@@ -33,7 +33,9 @@ import { LRUCache } from "lru-cache";
 import type { AdaptiveRate } from "../shared/adaptive-rate.js";
 import { fleetAdaptiveRate } from "../shared/rate-in-force.js";
 import * as metrics from "../shared/metrics.js";
-import type { ImageJob, ImageOptions } from "../shared/jobs.js";
+import { imageOptionsSchema, queuedFinalizeSchema, queuedImageSchema, resolveImageJob, type ImageJob, type ImageOptions } from "../shared/jobs.js";
+import type { PromptVars } from "../shared/prompts.js";
+import { ConfigError } from "../shared/errors.js";
 
 export interface WorkerContext {
   readonly config: Config;
@@ -63,6 +65,10 @@ export interface WorkerContext {
    * stays in a bounded cache (preparedCacheEntries images, preparedCacheBytes bytes).
    */
   preparedEdit(image: ImageJob, generator: Generator, load: () => Promise<PreparedEdit>): Promise<PreparedEdit>;
+  /** A queued image job (detect, mask, finalize) resolved against its run's options and output. */
+  imageJob(data: unknown): Promise<ImageJob>;
+  /** A generate job's image and prompt variables, read from its finalize parent (kept for the image's next results). */
+  imageOfGenerate(job: Job): Promise<{ image: ImageJob; promptVars: PromptVars }>;
   /** The fleet's adaptive request rate for a cloud generator without a fixed --rate; undefined otherwise. */
   adaptiveRate(options: ImageOptions): AdaptiveRate | undefined;
   close(): Promise<void>;
@@ -88,7 +94,12 @@ function memo<T>() {
 }
 
 /** The parts of a context that need no Redis: output stores, image loading and the models. */
-export type LocalContext = Omit<WorkerContext, "redis" | "queues" | "queuePrefix" | "flows" | "runState" | "adaptiveRate">;
+export type LocalContext = Omit<WorkerContext, "redis" | "queues" | "queuePrefix" | "flows" | "runState" | "adaptiveRate" | "imageJob" | "imageOfGenerate">;
+
+/** Images of generate jobs kept per process: a few per job in flight (an image's results mostly run close together). */
+const parentCacheEntries = 512;
+/** Runs' settings kept per process (they never change while a run exists). */
+const runCacheEntries = 64;
 
 export function createLocalContext(config: Config): LocalContext {
   const aws = awsSettingsOf(config);
@@ -172,13 +183,47 @@ export function createContext(config: Config, redis: Redis, queuePrefix = keyPre
   const flows = new FlowProducer({ connection: redis, prefix: queuePrefix });
   let adaptive: AdaptiveRate | undefined;
   let gaugeTimer: NodeJS.Timeout | undefined;
+  const runState = new RunState(redis);
+  const runs = new LRUCache<string, { options: ImageOptions; out: string }>({
+    max: runCacheEntries,
+    fetchMethod: async (key) => {
+      const [runId, settingsId] = JSON.parse(key) as [string, string];
+      const settings = await runState.settings(runId, settingsId);
+      // Permanent for the job: its run was cleaned while it waited.
+      if (!settings) throw new ConfigError("run", `run ${runId} is gone (cleaned?)`);
+      return { options: imageOptionsSchema.parse(settings.options), out: settings.out };
+    },
+  });
+  const resolve = async (data: unknown) => {
+    const queued = queuedImageSchema.parse(data);
+    const run = await runs.fetch(JSON.stringify([queued.runId, queued.settings]));
+    if (!run) throw new ConfigError("run", `run ${queued.runId} could not be read`);
+    return resolveImageJob(queued, run);
+  };
+  const parents = new LRUCache<string, { image: ImageJob; promptVars: PromptVars }>({
+    max: parentCacheEntries,
+    fetchMethod: async (parentId) => {
+      const parent = await queues.finalize.getJob(parentId);
+      if (!parent) throw new Error(`finalize job ${parentId} is gone (cleaned?): its generate jobs cannot run`);
+      const { promptVars } = queuedFinalizeSchema.parse(parent.data);
+      return { image: await resolve(parent.data), promptVars };
+    },
+  });
   return {
     ...local,
     redis,
     queues,
     queuePrefix,
     flows,
-    runState: new RunState(redis),
+    runState,
+    imageJob: resolve,
+    async imageOfGenerate(job) {
+      const parentId = job.parent?.id;
+      if (!parentId) throw new Error(`generate job ${job.id} has no finalize parent`);
+      const image = await parents.fetch(parentId);
+      if (!image) throw new Error(`generate job ${job.id}: its image could not be read`);
+      return image;
+    },
     adaptiveRate: (options) => {
       if (config.rate !== undefined || !generatorBackend(options.generator).needsAws) return undefined;
       if (!adaptive) {

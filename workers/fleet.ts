@@ -4,7 +4,7 @@ import type { FatalServiceError } from "../shared/errors.js";
 import { type Stage } from "../shared/queues.js";
 import { connect } from "../shared/redis.js";
 import { createContext, type WorkerContext } from "./context.js";
-import { startPool, type Pool } from "./pool.js";
+import { startPool, type Pool, type StageProcessor } from "./pool.js";
 
 export interface Fleet {
   ctx: WorkerContext;
@@ -14,14 +14,17 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
-/** `queuePrefix`: work on these queues instead of the shared ones (`maskfleet run`: its run's own). */
-export function startFleet(config: Config, stagesToRun: readonly Stage[], concurrency?: number, queuePrefix?: string): Fleet {
+/**
+ * `queuePrefix`: work on these queues instead of the shared ones (`maskfleet run`: its run's own).
+ * `processors`: other work for a stage's jobs (benchmarks/scale.ts: no image work at all).
+ */
+export function startFleet(config: Config, stagesToRun: readonly Stage[], concurrency?: number, queuePrefix?: string, processors?: Partial<Record<Stage, StageProcessor>>): Fleet {
   const redis = connect(config.redisUrl);
   const ctx = createContext(config, redis, queuePrefix);
   let reportFatal: (err: FatalServiceError) => void = () => undefined;
   const fatal = new Promise<never>((_, reject) => (reportFatal = reject));
   fatal.catch(() => undefined); // observed by whoever races it; never an unhandled rejection
-  const pools = stagesToRun.map((stage) => startPool(stage, ctx, { concurrency: concurrency ?? config.concurrency[stage], onFatal: reportFatal }));
+  const pools = stagesToRun.map((stage) => startPool(stage, ctx, { concurrency: concurrency ?? config.concurrency[stage], onFatal: reportFatal, ...(processors?.[stage] && { processor: processors[stage] }) }));
   let closing: Promise<void> | undefined;
   return {
     ctx,

@@ -16,6 +16,9 @@ import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledErr
 import * as metrics from "../shared/metrics.js";
 import type { Stage } from "../shared/queues.js";
 import { log } from "../shared/log.js";
+import { generateJobsOf, queuedFinalizeSchema, queuedImageSchema } from "../shared/jobs.js";
+import { normaliseReason } from "../shared/reasons.js";
+import { causeOf } from "../shared/run-state.js";
 import { perSecondOf, recordFixedRate } from "../shared/rate-in-force.js";
 import type { WorkerContext } from "./context.js";
 import { detectStage } from "./detect/stage.js";
@@ -33,17 +36,9 @@ const processors: Record<Stage, StageProcessor> = {
   finalize: finalizeStage,
 };
 
-/** The image a job belongs to, read without trusting the payload's shape. */
-function imageIdOf(job: Job): string | undefined {
-  const d = job.data as { imageId?: unknown; image?: { imageId?: unknown } };
-  const id = d?.imageId ?? d?.image?.imageId;
-  return typeof id === "string" ? id : undefined;
-}
-
-/** The run a job was enqueued for: image jobs carry it, generate jobs in their image. */
+/** The run a job was enqueued for (every job carries it). */
 function runIdOf(job: Job): string | undefined {
-  const d = job.data as { runId?: unknown; image?: { runId?: unknown } };
-  const id = d?.runId ?? d?.image?.runId;
+  const id = (job.data as { runId?: unknown } | undefined)?.runId;
   return typeof id === "string" ? id : undefined;
 }
 
@@ -63,6 +58,8 @@ export function evenLimiter(rate: { max: number; durationMs: number }): { max: n
 
 export interface PoolOptions {
   concurrency: number;
+  /** Other work for the stage's jobs than the stage's own (benchmarks). */
+  processor?: StageProcessor;
   /** Called once when the pool stops for a FatalServiceError. */
   onFatal(err: FatalServiceError): void;
 }
@@ -74,7 +71,7 @@ export interface Pool {
 }
 
 export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): Pool {
-  const processJob = processors[stage];
+  const processJob = opts.processor ?? processors[stage];
   // A fixed fleet-wide rate (--rate); without one, cloud generators pace themselves (adaptive, see generate/stage.ts).
   const rate = typeof ctx.config.rate === "object" ? ctx.config.rate : undefined;
   // With a rate configured, a throttle means the pace is a little fast for the service's window:
@@ -89,6 +86,34 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     if (runId && stage === "generate") await ctx.runState.count(runId, name).catch((err: Error) => log.warn({ stage, runId, name, err: err.message }, "counter not updated"));
   };
 
+  // The histogram behind `maskfleet report`'s durations; statistics: a Redis hiccup must not fail the job.
+  const recordDuration = async (job: Job, ms: number) => {
+    const runId = runIdOf(job);
+    if (runId) await ctx.runState.duration(runId, stage, ms).catch((err: Error) => log.warn({ stage, runId, err: err.message }, "duration not recorded"));
+  };
+
+  /** An image that failed for good at this stage: its outcome, cause and record (for `retry`) in its run's state. */
+  const recordFailure = async (job: Job, reason: string) => {
+    const parsed = queuedImageSchema.safeParse(job.data);
+    if (!parsed.success) return; // not an image job of a run: nothing to record it in
+    const queued = parsed.data;
+    // A finalize job's prompt variables: `retry` queues it again as it was.
+    const promptVars = stage === "finalize" ? queuedFinalizeSchema.safeParse(job.data).data?.promptVars : undefined;
+    const image = await ctx.imageJob(job.data).catch(() => undefined);
+    const cause = causeOf(stage, normaliseReason(reason, image ?? queued));
+    // The results it will not make (none when finalize failed: they were made).
+    const notAttempted = stage === "finalize" || !image ? 0 : generateJobsOf(image).length;
+    await ctx.runState.finished(queued.runId, queued.imageId, {
+      outcome: "failed",
+      stage,
+      name: queued.name,
+      failedResults: 0,
+      notAttempted,
+      causes: [[cause, 1]],
+      record: { stage, reason, name: queued.name, attempts: job.attemptsMade + 1, job: queued, ...(promptVars && { promptVars }), notAttempted, causes: [[cause, 1]] },
+    });
+  };
+
   async function runJob(job: Job, token?: string): Promise<unknown> {
     const started = Date.now();
     try {
@@ -96,6 +121,7 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       throttlesInARow = 0;
       metrics.jobsCompleted.inc({ stage });
       metrics.stageDuration.observe({ stage }, (Date.now() - started) / 1000);
+      await recordDuration(job, Date.now() - started);
       if (stage === "generate" && (result as GenerateResult).reused === false) await count(job, "generatorCalls");
       log.debug({ stage, jobId: job.id, ms: Date.now() - started }, "job done");
       return result;
@@ -131,9 +157,9 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       const final = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const reason = err instanceof Error ? err.message : String(err);
       (final ? metrics.jobsFailed : metrics.jobsRetried).inc({ stage, reason: failureClass(err) });
-      const imageId = imageIdOf(job);
+      if (final) await recordDuration(job, Date.now() - started);
       // A failed generate job is one result of the image: finalize records it; the image goes on.
-      if (final && imageId && stage !== "generate") await ctx.runState.failed(imageId, stage, reason);
+      if (final && stage !== "generate") await recordFailure(job, reason);
       log[final ? "warn" : "info"]({ stage, jobId: job.id, attempt: job.attemptsMade + 1, reason }, final ? "job failed" : "job will retry");
       if (permanent) throw new UnrecoverableError(reason);
       throw err;
@@ -176,13 +202,5 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
   for (const m of [metrics.jobsCompleted, metrics.jobsActive, metrics.throttles]) m.inc({ stage }, 0);
   metrics.workerConcurrency.inc({ stage }, opts.concurrency);
   worker.once("closed", () => metrics.workerConcurrency.dec({ stage }, opts.concurrency));
-  if (stage === "generate") {
-    // A generate job re-queued by `maskfleet retry` after its image's finalize had finished: finalize runs again.
-    const refinalize = (job: Job | undefined) => {
-      const imageId = job && imageIdOf(job);
-      if (imageId) ctx.runState.refinalizeIfDue(ctx.queues.finalize, imageId).catch((err: Error) => log.warn({ imageId, err: err.message }, "finalize not re-queued"));
-    };
-    worker.on("completed", refinalize).on("failed", refinalize);
-  }
   return { worker, idle: () => (running === 0 ? Promise.resolve() : new Promise<void>((wake) => idleWaiters.push(wake))) };
 }

@@ -491,7 +491,7 @@ export async function verifyOutputs(env: ChaosEnv, runId: string, o: { results: 
     await Promise.all(Object.values(queues).map((q) => q.close()));
   }
 
-  const images: ImageRecord[] = await new RunState(env.conn).images(runId);
+  const records: ImageRecord[] = await new RunState(env.conn).images(runId);
   const bucketPrefix = outRoot.replace("s3://out-bucket/", "");
   const all = await listKeys(env, bucketPrefix);
   const byImage = new Map<string, string[]>();
@@ -499,8 +499,16 @@ export async function verifyOutputs(env: ChaosEnv, runId: string, o: { results: 
     const prefix = key.slice(bucketPrefix.length).split("/")[0] as string;
     byImage.set(prefix, [...(byImage.get(prefix) ?? []), key]);
   }
-  const known = new Set(images.map((i) => i.outPrefix));
-  for (const prefix of byImage.keys()) if (!known.has(prefix)) problems.push(`outputs under ${prefix}/ belong to no image of the run`);
+  // The run keeps no names of images that finished well: each output folder names its image in its manifest.
+  const ids = new Set(records.map((r) => r.imageId));
+  const prefixOf = new Map<string, string>();
+  for (const prefix of byImage.keys()) {
+    const manifest = env.s3.getObject("out-bucket", `${bucketPrefix}${prefix}/manifest.json`)?.body;
+    const id = manifest ? (JSON.parse(manifest.toString("utf8")) as { imageId?: string }).imageId : undefined;
+    if (id && ids.has(id) && !prefixOf.has(id)) prefixOf.set(id, prefix);
+    else problems.push(`outputs under ${prefix}/ belong to no image of the run`);
+  }
+  const images = records.map((r) => ({ ...r, name: r.name ?? prefixOf.get(r.imageId) ?? r.imageId, outPrefix: prefixOf.get(r.imageId) ?? `(none: ${r.imageId})` }));
 
   for (const img of images) {
     const where = `${img.name} (${img.outPrefix})`;

@@ -1,7 +1,7 @@
 /** Detect: image -> boxes (given, whole image, or a face detector), then hands on to mask. */
 import type { Job } from "bullmq";
 import { InputError } from "../../shared/errors.js";
-import { imageJobSchema, outputKeys, type ImageJob } from "../../shared/jobs.js";
+import { outputKeys, type ImageJob } from "../../shared/jobs.js";
 import { jobOptions } from "../../shared/queues.js";
 import type { Box, RgbImage } from "../../shared/types.js";
 import { isS3Uri, parseS3Uri } from "../../shared/storage/s3.js";
@@ -22,12 +22,23 @@ export interface Detections {
   ms: number;
 }
 
-export async function detectStage(job: Job, ctx: WorkerContext): Promise<{ boxes: number }> {
-  const data = imageJobSchema.parse(job.data);
+export async function detectStage(job: Job, ctx: WorkerContext): Promise<{ boxes: number; reused?: true }> {
+  const data = await ctx.imageJob(job.data);
+  const store = ctx.store(data.out);
+  const key = outputKeys(data.outPrefix).detections;
+  // Detections already stored for this image id (an earlier run, or an attempt that died after
+  // writing them) are the same: not detected again (not paid again, with Rekognition).
+  if (await store.exists(key)) {
+    const stored = JSON.parse((await store.read(key)).toString("utf8")) as Partial<Detections>;
+    if (stored.imageId === data.imageId && Array.isArray(stored.boxes)) {
+      if (stored.boxes.length === 0) throw nothingFound(data);
+      await handOn(job, ctx, data);
+      return { boxes: stored.boxes.length, reused: true };
+    }
+  }
   const started = performance.now();
   const image = await ctx.loadImage(data);
   const { boxes, detector } = await findBoxes(data, image, ctx);
-  if (boxes.length === 0) throw new InputError(`${data.name}: no ${data.options.target} found`);
   const kept = [...boxes].sort((a, b) => (b.score ?? 1) - (a.score ?? 1)).slice(0, data.options.maxObjects);
   const detections: Detections = {
     imageId: data.imageId,
@@ -39,10 +50,19 @@ export async function detectStage(job: Job, ctx: WorkerContext): Promise<{ boxes
     boxes: kept,
     ms: Math.round(performance.now() - started),
   };
-  await ctx.store(data.out).write(outputKeys(data.outPrefix).detections, Buffer.from(JSON.stringify(detections, null, 2)));
-  await ctx.queues.mask.add("mask", data, { ...jobOptions(ctx.config.attempts), jobId: data.imageId });
-  await ctx.runState.stageDone(data.imageId, "detect");
+  // Written when nothing was found too: a later run of this image fails the same way without asking again.
+  await store.write(key, Buffer.from(JSON.stringify(detections, null, 2)));
+  if (kept.length === 0) throw nothingFound(data);
+  await handOn(job, ctx, data);
   return { boxes: kept.length };
+}
+
+const nothingFound = (data: ImageJob) => new InputError(`${data.name}: no ${data.options.target} found`);
+
+/** The image's mask job (same job id, same queued data), then detect counts as done. */
+export async function handOn(job: Job, ctx: WorkerContext, data: ImageJob): Promise<void> {
+  await ctx.queues.mask.add("mask", job.data, { ...jobOptions(ctx.config.attempts), jobId: String(job.id) });
+  await ctx.runState.stageDone(data.runId, data.imageId, "detect");
 }
 
 async function findBoxes(data: ImageJob, image: RgbImage, ctx: WorkerContext): Promise<{ boxes: Box[]; detector: string }> {

@@ -3,9 +3,10 @@
  * mask stats, every result with its status) and a contact sheet (original | mask | results).
  */
 import type { Job } from "bullmq";
-import { generateJobId, generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
+import { generateJobId, generateJobsOf, outputKeys, queuedFinalizeSchema, type ImageJob, type QueuedFinalize } from "../../shared/jobs.js";
+import { normaliseReason } from "../../shared/reasons.js";
+import { causeOf, resultCauseOf, type FailureRecord } from "../../shared/run-state.js";
 import { decodeImage } from "../../shared/image.js";
-import type { PromptVars } from "../../shared/prompts.js";
 import type { Mask, RgbImage } from "../../shared/types.js";
 import type { WorkerContext } from "../context.js";
 import { decodeMask, type GenerateResult } from "../generate/stage.js";
@@ -14,7 +15,9 @@ import { contactSheet } from "./contact-sheet.js";
 const sheetResults = 22;
 
 export async function finalizeStage(job: Job, ctx: WorkerContext): Promise<{ ok: number; failed: number }> {
-  const data = imageJobSchema.parse(job.data);
+  const queued = queuedFinalizeSchema.parse(job.data);
+  const { promptVars } = queued;
+  const data = await ctx.imageJob(job.data);
   const store = ctx.store(data.out);
   const keys = outputKeys(data.outPrefix);
   const done = Object.values(await job.getChildrenValues<GenerateResult>());
@@ -22,14 +25,19 @@ export async function finalizeStage(job: Job, ctx: WorkerContext): Promise<{ ok:
   const failures = await job.getIgnoredChildrenFailures();
   const failureOf = (jobId: string) => Object.entries(failures).find(([key]) => key.endsWith(`:${jobId}`))?.[1];
   const byKey = new Map(done.map((r) => [r.resultKey, r]));
-  const maskInfo = JSON.parse((await store.read(keys.maskInfo)).toString("utf8")) as { promptVars?: PromptVars };
-  // Every expected result, in prompt x seed order, with its status.
-  const results = generateJobsOf(data, maskInfo.promptVars).map((g) => {
-    const r = byKey.get(g.resultKey);
-    return r
-      ? { status: "ok" as const, key: g.resultKey, prompt: g.prompt, promptIndex: g.promptIndex, seed: g.seed, generator: r.generator, ms: r.ms, reused: r.reused }
-      : { status: "failed" as const, key: g.resultKey, prompt: g.prompt, promptIndex: g.promptIndex, seed: g.seed, generator: data.options.generator, reason: failureOf(generateJobId(g)) ?? "unknown" };
-  });
+  const maskInfo: unknown = JSON.parse((await store.read(keys.maskInfo)).toString("utf8"));
+  // Every expected result, in prompt x seed order, with its status. A result without a job here
+  // (`maskfleet retry` re-runs only the failed ones) is ok when it is in the store.
+  const results = await Promise.all(
+    generateJobsOf(data, promptVars).map(async (g) => {
+      const r = byKey.get(g.resultKey);
+      const base = { key: g.resultKey, prompt: g.prompt, promptIndex: g.promptIndex, seed: g.seed };
+      if (r) return { status: "ok" as const, ...base, generator: r.generator, ms: r.ms, reused: r.reused };
+      const reason = failureOf(generateJobId(String(job.id), g));
+      if (reason === undefined && (await store.exists(g.resultKey))) return { status: "ok" as const, ...base, generator: data.options.generator, reused: true };
+      return { status: "failed" as const, ...base, generator: data.options.generator, reason: reason ?? "unknown" };
+    }),
+  );
   const manifest = {
     imageId: data.imageId,
     name: data.name,
@@ -56,8 +64,41 @@ export async function finalizeStage(job: Job, ctx: WorkerContext): Promise<{ ok:
   await store.write(keys.contactSheet, await contactSheet(tiles, { note }));
   await store.write(keys.manifest, Buffer.from(JSON.stringify(manifest, null, 2)));
   const ok = shown.length;
-  if (ok === 0) await ctx.runState.failed(data.imageId, "generate", `every generate job failed: ${Object.values(failures)[0] ?? "unknown reason"}`);
-  else await ctx.runState.stageDone(data.imageId, "generate");
-  await ctx.runState.stageDone(data.imageId, "finalize");
+  await recordOutcome(ctx, queued, data, results);
   return { ok, failed: results.length - ok };
+}
+
+/**
+ * The image's outcome in its run's compact state: finished ok (any failed results grouped by
+ * cause, and kept for `maskfleet retry`), or failed at generate when every result failed.
+ */
+export async function recordOutcome(
+  ctx: WorkerContext,
+  queued: QueuedFinalize,
+  data: ImageJob,
+  results: readonly ({ status: "ok" } | { status: "failed"; reason: string; promptIndex: number; seed: number })[],
+): Promise<void> {
+  const failed = results.flatMap((r) => (r.status === "failed" ? [r] : []));
+  const okResults = results.length - failed.length;
+  const allFailed = okResults === 0;
+  const reason = allFailed ? `every generate job failed: ${failed[0]?.reason ?? "unknown reason"}` : (failed[0]?.reason ?? "");
+  // Every failed result under its cause; an image none of whose results was made fails at generate too.
+  const causes = new Map<string, number>();
+  for (const f of failed) {
+    const cause = resultCauseOf(normaliseReason(f.reason, data));
+    causes.set(cause, (causes.get(cause) ?? 0) + 1);
+  }
+  if (allFailed) causes.set(causeOf("generate", normaliseReason(reason, data)), 1);
+  const { promptVars, ...job } = queued;
+  const record: FailureRecord | undefined = failed.length
+    ? { stage: "generate", reason, name: data.name, job, promptVars, failedResults: failed.map(({ promptIndex, seed }) => ({ promptIndex, seed })), okResults, causes: [...causes] }
+    : undefined;
+  await ctx.runState.finished(data.runId, data.imageId, {
+    outcome: allFailed ? "failed" : "ok",
+    stage: "generate",
+    name: data.name,
+    failedResults: failed.length,
+    causes: [...causes],
+    ...(record && { record }),
+  });
 }

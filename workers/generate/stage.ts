@@ -14,7 +14,7 @@
 import type { Job } from "bullmq";
 import sharp from "sharp";
 import { ThrottledError } from "../../shared/errors.js";
-import { generateJobSchema, outputKeys, type GenerateJob } from "../../shared/jobs.js";
+import { generateJobDataSchema, generateJobOf, outputKeys, resultIndexOf, type GenerateJob } from "../../shared/jobs.js";
 import { encodePng } from "../../shared/image.js";
 import { featherMask } from "../../shared/mask-ops.js";
 import * as metrics from "../../shared/metrics.js";
@@ -38,8 +38,11 @@ export interface GenerateResult {
 }
 
 export async function generateStage(job: Job, ctx: WorkerContext): Promise<GenerateResult> {
-  const g = generateJobSchema.parse(job.data);
-  const { image: img } = g;
+  const ref = generateJobDataSchema.parse(job.data);
+  const { image: img, promptVars } = await ctx.imageOfGenerate(job);
+  if (img.imageId !== ref.imageId) throw new Error(`generate job ${job.id}: its parent is image ${img.imageId}, not ${ref.imageId}`);
+  const g = generateJobOf(img, ref.promptIndex, ref.seed, promptVars);
+  const resultIndex = resultIndexOf(img.options, g);
   const opts = img.options;
   const store = ctx.store(img.out);
   const started = performance.now();
@@ -47,7 +50,7 @@ export async function generateStage(job: Job, ctx: WorkerContext): Promise<Gener
   const base = { resultKey: g.resultKey, promptIndex: g.promptIndex, prompt: g.prompt, seed: g.seed, generator: generator.name };
   // Checked before anything is sent: a result that exists was paid for once already.
   if (await store.exists(g.resultKey)) {
-    await ctx.runState.resultDone(img.imageId, g.resultKey);
+    await ctx.runState.resultDone(img.runId, img.imageId, resultIndex);
     return { ...base, ms: 0, reused: true };
   }
   const prepared = await ctx.preparedEdit(img, generator, async () => {
@@ -58,7 +61,7 @@ export async function generateStage(job: Job, ctx: WorkerContext): Promise<Gener
   });
   const out = await requestPaced(ctx, g, generator, prepared);
   await store.write(g.resultKey, await encodePng(out));
-  await ctx.runState.resultDone(img.imageId, g.resultKey);
+  await ctx.runState.resultDone(img.runId, img.imageId, resultIndex);
   return { ...base, ms: Math.round(performance.now() - started), reused: false };
 }
 

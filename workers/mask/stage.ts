@@ -5,7 +5,17 @@
  */
 import type { Job } from "bullmq";
 import { InputError } from "../../shared/errors.js";
-import { generateJobId, generateJobsOf, imageJobSchema, outputKeys } from "../../shared/jobs.js";
+import {
+  generateJobData,
+  generateJobId,
+  generateJobsOf,
+  outputKeys,
+  promptVarsSchema,
+  queuedImageSchema,
+  type ImageJob,
+  type QueuedFinalize,
+} from "../../shared/jobs.js";
+import type { Store } from "../../shared/storage/index.js";
 import { encodePng, rgbaFrom } from "../../shared/image.js";
 import { fillHoles, growMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../../shared/mask-ops.js";
 import { observeStep } from "../../shared/metrics.js";
@@ -23,11 +33,17 @@ async function salientSegmenter(ctx: WorkerContext, opts: { samModel: string; sa
   return new SalientSegmenter(salient, opts.salientRefine === false ? undefined : await ctx.segmenter(opts.samModel));
 }
 
-export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: number }> {
-  const data = imageJobSchema.parse(job.data);
+export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: number; reused?: true }> {
+  const data = await ctx.imageJob(job.data);
   const keys = outputKeys(data.outPrefix);
   const store = ctx.store(data.out);
   const opts = data.options;
+  // A mask already stored for this image id (mask.json is written last) is the same: not segmented again.
+  const stored = await storedMask(store, keys.maskInfo);
+  if (stored) {
+    await fanOut(job, ctx, data, stored.promptVars);
+    return { area: stored.area, reused: true };
+  }
   const image = await ctx.loadImage(data);
   const detections = JSON.parse((await store.read(keys.detections)).toString("utf8")) as Detections;
 
@@ -69,22 +85,37 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
   };
   await store.write(keys.maskInfo, Buffer.from(JSON.stringify(info, null, 2)));
 
+  await fanOut(job, ctx, data, promptVars);
+  return { area: stats.area };
+}
+
+/** The prompt variables and area of a mask stored by an earlier run or attempt; undefined when there is none. */
+async function storedMask(store: Store, key: string): Promise<{ promptVars: PromptVars; area: number } | undefined> {
+  if (!(await store.exists(key))) return undefined;
+  const info = JSON.parse((await store.read(key)).toString("utf8")) as { promptVars?: unknown; stats?: { area?: unknown } };
+  const vars = promptVarsSchema.safeParse(info.promptVars);
+  return vars.success ? { promptVars: vars.data, area: typeof info.stats?.area === "number" ? info.stats.area : 0 } : undefined;
+}
+
+/** One generate job per (prompt, seed) under the image's finalize parent, then mask counts as done. */
+export async function fanOut(job: Job, ctx: WorkerContext, data: ImageJob, promptVars: PromptVars): Promise<void> {
+  const imageJobId = String(job.id);
+  // The children carry only their prompt x seed; the image is stored once, in the parent.
   const children = generateJobsOf(data, promptVars).map((g) => ({
     name: "generate",
     queueName: "generate",
-    data: g,
-    opts: { ...jobOptions(ctx.config.attempts), jobId: generateJobId(g), ignoreDependencyOnFailure: true },
+    data: generateJobData(g),
+    opts: { ...jobOptions(ctx.config.attempts), jobId: generateJobId(imageJobId, g), ignoreDependencyOnFailure: true },
   }));
   // A retried mask job must not add the fan-out twice.
-  if (!(await ctx.queues.finalize.getJob(data.imageId))) {
+  if (!(await ctx.queues.finalize.getJob(imageJobId))) {
     await ctx.flows.add({
       name: "finalize",
       queueName: "finalize",
-      data,
-      opts: { ...jobOptions(ctx.config.attempts), jobId: data.imageId },
+      data: { ...queuedImageSchema.parse(job.data), promptVars } satisfies QueuedFinalize,
+      opts: { ...jobOptions(ctx.config.attempts), jobId: imageJobId },
       children,
     });
   }
-  await ctx.runState.stageDone(data.imageId, "mask");
-  return { area: stats.area };
+  await ctx.runState.stageDone(data.runId, data.imageId, "mask");
 }
