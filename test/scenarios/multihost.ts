@@ -28,6 +28,7 @@ import { copyFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { makeVitBEncoder } from "../../tools/make-sam-vit-encoder.js";
 import { runStatus, waitForRun, type RunStatus } from "../../producer/status.js";
+import { QueueEvents } from "bullmq";
 import { keyPrefix, openQueues, stages, type Stage } from "../../shared/queues.js";
 import { samples, scratchDir, sleep, type Sample } from "../helpers.js";
 import { catalogConfig, enqueueCatalog, startChaosEnv, uploadSmallPhotos, verifyOutputs, WorkerSet, type ChaosEnv, type WorkerProcess } from "./chaos.js";
@@ -308,6 +309,31 @@ export async function runMultihost(o: MultihostOptions = {}): Promise<MultihostR
       if (finished || Date.now() > deadline) throw new Error("host B's workers held no job to cut off");
       activeOnHost = (await Promise.all(onB.map((w) => scrape(w.metricsUrl as string)))).reduce((a, s) => a + sum(s, "maskfleet_jobs_active"), 0);
     }
+    // The jobs whose lock lapses, followed live from the queues' event streams (finished jobs leave
+    // BullMQ at once, and the streams are capped): when each was put back, taken again, and ended.
+    const lapsed = new Map<string, { queue: Stage; jobId: string; stalled: number; releasedAt: number; retakenAt?: number; finishedAt?: number }>();
+    const eventTime = (id: string) => Number(id.split("-")[0]);
+    const conn = env.conn;
+    const watchConnections = stages.map(() => conn.duplicate());
+    const watchers = stages.map((stage, i) => {
+      const events = new QueueEvents(stage, { connection: watchConnections[i] as typeof conn, prefix: keyPrefix });
+      events.on("stalled", ({ jobId }, id) => {
+        const seen = lapsed.get(`${stage}/${jobId}`);
+        if (seen) seen.stalled++;
+        else lapsed.set(`${stage}/${jobId}`, { queue: stage, jobId, stalled: 1, releasedAt: eventTime(id) });
+      });
+      events.on("active", ({ jobId }, id) => {
+        const seen = lapsed.get(`${stage}/${jobId}`);
+        if (seen && seen.retakenAt === undefined) seen.retakenAt = eventTime(id);
+      });
+      const ended = ({ jobId }: { jobId: string }, id: string) => {
+        const seen = lapsed.get(`${stage}/${jobId}`);
+        if (seen && seen.finishedAt === undefined) seen.finishedAt = eventTime(id);
+      };
+      events.on("completed", ended).on("failed", ended);
+      return events;
+    });
+    await Promise.all(watchers.map((w) => w.waitUntilReady()));
     await topo.cut("B");
     const cutAt = Date.now();
     const queues = openQueues(env.conn);
@@ -319,31 +345,23 @@ export async function runMultihost(o: MultihostOptions = {}): Promise<MultihostR
     await done;
     const wallMs = performance.now() - started;
     const aliveAtEnd = onB.every((w) => w.child.exitCode === null && w.child.signalCode === null);
-    // Jobs whose lock lapsed (BullMQ's stalledCounter): those the cut host held, and no other.
+    await Promise.all(watchers.map((w) => w.close()));
+    for (const c of watchConnections) c.disconnect();
+    // Jobs whose lock lapsed: those the cut host held, and no other.
     const takenOver: TakenOver[] = [];
     const stalledElsewhere: string[] = [];
     const heldAtCut = new Set(activeAtCut.map((a) => `${a.queue}/${a.id}`));
-    for (const stage of stages) {
-      // When each job was put back: the "stalled" entries of the queue's event stream (ids are ms timestamps).
-      const releasedAt = new Map<string, number>();
-      for (const [id, fields] of await env.conn.xrange(`${keyPrefix}:${stage}:events`, "-", "+")) {
-        const f = new Map(fields.flatMap((v, i) => (i % 2 === 0 ? [[v, fields[i + 1]]] : [])));
-        const jobId = f.get("jobId");
-        if (f.get("event") === "stalled" && jobId && !releasedAt.has(jobId)) releasedAt.set(jobId, Number(id.split("-")[0]));
-      }
-      for (const job of await queues[stage].getJobs(["completed", "failed", "active", "wait", "delayed"])) {
-        if (!job.id || job.stalledCounter === 0) continue;
-        if (!heldAtCut.has(`${stage}/${job.id}`)) stalledElsewhere.push(`${stage}/${job.id}`);
-        else {
-          takenOver.push({
-            queue: stage,
-            jobId: job.id,
-            stalled: job.stalledCounter,
-            releasedAfterMs: (releasedAt.get(job.id) ?? NaN) - cutAt,
-            retakenAfterMs: (job.processedOn ?? NaN) - cutAt,
-            finishedAfterMs: (job.finishedOn ?? NaN) - cutAt,
-          });
-        }
+    for (const [key, j] of lapsed) {
+      if (!heldAtCut.has(key)) stalledElsewhere.push(key);
+      else {
+        takenOver.push({
+          queue: j.queue,
+          jobId: j.jobId,
+          stalled: j.stalled,
+          releasedAfterMs: j.releasedAt - cutAt,
+          retakenAfterMs: (j.retakenAt ?? NaN) - cutAt,
+          finishedAfterMs: (j.finishedAt ?? NaN) - cutAt,
+        });
       }
     }
     await Promise.all(Object.values(queues).map((q) => q.close()));
