@@ -27,8 +27,15 @@ export function privateQueuePrefix(runId: string): string {
   return `${keyPrefix}:private:${runId}`;
 }
 
+/**
+ * Events kept per queue for live listeners (QueueEvents): a run's progress is its own state
+ * (shared/run-state.ts), so no history is needed, and BullMQ's default of 10,000 would cost about
+ * as much Redis as the whole window of unfinished images.
+ */
+export const queueEventsKept = 1000;
+
 export function openQueue(stage: Stage, connection: ConnectionOptions, prefix = keyPrefix): Queue {
-  return new Queue(stage, { connection, prefix });
+  return new Queue(stage, { connection, prefix, streams: { events: { maxLen: queueEventsKept } } });
 }
 
 export function openQueues(connection: ConnectionOptions, prefix = keyPrefix): Record<Stage, Queue> {
