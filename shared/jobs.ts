@@ -3,10 +3,10 @@
  * references (paths, store keys), never image bytes. An image's id is a hash of its content and
  * of every option that changes its outputs, so enqueueing it again is a no-op.
  */
-import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { Config } from "./config.js";
 import { fillPrompt, type PromptVars } from "./prompts.js";
+import { sha256Hex, stableJson } from "./hash.js";
 import { GENERATOR_NAMES, generatorBackend, generatorOptionShapes } from "../generators/registry.js";
 
 export const boxSchema = z.object({
@@ -139,24 +139,6 @@ export function pickImageOptions(config: Config): ImageOptions {
 /** Whether an image's mask comes from the salient model (target auto with salientModel set): a soft alpha. */
 export function usesSalient(opts: { target: string; salientModel?: string | undefined }): boolean {
   return opts.target === "auto" && opts.salientModel !== undefined && opts.salientModel !== "";
-}
-
-/** A stable JSON encoding (sorted keys) so equal options always hash the same. */
-export function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
-export function sha256Hex(...parts: (Buffer | string)[]): string {
-  const hash = createHash("sha256");
-  for (const part of parts) hash.update(part);
-  return hash.digest("hex");
 }
 
 /** Image id: content hash + output root + options + given boxes. */

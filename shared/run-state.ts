@@ -28,7 +28,7 @@
 import type { Redis } from "ioredis";
 import { keyPrefix, stages, type Stage } from "./queues.js";
 import { checkRunId } from "./run-id.js";
-import { sha256Hex, stableJson } from "./jobs.js";
+import { sha256Hex, stableJson } from "./hash.js";
 
 const rawRunKey = (run: string) => `${keyPrefix}:run:${run}`;
 /** A run id reaching a key is checked (shared/run-id.ts): "foo:images" would be run foo's image set. */

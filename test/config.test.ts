@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { fromEnv, loadConfig, parseSeedRange, resolveConfig } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
 import { checkRunnable } from "../producer/enqueue.js";
-import { generateJobsOf, imageIdOf, outPrefixOf, pickImageOptions, stableJson } from "../shared/jobs.js";
+import { generateJobsOf, imageIdOf, outPrefixOf, pickImageOptions } from "../shared/jobs.js";
+import { stableJson } from "../shared/hash.js";
 import { scratchDir } from "./helpers.js";
 import { oldYaml } from "./fixtures/old-config.js";
 

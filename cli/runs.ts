@@ -1,12 +1,20 @@
-/** `maskfleet retry | report | clean`: a run's failed jobs re-queued, its report, its Redis state removed. */
+/**
+ * `maskfleet status | report | retry | clean`: a run's progress, its report, its failed images run
+ * again, its Redis state removed. They read the run's compact state: light imports only (see
+ * main.ts); what only one of them needs is loaded when it runs.
+ */
 import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import type { Redis } from "ioredis";
-import { AdminError, cleanRun, formatClean, formatRetry, parseStage, reasonMatcher, retryRun } from "../producer/admin.js";
+import { AdminError, cleanRun, formatClean, parseStage, reasonMatcher } from "../producer/admin.js";
 import { formatReport, runReport } from "../producer/report.js";
+import { formatStatus, runStatus, waitForRun } from "../producer/status.js";
+import type { MetricsServer } from "../shared/metrics.js";
 import { stages, type Stage } from "../shared/queues.js";
 import { assertRedisReachable, connect, useRedisCa } from "../shared/redis.js";
 import { checkRunId } from "../shared/run-id.js";
+import { RunState } from "../shared/run-state.js";
+import { serveMetrics } from "./serve-metrics.js";
 
 interface RedisFlags {
   redis?: string;
@@ -34,14 +42,56 @@ async function withRedis(runId: string, flags: RedisFlags, fn: (redis: Redis) =>
   }
 }
 
-export function addAdminCommands(program: Command): void {
+export function addRunCommands(program: Command): void {
+  program
+    .command("status")
+    .description("a run's progress: counts per stage, images/min, ETA, failures (no run: list runs)")
+    .argument("[run]", "run id")
+    .option("--wait", "follow until the run finishes")
+    .option("--json", "machine-readable output")
+  // No default shown: MASKFLEET_REDIS_URL may hold a password.
+    .option("--redis <url>", "Redis URL (default: MASKFLEET_REDIS_URL, else redis://127.0.0.1:6379)")
+    .option("--redis-ca <file>", "CA bundle (PEM) for a rediss:// Redis (default: MASKFLEET_REDIS_CA)")
+    .option("--metrics-port <n>", "with --wait: Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)", Number)
+    .option("--metrics-host <host>", "with --wait: address the metrics endpoint listens on (default 0.0.0.0, all interfaces)")
+    .action(async (runId: string | undefined, flags: { wait?: boolean; json?: boolean; redis?: string; redisCa?: string; metricsPort?: number; metricsHost?: string }) => {
+    if (runId !== undefined) checkRunId(runId);
+    const redisUrl = flags.redis ?? process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379";
+    useRedisCa(redisUrl, flags.redisCa ?? process.env.MASKFLEET_REDIS_CA);
+    // Only a waiting status serves metrics; its port and host come from the flag or MASKFLEET_METRICS_*.
+    const config = runId && flags.wait ? (await import("../shared/config.js")).loadConfig({ overrides: { redisUrl, metricsPort: flags.metricsPort, metricsHost: flags.metricsHost } }) : undefined;
+    await assertRedisReachable(redisUrl);
+    const redis = connect(redisUrl);
+    let metrics: MetricsServer | undefined;
+    try {
+      if (runId && !(await new RunState(redis).runExists(runId))) {
+        // One line and exit 1, as `report`, `retry` and `clean` say it.
+        process.stderr.write(`maskfleet: run ${runId}: no such run\n`);
+        process.exitCode = 1;
+        return;
+      }
+      if (config) metrics = await serveMetrics(config, redis);
+      if (!runId) {
+        const runs = await new RunState(redis).listRuns();
+        process.stdout.write(runs.length ? runs.join("\n") + "\n" : "no runs\n");
+        return;
+      }
+      if (flags.wait) await waitForRun(redis, runId, { progress: !flags.json && process.stderr.isTTY });
+      const status = await runStatus(redis, runId);
+      process.stdout.write(flags.json ? JSON.stringify(status, null, 2) + "\n" : formatStatus(status) + "\n");
+    } finally {
+      await metrics?.close();
+      await redis.quit();
+    }
+  });
+
   // No default shown: MASKFLEET_REDIS_URL may hold a password.
   const redisFlag = ["--redis <url>", "Redis URL (default: MASKFLEET_REDIS_URL, else redis://127.0.0.1:6379)"] as const;
   const redisCaFlag = ["--redis-ca <file>", "CA bundle (PEM) for a rediss:// Redis (default: MASKFLEET_REDIS_CA)"] as const;
 
   program
     .command("retry")
-    .description("re-queue a run's failed jobs (all, one stage's, or those whose reason matches); the images count as in progress again")
+    .description("run a run's failed images again (all, one stage's, or those whose reason matches), each from the stage that failed it")
     .argument("<run>", "run id")
     .option("--stage <stage>", stages.join(" | "), parseStage)
     .option("--reason <text>", "only failures whose reason contains this (case-insensitive), or matches /regex/flags")
@@ -50,6 +100,7 @@ export function addAdminCommands(program: Command): void {
     .action(async (runId: string, flags: RedisFlags & { stage?: Stage; reason?: string }) => {
       reasonMatcher(flags.reason); // a bad /regex/ fails before anything is touched
       await withRedis(runId, flags, async (redis) => {
+        const { formatRetry, retryRun } = await import("../producer/retry.js");
         const summary = await retryRun(redis, runId, { stage: flags.stage, reason: flags.reason });
         process.stdout.write(formatRetry(summary) + "\n");
       });
@@ -78,7 +129,7 @@ export function addAdminCommands(program: Command): void {
 
   program
     .command("clean")
-    .description("remove a run's jobs (every queue, every state) and run state from Redis; outputs are never touched")
+    .description("remove a run's jobs and state from Redis; outputs are never touched")
     .argument("<run>", "run id")
     .option("--force", "clean even while jobs of the run are running (those are left to finish)")
     .option(...redisFlag)
