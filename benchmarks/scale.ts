@@ -17,12 +17,13 @@
  * it survives comes first, and the ratios are printed.
  *
  *   npm run build && node --import tsx benchmarks/scale.ts [--images 1000000] [--window 10000] [--before 50000] [--out FILE]
+ *   node --import tsx benchmarks/scale.ts --show benchmarks/results/scale.json    # the table of a stored result
  *
  * Prints a table and writes benchmarks/results/scale.json (--out to change).
  */
 import { spawn } from "node:child_process";
 import { existsSync, realpathSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -47,7 +48,7 @@ export interface ScaleResult {
   redis: {
     baselineMiB: number;
     peakMiB: number;
-    /** (peak used_memory - baseline) / the most unfinished images at once: an upper bound per unfinished image. */
+    /** (peak used_memory - baseline) / the most unfinished images at once: a loose upper bound (the finished images are in the peak); see bytesPerUnfinished. */
     bytesPerUnfinishedImage: number;
     mostUnfinished: number;
     /** (used_memory once every image finished - baseline) / images. */
@@ -210,11 +211,23 @@ async function keyGroups(redis: Redis): Promise<KeyGroup[]> {
   return [...groups.values()].sort((a, b) => b.bytes - a.bytes);
 }
 
+/**
+ * Redis bytes per unfinished image at a sample: every key but the run's images hash (the jobs,
+ * queue lists, results sets, capped event streams and the run's small keys: all the window's)
+ * over the unfinished images, plus one image's share of the images hash.
+ */
+export function bytesPerUnfinished(sample: { unfinished: number; finished: number; keys: KeyGroup[] }): number {
+  const imagesHash = sample.keys.filter((g) => /^maskfleet:run:[^:]+:images$/.test(g.pattern)).reduce((n, g) => n + g.bytes, 0);
+  const rest = sample.keys.reduce((n, g) => n + g.bytes, 0) - imagesHash;
+  return Math.round(rest / sample.unfinished + imagesHash / (sample.unfinished + sample.finished));
+}
+
 export function formatScale(r: ScaleResult): string {
   const b = r.before;
+  const perUnfinished = r.redis.atPeak ? bytesPerUnfinished(r.redis.atPeak) : r.redis.bytesPerUnfinishedImage;
   const rows: [string, string, string][] = [
     ["", `after (${r.images.toLocaleString("en")} images)`, b ? `before (${b.images.toLocaleString("en")} images, enqueue only)` : ""],
-    ["Redis per unfinished image", `<= ${r.redis.bytesPerUnfinishedImage} B (peak ${r.redis.peakMiB} MiB, ${r.redis.mostUnfinished} unfinished)`, b ? `${b.redis.bytesPerImage} B` : ""],
+    ["Redis per unfinished image", `${perUnfinished} B (by key, ${r.redis.atPeak?.unfinished ?? r.redis.mostUnfinished} unfinished; peak ${r.redis.peakMiB} MiB in all)`, b ? `${b.redis.bytesPerImage} B` : ""],
     ["Redis per finished image", `${r.redis.bytesPerFinishedImage} B`, b ? `${b.redis.bytesPerImage} B (kept 7 days)` : ""],
     ["producer peak RSS", `${r.enqueue.peakRssMiB} MiB`, b ? `${b.enqueue.peakRssMiB} MiB` : ""],
     ["enqueued", `${r.enqueue.imagesPerS} images/s`, b ? `${b.enqueue.imagesPerS} images/s` : ""],
@@ -222,7 +235,7 @@ export function formatScale(r: ScaleResult): string {
     ["status", `${r.status.wallS} s, ${r.status.peakRssMiB} MiB`, b ? `${b.status.wallS} s, ${b.status.peakRssMiB} MiB` : ""],
     ["report", `${r.report.wallS} s, ${r.report.peakRssMiB} MiB`, b ? `${b.report.wallS} s, ${b.report.peakRssMiB} MiB` : ""],
     ["clean", `${r.clean.wallS} s, ${r.clean.peakRssMiB} MiB`, b ? `${b.clean.wallS} s (${b.clean.jobsPerS} jobs/s)` : ""],
-    ["CLI start (in each)", `${r.cliStartS} s`, b ? `${b.cliStartS} s` : ""],
+    ["CLI start (--help, the whole CLI)", `${r.cliStartS} s`, b ? `${b.cliStartS} s (in each figure)` : ""],
   ];
   const w0 = Math.max(...rows.map(([k]) => k.length));
   const w1 = Math.max(...rows.map(([, v]) => v.length));
@@ -231,12 +244,15 @@ export function formatScale(r: ScaleResult): string {
     const ratio = (x: number, y: number) => `${(x / y).toFixed(1)}x`;
     lines.push(
       `  ratios (before / after): Redis per image ${ratio(b.redis.bytesPerImage, r.redis.bytesPerFinishedImage)} finished, ` +
-        `${ratio(b.redis.bytesPerImage, r.redis.bytesPerUnfinishedImage)} unfinished; status ${ratio(b.status.wallS, r.status.wallS)}, ` +
+        `${ratio(b.redis.bytesPerImage, perUnfinished)} unfinished; status ${ratio(b.status.wallS, r.status.wallS)}, ` +
         `report ${ratio(b.report.wallS, r.report.wallS)}, clean ${ratio(b.clean.wallS, r.clean.wallS)} at ${ratio(r.images, b.images)} the images`,
     );
   }
   const top = (groups: KeyGroup[]) => groups.slice(0, 6).map((g) => `${g.pattern} ${g.keys} keys ${mib(g.bytes)} MiB`).join("; ");
-  if (r.redis.atPeak) lines.push(`  Redis near the peak (${r.redis.atPeak.unfinished} unfinished, ${r.redis.atPeak.finished} finished): ${top(r.redis.atPeak.keys)}`);
+  if (r.redis.atPeak) {
+    lines.push(`  Redis near the peak (${r.redis.atPeak.unfinished} unfinished, ${r.redis.atPeak.finished} finished): ${top(r.redis.atPeak.keys)}`);
+    lines.push(`  Redis per unfinished image there, by key: ${bytesPerUnfinished(r.redis.atPeak)} B`);
+  }
   lines.push(`  Redis once every image finished: ${top(r.redis.atEnd)}`);
   return [`scale: ${r.images} S3 objects, window ${r.window}, node ${r.node}; workers: ${r.workers}`, ...lines].join("\n");
 }
@@ -244,8 +260,13 @@ export function formatScale(r: ScaleResult): string {
 const invokedAs = process.argv[1] ? realpathSync(process.argv[1]) : "";
 if (invokedAs === realpathSync(import.meta.filename)) {
   const { values: args } = parseArgs({
-    options: { images: { type: "string", default: "1000000" }, window: { type: "string", default: "10000" }, before: { type: "string", default: "50000" }, out: { type: "string" } },
+    options: { images: { type: "string", default: "1000000" }, window: { type: "string", default: "10000" }, before: { type: "string", default: "50000" }, out: { type: "string" }, show: { type: "string" } },
   });
+  if (args.show) {
+    // --show FILE: the table of a stored result.
+    console.log(formatScale(JSON.parse(await readFile(args.show, "utf8")) as ScaleResult));
+    process.exit(0);
+  }
   const result = await measureScale({ images: Number(args.images), window: Number(args.window), before: Number(args.before) });
   const out = args.out ?? join(repoRoot, "benchmarks", "results", "scale.json");
   await mkdir(dirname(out), { recursive: true });
