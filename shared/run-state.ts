@@ -180,7 +180,11 @@ local id = ARGV[3]
 local v = tonumber(redis.call('HGET', run .. ':images', id))
 if not v or bit.band(v, 8) ~= 0 then return 0 end
 local add = tonumber(ARGV[5])
-if bit.band(add, 4) ~= 0 and bit.band(v, 4) == 0 then redis.call('HINCRBY', run .. ':progress', 'finalize', 1) end
+-- The stages its outcome implies done are counted if their own report was lost (a worker killed
+-- between handing on and reporting, whose retry found the image finished).
+for b, stage in pairs({ [1] = 'detect', [2] = 'mask', [4] = 'finalize' }) do
+  if bit.band(add, b) ~= 0 and bit.band(v, b) == 0 then redis.call('HINCRBY', run .. ':progress', stage, 1) end
+end
 redis.call('HSET', run .. ':images', id, bit.bor(v, add, 8))
 redis.call('HINCRBY', run .. ':progress', 'finished', 1)
 redis.call('HINCRBY', run .. ':progress', ARGV[6], 1)
@@ -312,7 +316,9 @@ export class RunState {
     imageId: string,
     o: { outcome: "ok" | "failed"; stage: Stage; name: string; failedResults: number; notAttempted?: number; causes: [string, number][]; record?: FailureRecord },
   ): Promise<boolean> {
-    const add = o.outcome === "ok" ? ImageState.finalize : ImageState.failed | (stageIndex(o.stage) << 5);
+    // Finished well: every stage is done. Failed at a stage: the ones before it are.
+    const before = stages.slice(0, stageIndex(o.stage)).reduce((bits, s) => (s === "generate" ? bits : bits | ImageState[s]), 0);
+    const add = o.outcome === "ok" ? ImageState.detect | ImageState.mask | ImageState.finalize : before | ImageState.failed | (stageIndex(o.stage) << 5);
     const record = o.record ? JSON.stringify({ ...o.record, reason: o.record.reason.slice(0, reasonLength) }) : "";
     const reply = await this.eval(
       lua.finish,

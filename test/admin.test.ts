@@ -134,6 +134,10 @@ describe("run administration: report, retry, clean", () => {
     assert.deepEqual([r.finished, r.failed, r.stages.detect.done, r.failures.length], [0, 0, 1, 0]);
     assert.deepEqual(await state.reasons("watch"), []);
     assert.deepEqual((await state.images("watch")).find((i) => i.imageId === ids[1])?.done, ["detect"]);
+    // Finished well although its detect and mask reports were lost (a worker killed between handing on and reporting): those stages count.
+    assert.equal(await state.finished("watch", ids[0] as string, { outcome: "ok", stage: "finalize", name: "a1.jpg", failedResults: 0, causes: [] }), true);
+    const ok = await watcher.poll();
+    assert.deepEqual([ok.finished, ok.succeeded, ok.stages.detect.done, ok.stages.mask.done, ok.stages.finalize.done], [1, 1, 2, 1, 1]);
     await state.forget("watch");
     assert.deepEqual(await scanKeys(redis, `${keyPrefix}:run:watch*`), []);
   });
