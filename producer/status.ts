@@ -44,18 +44,6 @@ export async function runStatus(redis: Redis, runId: string, withQueues = true):
   return summarize(runId, info, progress, shown, withQueues ? await queueCounts(redis, info.queuePrefix) : emptyCounts());
 }
 
-/** Follows a run's status (a few round trips a poll, whatever the run's size). */
-export class RunWatcher {
-  constructor(
-    private readonly redis: Redis,
-    private readonly runId: string,
-  ) {}
-
-  poll(): Promise<RunStatus> {
-    return runStatus(this.redis, this.runId, false);
-  }
-}
-
 export function summarize(runId: string, info: RunInfo, p: RunProgress, failures: RunStatus["failures"], queues: RunStatus["queues"]): RunStatus {
   const total = p.images;
   const stageCounts: RunStatus["stages"] = {
@@ -132,15 +120,14 @@ export async function waitForRun(redis: Redis, runId: string, opts: { intervalMs
   const bar = opts.progress
     ? new cliProgress.SingleBar({ format: "{bar} {value}/{total} images | {rate} img/min | ETA {etaText} | failed {failed}", hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined;
-  const watcher = new RunWatcher(redis, runId);
-  let status = await watcher.poll();
+  let status = await runStatus(redis, runId, false);
   recordRun(status);
   bar?.start(status.total, status.finished, { rate: "-", etaText: "-", failed: 0 });
   try {
     while (status.listing || status.finished < status.total) {
       if (Date.now() > deadline) throw new Error(`run ${runId} did not finish in time`);
       await new Promise((r) => setTimeout(r, interval));
-      status = await watcher.poll();
+      status = await runStatus(redis, runId, false);
       recordRun(status);
       bar?.setTotal(status.total);
       bar?.update(status.finished, {

@@ -49,14 +49,14 @@ const runKeys = (run: string) => {
 };
 
 /** Failure records kept per run (for `retry` and status); beyond, failures are counted and grouped only. */
-export const failedKept = 100_000;
+const failedKept = 100_000;
 /** Distinct causes kept per run and stage; beyond, a cause is counted as "(other reasons)". */
-export const reasonsKept = 1000;
+const reasonsKept = 1000;
 /** A reason as recorded: long enough to say what happened, short enough for a million of them. */
 const reasonLength = 500;
 
 /** An image's state: stages done, finished, failed (and at which stage: bits 5-6). */
-export const ImageState = { detect: 1, mask: 2, finalize: 4, finished: 8, failed: 16 } as const;
+const ImageState = { detect: 1, mask: 2, finalize: 4, finished: 8, failed: 16 } as const;
 const stageIndex = (stage: Stage) => stages.indexOf(stage);
 
 /** What a run keeps of a failure: enough to show it, group it, and run it again (`maskfleet retry`). */
@@ -130,7 +130,7 @@ export interface ImageRecord {
 }
 
 /** Duration histogram buckets: four per doubling (about 19% wide), from 1 ms. */
-export const durationBucket = (ms: number) => Math.max(0, Math.floor(Math.log2(Math.max(1, ms)) * 4));
+const durationBucket = (ms: number) => Math.max(0, Math.floor(Math.log2(Math.max(1, ms)) * 4));
 export const bucketUpperMs = (bucket: number) => 2 ** ((bucket + 1) / 4);
 
 const lua = {
@@ -525,11 +525,6 @@ export class RunState {
 
   async runExists(runId: string): Promise<boolean> {
     return (await this.redis.exists(runKey(runId))) === 1;
-  }
-
-  async runCreatedAt(runId: string): Promise<number | undefined> {
-    const v = await this.redis.hget(runKey(runId), "createdAt");
-    return v ? Number(v) : undefined;
   }
 
   async listRuns(): Promise<string[]> {

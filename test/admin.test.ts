@@ -14,7 +14,7 @@ import { retryRun } from "../producer/retry.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { formatReport, runReport } from "../producer/report.js";
 import { normaliseReason } from "../shared/reasons.js";
-import { RunWatcher, runStatus, waitForRun } from "../producer/status.js";
+import { runStatus, waitForRun } from "../producer/status.js";
 import { resolveConfig, type Config } from "../shared/config.js";
 import { RejectedError, ThrottledError } from "../shared/errors.js";
 import { generateJobData, generateJobOf, outPrefixOf, pickImageOptions, queuedImageOf } from "../shared/jobs.js";
@@ -105,14 +105,14 @@ describe("run administration: report, retry, clean", () => {
     const ids = ["a1a1a1a1a1a1a1a1", "b2b2b2b2b2b2b2b2"];
     assert.deepEqual(await state.register("watch", ids.map((imageId) => ({ imageId, genTotal: 2 }))), ["new", "new"]);
     assert.deepEqual(await state.register("watch", ids.map((imageId) => ({ imageId, genTotal: 2 }))), ["not-started", "not-started"]);
-    const watcher = new RunWatcher(redis, "watch");
-    assert.deepEqual([(await watcher.poll()).total, (await watcher.poll()).finished], [2, 0]);
+    const poll = () => runStatus(redis, "watch", false);
+    assert.deepEqual([(await poll()).total, (await poll()).finished], [2, 0]);
     // A stalled job runs again and reports again: counted once.
     await state.stageDone("watch", ids[1] as string, "detect");
     await state.stageDone("watch", ids[1] as string, "detect");
     await state.resultDone("watch", ids[1] as string, 0);
     await state.resultDone("watch", ids[1] as string, 0);
-    const s = await watcher.poll();
+    const s = await poll();
     assert.deepEqual([s.finished, s.stages.detect.done, s.stages.generate.done, s.stages.generate.total], [0, 1, 1, 4]);
     assert.deepEqual(await state.register("watch", [{ imageId: ids[1] as string, genTotal: 2 }]), ["started"]);
     const causes: [string, number][] = [["mask\tbad", 1]];
@@ -123,20 +123,20 @@ describe("run administration: report, retry, clean", () => {
     // Nothing counts for a finished image any more (a late job of it).
     await state.stageDone("watch", ids[1] as string, "mask");
     await state.resultDone("watch", ids[1] as string, 1);
-    const f = await watcher.poll();
+    const f = await poll();
     assert.deepEqual([f.finished, f.failed, f.stages.mask.done, f.stages.generate.done], [1, 1, 0, 1]);
     assert.deepEqual(f.failures, [{ name: "b2.jpg", stage: "mask", reason: "bad" }]);
     assert.deepEqual((await state.reasons("watch")).map((g) => [g.kind, g.stage, g.reason, g.count, g.examples]), [["image", "mask", "bad", 1, ["b2.jpg"]]]);
     // Reopened for a retry: unfinished again, detect still done, its cause taken back.
     assert.equal(await state.reopen("watch", ids[1] as string, record), true);
     assert.equal(await state.reopen("watch", ids[1] as string, record), false, "once");
-    const r = await watcher.poll();
+    const r = await poll();
     assert.deepEqual([r.finished, r.failed, r.stages.detect.done, r.failures.length], [0, 0, 1, 0]);
     assert.deepEqual(await state.reasons("watch"), []);
     assert.deepEqual((await state.images("watch")).find((i) => i.imageId === ids[1])?.done, ["detect"]);
     // Finished well although its detect and mask reports were lost (a worker killed between handing on and reporting): those stages count.
     assert.equal(await state.finished("watch", ids[0] as string, { outcome: "ok", stage: "finalize", name: "a1.jpg", failedResults: 0, causes: [] }), true);
-    const ok = await watcher.poll();
+    const ok = await poll();
     assert.deepEqual([ok.finished, ok.succeeded, ok.stages.detect.done, ok.stages.mask.done, ok.stages.finalize.done], [1, 1, 2, 1, 1]);
     await state.forget("watch");
     assert.deepEqual(await scanKeys(redis, `${keyPrefix}:run:watch*`), []);
@@ -210,8 +210,8 @@ describe("run administration: report, retry, clean", () => {
     const rocketPrefix = (await runImages(redis, "adm", outDir)).get("rocket.jpg")?.outPrefix as string;
     const manifestBefore = JSON.parse(await readFile(join(outDir, rocketPrefix, "manifest.json"), "utf8"));
     assert.deepEqual(manifestBefore.results.map((x: { status: string }) => x.status), ["failed", "failed"]);
-    const watcher = new RunWatcher(redis, "adm");
-    assert.equal((await watcher.poll()).finished, 6);
+    const poll = () => runStatus(redis, "adm", false);
+    assert.equal((await poll()).finished, 6);
     await pauseFleet();
     try {
       const none = await retryRun(redis, "adm", { reason: "no such cause" });
@@ -230,7 +230,7 @@ describe("run administration: report, retry, clean", () => {
       // Until the workers run them, the two images count as in progress again; the others stay failed.
       const status = await runStatus(redis, "adm", false);
       assert.equal(status.finished, 4);
-      assert.equal((await watcher.poll()).finished, 4, "re-opened images are seen");
+      assert.equal((await poll()).finished, 4, "re-opened images are seen");
       assert.deepEqual(status.failures.map((f) => f.name).sort(), ["empty.jpg", "tiny-b.png"]);
       // rocket's failed results run again under a new finalize job; tiny-a from detect.
       assert.equal((await fleet.ctx.queues.generate.getJobCounts("waiting")).waiting, 2);
