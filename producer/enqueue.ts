@@ -4,6 +4,7 @@
  */
 import { createReadStream } from "node:fs";
 import { resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createHash } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
@@ -11,7 +12,7 @@ import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { assertStabilityRegion, type AwsSettings } from "../shared/aws.js";
 import { awsSettingsOf, type Config } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
-import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, generateJobsOf, queuedImageOf, usesSalient, type ImageJob } from "../shared/jobs.js";
+import { imageIdOf, imageJobSchema, outPrefixOf, pickImageOptions, queuedImageOf, resultCountOf, usesSalient, type ImageJob } from "../shared/jobs.js";
 import { jobOptions, keyPrefix, openQueue } from "../shared/queues.js";
 import { generatorBackend } from "../generators/registry.js";
 import { isBedrockSalient } from "../generators/stability-remove-background.js";
@@ -279,7 +280,7 @@ export async function enqueueSource(
     await roomFor(jobs.length);
     const registered = await state.register(
       runId,
-      jobs.map((j) => ({ imageId: j.imageId, genTotal: generateJobsOf(j).length })),
+      jobs.map((j) => ({ imageId: j.imageId, genTotal: resultCountOf(j.options) })),
     );
     // A known image that never started and has no job was registered by a producer that died
     // before adding it: add it now (BullMQ's job id keeps this from ever making two).
@@ -314,8 +315,6 @@ export async function enqueueSource(
   }
   return { runId, images, added, alreadyKnown: images - added };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** fn over items, at most `limit` at once, results in order. */
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {

@@ -184,9 +184,16 @@ export function generateJobId(imageJobId: string, g: { promptIndex: number; seed
   return `${imageJobId}-p${g.promptIndex}-s${g.seed}`;
 }
 
+const seedCountOf = (options: Pick<ImageOptions, "seeds">) => options.seeds.to - options.seeds.from + 1;
+
+/** How many results (prompts x seeds) an image has: generateJobsOf's length, without making them. */
+export function resultCountOf(options: Pick<ImageOptions, "seeds" | "prompts">): number {
+  return options.prompts.length * seedCountOf(options);
+}
+
 /** The index of a prompt x seed among an image's results (generateJobsOf's order). */
 export function resultIndexOf(options: Pick<ImageOptions, "seeds">, g: { promptIndex: number; seed: number }): number {
-  return g.promptIndex * (options.seeds.to - options.seeds.from + 1) + (g.seed - options.seeds.from);
+  return g.promptIndex * seedCountOf(options) + (g.seed - options.seeds.from);
 }
 
 /** The store keys one image's stages write. */

@@ -16,7 +16,7 @@ import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledErr
 import * as metrics from "../shared/metrics.js";
 import type { Stage } from "../shared/queues.js";
 import { log } from "../shared/log.js";
-import { generateJobsOf, queuedFinalizeSchema, queuedImageSchema } from "../shared/jobs.js";
+import { queuedFinalizeSchema, queuedImageSchema, resultCountOf } from "../shared/jobs.js";
 import { normaliseReason } from "../shared/reasons.js";
 import { causeOf } from "../shared/run-state.js";
 import { perSecondOf, recordFixedRate } from "../shared/rate-in-force.js";
@@ -102,7 +102,7 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     const image = await ctx.imageJob(job.data).catch(() => undefined);
     const cause = causeOf(stage, normaliseReason(reason, image ?? queued));
     // The results it will not make (none when finalize failed: they were made).
-    const notAttempted = stage === "finalize" || !image ? 0 : generateJobsOf(image).length;
+    const notAttempted = stage === "finalize" || !image ? 0 : resultCountOf(image.options);
     await ctx.runState.finished(queued.runId, queued.imageId, {
       outcome: "failed",
       stage,
