@@ -21,14 +21,24 @@ interface RedisFlags {
   redisCa?: string;
 }
 
+// No default shown: MASKFLEET_REDIS_URL may hold a password.
+const redisFlag = ["--redis <url>", "Redis URL (default: MASKFLEET_REDIS_URL, else redis://127.0.0.1:6379)"] as const;
+const redisCaFlag = ["--redis-ca <file>", "CA bundle (PEM) for a rediss:// Redis (default: MASKFLEET_REDIS_CA)"] as const;
+
+/** The Redis URL of these flags (or the environment's), with its CA bundle registered. */
+function redisUrlOf(flags: RedisFlags): string {
+  const url = flags.redis ?? process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379";
+  useRedisCa(url, flags.redisCa ?? process.env.MASKFLEET_REDIS_CA);
+  return url;
+}
+
 /**
  * Runs `fn` on a Redis connection for run `runId` (checked first: one line and exit 2); an
  * AdminError (no such run, run busy) is one line and exit code 1.
  */
 async function withRedis(runId: string, flags: RedisFlags, fn: (redis: Redis) => Promise<void>): Promise<void> {
   checkRunId(runId);
-  const url = flags.redis ?? process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379";
-  useRedisCa(url, flags.redisCa ?? process.env.MASKFLEET_REDIS_CA);
+  const url = redisUrlOf(flags);
   await assertRedisReachable(url);
   const redis = connect(url);
   try {
@@ -49,45 +59,40 @@ export function addRunCommands(program: Command): void {
     .argument("[run]", "run id")
     .option("--wait", "follow until the run finishes")
     .option("--json", "machine-readable output")
-  // No default shown: MASKFLEET_REDIS_URL may hold a password.
-    .option("--redis <url>", "Redis URL (default: MASKFLEET_REDIS_URL, else redis://127.0.0.1:6379)")
-    .option("--redis-ca <file>", "CA bundle (PEM) for a rediss:// Redis (default: MASKFLEET_REDIS_CA)")
+    .option(...redisFlag)
+    .option(...redisCaFlag)
     .option("--metrics-port <n>", "with --wait: Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)", Number)
     .option("--metrics-host <host>", "with --wait: address the metrics endpoint listens on (default 0.0.0.0, all interfaces)")
-    .action(async (runId: string | undefined, flags: { wait?: boolean; json?: boolean; redis?: string; redisCa?: string; metricsPort?: number; metricsHost?: string }) => {
-    if (runId !== undefined) checkRunId(runId);
-    const redisUrl = flags.redis ?? process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379";
-    useRedisCa(redisUrl, flags.redisCa ?? process.env.MASKFLEET_REDIS_CA);
-    // Only a waiting status serves metrics; its port and host come from the flag or MASKFLEET_METRICS_*.
-    const config = runId && flags.wait ? (await import("../shared/config.js")).loadConfig({ overrides: { redisUrl, metricsPort: flags.metricsPort, metricsHost: flags.metricsHost } }) : undefined;
-    await assertRedisReachable(redisUrl);
-    const redis = connect(redisUrl);
-    let metrics: MetricsServer | undefined;
-    try {
-      if (runId && !(await new RunState(redis).runExists(runId))) {
-        // One line and exit 1, as `report`, `retry` and `clean` say it.
-        process.stderr.write(`maskfleet: run ${runId}: no such run\n`);
-        process.exitCode = 1;
-        return;
+    .action(async (runId: string | undefined, flags: RedisFlags & { wait?: boolean; json?: boolean; metricsPort?: number; metricsHost?: string }) => {
+      if (runId !== undefined) checkRunId(runId);
+      const redisUrl = redisUrlOf(flags);
+      // Only a waiting status serves metrics; its port and host come from the flag or MASKFLEET_METRICS_*.
+      const config =
+        runId && flags.wait ? (await import("../shared/config.js")).loadConfig({ overrides: { redisUrl, metricsPort: flags.metricsPort, metricsHost: flags.metricsHost } }) : undefined;
+      await assertRedisReachable(redisUrl);
+      const redis = connect(redisUrl);
+      let metrics: MetricsServer | undefined;
+      try {
+        if (runId && !(await new RunState(redis).runExists(runId))) {
+          // One line and exit 1, as `report`, `retry` and `clean` say it.
+          process.stderr.write(`maskfleet: run ${runId}: no such run\n`);
+          process.exitCode = 1;
+          return;
+        }
+        if (config) metrics = await serveMetrics(config, redis);
+        if (!runId) {
+          const runs = await new RunState(redis).listRuns();
+          process.stdout.write(runs.length ? runs.join("\n") + "\n" : "no runs\n");
+          return;
+        }
+        if (flags.wait) await waitForRun(redis, runId, { progress: !flags.json && process.stderr.isTTY });
+        const status = await runStatus(redis, runId);
+        process.stdout.write(flags.json ? JSON.stringify(status, null, 2) + "\n" : formatStatus(status) + "\n");
+      } finally {
+        await metrics?.close();
+        await redis.quit();
       }
-      if (config) metrics = await serveMetrics(config, redis);
-      if (!runId) {
-        const runs = await new RunState(redis).listRuns();
-        process.stdout.write(runs.length ? runs.join("\n") + "\n" : "no runs\n");
-        return;
-      }
-      if (flags.wait) await waitForRun(redis, runId, { progress: !flags.json && process.stderr.isTTY });
-      const status = await runStatus(redis, runId);
-      process.stdout.write(flags.json ? JSON.stringify(status, null, 2) + "\n" : formatStatus(status) + "\n");
-    } finally {
-      await metrics?.close();
-      await redis.quit();
-    }
-  });
-
-  // No default shown: MASKFLEET_REDIS_URL may hold a password.
-  const redisFlag = ["--redis <url>", "Redis URL (default: MASKFLEET_REDIS_URL, else redis://127.0.0.1:6379)"] as const;
-  const redisCaFlag = ["--redis-ca <file>", "CA bundle (PEM) for a rediss:// Redis (default: MASKFLEET_REDIS_CA)"] as const;
+    });
 
   program
     .command("retry")
