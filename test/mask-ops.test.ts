@@ -134,9 +134,58 @@ describe("fillHoles", () => {
     assert.deepEqual(rows(fillHoles(gap)), [".......", ".###...", ".####..", ".####..", ".####..", "......."]);
   });
 
-  test("soft values: hole pixels become 255, others keep their value", () => {
-    const soft = m("5....", ".###.", ".#2#.", ".###.", ".....");
+  test("soft values: a hole that is not see-through becomes 255, others keep their value", () => {
+    const soft = m("5....", ".###.", ".#5#.", ".###.", ".....");
     assert.deepEqual(rows(fillHoles(soft)), ["5....", ".###.", ".###.", ".###.", "....."]);
+  });
+
+  test("maxArea: only holes up to that many pixels are filled", () => {
+    const two = m("........", ".######.", ".#.##..#", ".#.##..#", ".######.", "........");
+    assert.deepEqual(rows(fillHoles(two, { maxArea: 2 })), ["........", ".######.", ".####..#", ".####..#", ".######.", "........"]);
+    assert.deepEqual(rows(fillHoles(two, { maxArea: 4 })), ["........", ".######.", ".#######", ".#######", ".######.", "........"]);
+    assert.deepEqual(rows(fillHoles(two, { maxArea: 1 })), rows(two));
+  });
+
+  test("a soft mask keeps its see-through holes: spokes of a wheel and the cells of a lattice", () => {
+    // A soft object (alpha 200 body, soft 100 rim) with a wheel: a ring of object around a hub,
+    // the spaces between spokes at alpha 0-20, and a lattice of 2x2 cells at alpha 10.
+    const w = 40;
+    const h = 30;
+    const data = new Uint8Array(w * h);
+    const at = (x: number, y: number, v: number) => (data[y * w + x] = v);
+    for (let y = 2; y < 28; y++) for (let x = 2; x < 38; x++) at(x, y, x === 2 || x === 37 || y === 2 || y === 27 ? 100 : 200);
+    for (let y = 5; y < 25; y++) {
+      for (let x = 5; x < 20; x++) {
+        const r = Math.hypot(x - 12, y - 15);
+        // Spokes every 45 degrees; between them the floor shows through (0, with a soft 20 rim).
+        const spoke = Math.abs(Math.sin(4 * Math.atan2(y - 15, x - 12))) < 0.35;
+        if (r > 2 && r < 6.5 && !spoke) at(x, y, r > 6 ? 20 : 0);
+      }
+    }
+    for (let y = 6; y < 24; y += 3) for (let x = 24; x < 36; x += 3) [0, 1].forEach((dy) => [0, 1].forEach((dx) => at(x + dx, y + dy, 10)));
+    const mask = { data, width: w, height: h };
+    const filled = fillHoles(mask);
+    assert.deepEqual([...filled.data], [...data], "no see-through hole was filled");
+    // Told to treat it as binary, the same holes would close: the test can fail.
+    assert.notDeepEqual([...fillHoles(mask, { soft: false }).data], [...data]);
+  });
+
+  test("a SAM-like speckled binary mask still gets its small holes filled, and keeps a big one", () => {
+    const w = 60;
+    const h = 60;
+    const data = new Uint8Array(w * h);
+    for (let y = 5; y < 55; y++) for (let x = 5; x < 55; x++) data[y * w + x] = 255;
+    // Speckle: single pixels and 2x2 holes; and one 12x12 hole (a real gap, e.g. a cup handle).
+    const speckles = [[10, 10], [20, 33], [40, 12], [15, 45], [47, 47]] as const;
+    for (const [x, y] of speckles) data[y * w + x] = 0;
+    for (const [x, y] of [[30, 20], [12, 30]] as const) for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]] as const) data[(y + dy) * w + x + dx] = 0;
+    for (let y = 36; y < 48; y++) for (let x = 26; x < 38; x++) data[y * w + x] = 0;
+    const mask = { data, width: w, height: h };
+    const area = maskStats(mask).area;
+    const filled = fillHoles(mask, { maxArea: 0.01 * area });
+    for (const [x, y] of speckles) assert.equal(filled.data[y * w + x], 255, `speckle at ${x},${y}`);
+    assert.equal(filled.data[20 * w + 30], 255);
+    assert.equal(filled.data[40 * w + 30], 0, "the 144-pixel hole is over 1% of the object and stays");
   });
 });
 
@@ -152,6 +201,19 @@ describe("removeSmallIslands (8-connected)", () => {
     assert.deepEqual(rows(removeSmallIslands(islands, 5)), Array(7).fill("......."));
     assert.deepEqual(rows(removeSmallIslands(islands, 1)), rows(islands));
     assert.deepEqual(rows(removeSmallIslands(islands, 0)), rows(islands));
+  });
+});
+
+describe("removeSmallIslands on soft masks: no pinholes", () => {
+  test("object pixels inside a soft region are not cut out of it", () => {
+    // Fur: a soft region (alpha 60-90) joined to the body, with small opaque tufts inside it.
+    const fur = m("############....", "############6...", "######666666666.", "######66#66#966.", "######666666666.", "################");
+    assert.deepEqual(rows(removeSmallIslands(fur, 4)), rows(fur));
+  });
+
+  test("a stray blob with a soft halo goes as a whole; a faint wisp without object pixels stays", () => {
+    const blob = m("####.......", "####..666..", "####..6#6..", "####..666..", "####.......", "####.....4.");
+    assert.deepEqual(rows(removeSmallIslands(blob, 4)), ["####.......", "####.......", "####.......", "####.......", "####.......", "####.....4."]);
   });
 });
 
