@@ -90,10 +90,12 @@ test("resized size follows ResizeLongestSide.get_preprocess_shape", () => {
   for (const [w, h, ew, eh] of cases) assert.deepEqual(samResizeShape({ width: w, height: h }), { width: ew, height: eh }, `${w}x${h}`);
 });
 
-test("resize matches PIL's bilinear when enlarging and when shrinking", async () => {
+// Pillow itself rounds each pass to 8 bits with 22-bit fixed-point weights, so it lies within one
+// level of this float model of its filter; test/pillow-resize.test.ts checks Pillow's bytes exactly.
+test("resize follows PIL's bilinear filter when enlarging and when shrinking", async () => {
   for (const [name, maxLevels, meanLevels] of [
-    ["rocket.jpg", 0.51, 0.3], // 640x427 -> 1024x683: exact bilinear, only the final rounding differs
-    ["retina.jpg", 1.5, 0.3], // 1411 -> 1024: sharp's linear kernel vs PIL's filter
+    ["rocket.jpg", 1, 0.3], // 640x427 -> 1024x683
+    ["retina.jpg", 1, 0.3], // 1411 -> 1024, antialiased
   ] as const) {
     const img = await photo(name);
     const resized = await resizeLongestSide(img);

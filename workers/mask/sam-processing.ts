@@ -3,15 +3,15 @@
  * Sam.preprocess and SamOnnxModel.mask_postprocessing), as pure functions on typed arrays:
  *
  * - resize so the longest side is 1024 (sizes as get_preprocess_shape: int(side * scale + 0.5)),
- *   bilinear like PIL (see resizeLongestSide);
+ *   equal to PIL's BILINEAR value for value (see resizeLongestSide);
  * - normalise 0-255 RGB with the ImageNet mean/std, pad bottom-right with zeros to 1024 x 1024, CHW;
  * - box corners scaled by (newW / origW, newH / origH);
  * - mask logits 256 x 256 -> bilinear to 1024 x 1024 -> crop to the resized size -> bilinear to the
  *   original size -> > 0, written straight into a 0/255 mask (PyTorch F.interpolate bilinear,
  *   align_corners=False; the 1024 x 1024 intermediate is computed only inside the crop).
  */
-import sharp from "sharp";
 import type { Box, RgbImage } from "../../shared/types.js";
+import { resizePillowBilinear } from "./pillow-resize.js";
 
 export const SAM_INPUT_SIDE = 1024;
 export const SAM_LOW_RES_SIDE = 256;
@@ -31,36 +31,13 @@ export function samResizeShape(size: Size, longest = SAM_INPUT_SIDE): Size {
 
 /**
  * The image resized so its longest side is `longest`, as ResizeLongestSide.apply_image (PIL
- * BILINEAR through torchvision): shrinking with sharp's linear kernel, which filters like PIL
- * (measured within 1.5 grey levels on a 1411 px photo); enlarging with plain half-pixel bilinear
- * here, because sharp enlarges otherwise (mean 1.6-3.7 levels off PIL on the sample photos).
+ * BILINEAR through torchvision): equal to Pillow value for value, enlarging and shrinking
+ * (see pillow-resize.ts).
  */
 export async function resizeLongestSide(image: RgbImage, longest = SAM_INPUT_SIDE): Promise<RgbImage> {
   const { width, height } = samResizeShape(image, longest);
   if (width === image.width && height === image.height) return image;
-  if (width > image.width) return { data: enlargeBilinear(image, width, height), width, height };
-  const data = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-    .resize(width, height, { kernel: "linear", fit: "fill" })
-    .raw()
-    .toBuffer();
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height };
-}
-
-/** Half-pixel bilinear enlargement of 8-bit RGB (what PIL's BILINEAR filter reduces to when enlarging). */
-function enlargeBilinear(image: RgbImage, width: number, height: number): Uint8Array {
-  const { width: w, height: h, data } = image;
-  const out = new Uint8Array(width * height * 3);
-  const plane = new Float32Array(w * h);
-  const xm = axisMap(w, width, width);
-  const ym = axisMap(h, height, height);
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < w * h; i++) plane[i] = data[i * 3 + c]!;
-    resample(plane, w, xm, ym, (y, a, b, fy) => {
-      let o = y * width * 3 + c;
-      for (let x = 0; x < width; x++, o += 3) out[o] = Math.round(a[x]! + fy * (b[x]! - a[x]!));
-    });
-  }
-  return out;
+  return { data: resizePillowBilinear(image, 3, width, height), width, height };
 }
 
 /** Raw 0-255 RGB as float32 HWC: the input of encoders exported with preprocessing inside. */
@@ -112,46 +89,6 @@ function axisMap(inLen: number, outLen: number, count: number): AxisMap {
     map.w[d] = src - i0;
   }
   return map;
-}
-
-type RowSink = (y: number, a: Float32Array, b: Float32Array, fy: number) => void;
-
-/**
- * Separable bilinear resampling of a row-major float plane (row stride `stride`): each source row is
- * interpolated horizontally once and kept while consecutive output rows use it; `emit` gets the two
- * horizontally interpolated rows and the vertical weight of each output row.
- */
-function resample(src: Float32Array, stride: number, xm: AxisMap, ym: AxisMap, emit: RowSink): void {
-  const w = xm.i0.length;
-  let rowA = new Float32Array(w);
-  let rowB = new Float32Array(w);
-  let keyA = -1;
-  let keyB = -1;
-  const fill = (row: number, into: Float32Array) => {
-    const base = row * stride;
-    for (let x = 0; x < w; x++) {
-      const a = src[base + xm.i0[x]!]!;
-      into[x] = a + xm.w[x]! * (src[base + xm.i1[x]!]! - a);
-    }
-  };
-  for (let y = 0; y < ym.i0.length; y++) {
-    const r0 = ym.i0[y]!;
-    const r1 = ym.i1[y]!;
-    if (keyA !== r0) {
-      if (keyB === r0) {
-        [rowA, rowB] = [rowB, rowA];
-        [keyA, keyB] = [keyB, keyA];
-      } else {
-        fill(r0, rowA);
-        keyA = r0;
-      }
-    }
-    if (keyB !== r1) {
-      fill(r1, rowB);
-      keyB = r1;
-    }
-    emit(y, rowA, rowB, ym.w[y]!);
-  }
 }
 
 /**
