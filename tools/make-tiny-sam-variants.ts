@@ -4,6 +4,8 @@
  *
  *   <dir>/sam2-tiny/    encoder.onnx, decoder.onnx, model.json  (format "sam2": samexporter's SAM 2 export)
  *   <dir>/hf-sam-tiny/  encoder.onnx, decoder.onnx, model.json  (format "hf-sam": transformers.js SAM)
+ *   <dir>/samexporter-all-masks-tiny/  (format "samexporter", a decoder exported without
+ *                       return_single_mask: mask 0 and the three multimask candidates)
  *
  * Both decoders compute their logits on the 256 x 256 low-res grid (cell = 4 px of the 1024 frame)
  * from the prompt points (see promptLogits), as three multimask candidates of which one is right:
@@ -18,7 +20,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import onnxProto, { type onnx as Onnx } from "onnx-proto";
-import { encodeModel, Graph, valueInfo } from "./make-tiny-models.js";
+import { encodeModel, Graph, tinySamEncoder, valueInfo } from "./make-tiny-models.js";
 
 const { onnx } = onnxProto;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
@@ -38,6 +40,10 @@ export const SAM2_BEST = 1;
 export const HF_SAM_OFFSETS = [SHIFT, -SHIFT, 0];
 export const HF_SAM_IOU = [0.5, 0.2, 0.95];
 export const HF_SAM_BEST = 2;
+/** samexporter decoder with all four masks: mask 0 is the box itself, the best-scored multimask candidate (index 2) is grown. */
+export const ALL_MASKS_OFFSETS = [0, -SHIFT, SHIFT, SHIFT / 2];
+export const ALL_MASKS_IOU = [0.5, 0.3, 0.95, 0.6];
+export const ALL_MASKS_BEST = 2;
 
 function int64Info(name: string, dims: (number | string)[]): Onnx.IValueInfoProto {
   const info = valueInfo(name, dims);
@@ -76,12 +82,13 @@ function promptLogits(g: Graph, coords: string, labels: string): string {
   return g.op("Min", [g.op("Max", [geo, pos]), neg]);
 }
 
-/** Three candidates [B, 3, 256, 256] = logits + offsets, and IoU scores [B, 3] = the constants (+ 0 x `used`, so every input is read). */
+/** K candidates [B, K, 256, 256] = logits + offsets, and IoU scores [B, K] = the constants (+ 0 x `used`, so every input is read). */
 function candidates(g: Graph, logits: string, offsets: number[], iou: number[], used: string[], masksOut: string | undefined, iouOut: string | undefined) {
-  const masks = g.op("Add", [logits, g.f32(offsets, [1, 3, 1, 1])], {}, masksOut);
+  const k = offsets.length;
+  const masks = g.op("Add", [logits, g.f32(offsets, [1, k, 1, 1])], {}, masksOut);
   const zero = g.op("Mul", [g.op("Sum", used.map((u) => g.op("ReduceMean", [u], { keepdims: 0 }))), g.f32([0], [])]);
-  const batch3 = g.op("Concat", [g.op("Slice", [g.op("Shape", [logits]), g.i64([0]), g.i64([1])]), g.i64([3])], { axis: 0 });
-  const scores = g.op("Expand", [g.op("Add", [g.f32(iou, [1, 3]), zero]), batch3], {}, iouOut);
+  const batchK = g.op("Concat", [g.op("Slice", [g.op("Shape", [logits]), g.i64([0]), g.i64([1])]), g.i64([k])], { axis: 0 });
+  const scores = g.op("Expand", [g.op("Add", [g.f32(iou, [1, k]), zero]), batchK], {}, iouOut);
   return { masks, scores };
 }
 
@@ -150,9 +157,29 @@ export function tinyHfSamDecoder(): Uint8Array {
   return encodeModel(g, "tiny_hf_sam_decoder", inputs, outputs);
 }
 
+/**
+ * Meta's SamOnnxModel decoder I/O exported without return_single_mask: iou_predictions [1, 4] and
+ * low_res_masks [1, 4, 256, 256] (ALL_MASKS_OFFSETS / ALL_MASKS_IOU); mask_input and orig_im_size are read, not used.
+ */
+export function tinyAllMasksDecoder(): Uint8Array {
+  const g = new Graph();
+  const inputs = [
+    valueInfo("image_embeddings", [1, 256, 64, 64]),
+    valueInfo("point_coords", [1, "num_points", 2]),
+    valueInfo("point_labels", [1, "num_points"]),
+    valueInfo("mask_input", [1, 1, 256, 256]),
+    valueInfo("has_mask_input", [1]),
+    valueInfo("orig_im_size", [2]),
+  ];
+  candidates(g, promptLogits(g, "point_coords", "point_labels"), ALL_MASKS_OFFSETS, ALL_MASKS_IOU, ["image_embeddings", "mask_input", "has_mask_input", "orig_im_size"], "low_res_masks", "iou_predictions");
+  const outputs = [valueInfo("iou_predictions", [1, 4]), valueInfo("low_res_masks", [1, 4, 256, 256])];
+  return encodeModel(g, "tiny_sam_all_masks_decoder", inputs, outputs);
+}
+
 export interface TinySamVariantDirs {
   sam2: string;
   hfSam: string;
+  allMasks: string;
 }
 
 async function writeFolder(dir: string, format: string, encoder: Uint8Array, decoder: Uint8Array): Promise<void> {
@@ -164,9 +191,10 @@ async function writeFolder(dir: string, format: string, encoder: Uint8Array, dec
 
 /** Writes sam2-tiny/ and hf-sam-tiny/ under `dir` (model.json + .onnx files, loadable by path). */
 export async function makeTinySamVariants(dir: string): Promise<TinySamVariantDirs> {
-  const out = { sam2: join(dir, "sam2-tiny"), hfSam: join(dir, "hf-sam-tiny") };
+  const out = { sam2: join(dir, "sam2-tiny"), hfSam: join(dir, "hf-sam-tiny"), allMasks: join(dir, "samexporter-all-masks-tiny") };
   await writeFolder(out.sam2, "sam2", tinySam2Encoder(), tinySam2Decoder());
   await writeFolder(out.hfSam, "hf-sam", tinyHfSamEncoder(), tinyHfSamDecoder());
+  await writeFolder(out.allMasks, "samexporter", tinySamEncoder(), tinyAllMasksDecoder());
   return out;
 }
 
@@ -177,5 +205,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     process.exit(2);
   }
   const out = await makeTinySamVariants(resolve(dir));
-  process.stdout.write(`${out.sam2}\n${out.hfSam}\n`);
+  process.stdout.write(`${out.sam2}\n${out.hfSam}\n${out.allMasks}\n`);
 }

@@ -25,11 +25,11 @@ import { ConfigError, ModelError } from "../../shared/errors.js";
 import { checkSessionIO, inputShape, Tensor, type InferenceSession } from "../../shared/onnx.js";
 import type { Box, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
-import { chooseCandidates, EncoderDecoderSegmenter, loadSessionPair, toResult, type Chosen } from "./sam-common.js";
+import { chooseCandidates, EncoderDecoderSegmenter, loadSessionPair, selectionFor, toResult, type Chosen } from "./sam-common.js";
 import { normalizePadChw, resizeLongestSide, SAM_INPUT_SIDE, type Size } from "./sam-processing.js";
 import { boxPrompts, checkPoints } from "./sam-prompts.js";
 import { checkInput } from "./samexporter.js";
-import type { SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
+import type { MaskSelection, SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
 
 export const HF_SAM_ENCODER_IO = { inputs: ["pixel_values"], outputs: ["image_embeddings", "image_positional_embeddings"] } as const;
 export const HF_SAM_DECODER_IO = {
@@ -48,6 +48,7 @@ export class HfSamSegmenter extends EncoderDecoderSegmenter implements Segmenter
     decoder: InferenceSession,
     private readonly batched: boolean,
     private readonly int64Labels: boolean,
+    private readonly maskSelection: MaskSelection | undefined,
   ) {
     super(name, executionProvider, encoder, decoder);
   }
@@ -65,7 +66,7 @@ export class HfSamSegmenter extends EncoderDecoderSegmenter implements Segmenter
       const labels = decoder.inputMetadata.find((m) => m.name === "input_labels");
       const int64Labels = !labels?.isTensor || labels.type === "int64";
       const batched = typeof inputShape(decoder, "input_points")?.[1] !== "number";
-      return new HfSamSegmenter(model.name, opts.executionProvider ?? "cpu", encoder, decoder, batched, int64Labels);
+      return new HfSamSegmenter(model.name, opts.executionProvider ?? "cpu", encoder, decoder, batched, int64Labels, opts.maskSelection);
     });
   }
 
@@ -109,6 +110,6 @@ export class HfSamSegmenter extends EncoderDecoderSegmenter implements Segmenter
       throw new ModelError(`${this.name}: unexpected decoder output pred_masks [${masks?.dims.join(", ") ?? "missing"}] for ${n} box(es)`);
     }
     const [, , k = 1, side = 0] = masks.dims;
-    return chooseCandidates(masks.data as Float32Array, iou.data as Float32Array, n, k, side);
+    return chooseCandidates(masks.data as Float32Array, iou.data as Float32Array, n, k, side, selectionFor(this.maskSelection, k, { model: this.name, oneMaskRule: "single" }));
   }
 }

@@ -1,14 +1,15 @@
 /**
  * What the two-file SAM adapters (samexporter.ts, sam2.ts, hf-sam.ts) share: loading the encoder +
- * decoder sessions (both released if either fails to load or a check throws), keeping the best of
- * a multimask decoder's candidates, and turning the chosen low-res logits into the result.
+ * decoder sessions (both released if either fails to load or a check throws), choosing each
+ * prompt's mask among the decoder's candidates (maskSelection), and turning the chosen low-res
+ * logits into the result.
  */
 import { ModelError } from "../../shared/errors.js";
 import { createSession, type InferenceSession, type Tensor } from "../../shared/onnx.js";
 import type { Mask, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
-import { upscaleMask, type Size } from "./sam-processing.js";
-import type { SegmentResult, SegmenterOptions } from "./segmenter.js";
+import { SAM_INPUT_SIDE, upscaleMask, type Size } from "./sam-processing.js";
+import type { MaskSelection, SegmentResult, SegmenterOptions } from "./segmenter.js";
 
 export interface SessionPair {
   encoder: InferenceSession;
@@ -60,30 +61,87 @@ export abstract class EncoderDecoderSegmenter {
   }
 }
 
-/** One box's chosen candidate: its low-res logits (a view, side x side) and predicted IoU. */
+/** One box's chosen candidate: its low-res logits (a view, side x side), predicted IoU and the rule that chose it. */
 export interface Chosen {
   logits: Float32Array;
   side: number;
   score: number;
+  rule: MaskSelection;
 }
 
 /**
- * The candidate with the best score for each of `boxes` prompts, from logits [boxes, k, side, side]
- * and scores [boxes, k]; `pick` chooses the index (default: the highest score, the first on ties).
+ * What a decoder's K candidates per prompt are:
+ * - K = 4: all of SAM's masks, mask 0 (the single-mask token) then the three multimask candidates;
+ * - K = 3: the multimask candidates only (SAM 2 exports, transformers.js with multimask_output);
+ * - K = 1: one mask the export chose already, by `oneMaskRule` (Meta's return_single_mask export
+ *   applies select_masks, which for a box is the best of the multimask candidates).
  */
-export function chooseCandidates(logits: Float32Array, scores: Float32Array, boxes: number, k: number, side: number, pick: (s: Float32Array) => number = bestIndex): Chosen[] {
+export interface DecoderMasks {
+  model: string;
+  oneMaskRule: MaskSelection;
+}
+
+/**
+ * The rule in force for a decoder returning k candidates: the one asked for, or (unset) `single`
+ * where mask 0 is among them, else `best`. A rule the candidates cannot serve is a ModelError
+ * that names the export to use.
+ */
+export function selectionFor(asked: MaskSelection | undefined, k: number, decoder: DecoderMasks): MaskSelection {
+  const given = k === 1 ? decoder.oneMaskRule : k === 3 ? "best" : undefined;
+  if (given === undefined) {
+    if (k !== 4) throw new ModelError(`${decoder.model}: the decoder returns ${k} masks per prompt, expected 1, 3 or 4`);
+    return asked ?? "single";
+  }
+  if (asked && asked !== given) {
+    const what = k === 1 ? `one mask chosen by the export (${given})` : "only the three multimask candidates";
+    throw new ModelError(`${decoder.model}: maskSelection ${asked} is not available: the decoder returns ${what}; use maskSelection ${given}, or a decoder exported with all four masks (models/EXPORT.md)`);
+  }
+  return given;
+}
+
+/**
+ * Each of `boxes` prompts' candidate under `rule`, from logits [boxes, k, side, side] and scores
+ * [boxes, k]: single = mask 0 (k = 4), best = the highest score among the multimask candidates
+ * (the last three when k = 4; the first on ties); k = 1 is the one mask there is.
+ */
+export function chooseCandidates(logits: Float32Array, scores: Float32Array, boxes: number, k: number, side: number, rule: MaskSelection): Chosen[] {
   const hw = side * side;
+  const first = k === 4 ? 1 : 0;
   return Array.from({ length: boxes }, (_, i) => {
-    const b = pick(scores.subarray(i * k, i * k + k));
-    return { logits: logits.subarray((i * k + b) * hw, (i * k + b + 1) * hw), side, score: scores[i * k + b] ?? 0 };
+    const b = k === 1 || (k === 4 && rule === "single") ? 0 : first + bestIndex(scores.subarray(i * k + first, i * k + k));
+    return { logits: logits.subarray((i * k + b) * hw, (i * k + b + 1) * hw), side, score: scores[i * k + b] ?? 0, rule };
   });
 }
 
-/** Index of the highest score (the first on ties): the multimask candidate to keep. */
+/** Index of the highest score (the first on ties). */
 export function bestIndex(scores: ArrayLike<number>): number {
   let best = 0;
   for (let k = 1; k < scores.length; k++) if ((scores[k] as number) > (scores[best] as number)) best = k;
   return best;
+}
+
+/** SAM's stability-score offset: the mask at logit > +1 against the mask at logit > -1. */
+export const STABILITY_OFFSET = 1;
+
+/**
+ * SAM's stability score of one low-res mask: IoU of (logit > +offset) and (logit > -offset), as
+ * segment_anything's calculate_stability_score, over the cells that cover the image (`frame`, the
+ * image's extent in the 1024 x 1024 input). 1 when both are empty.
+ */
+export function stabilityScore(c: Chosen, frame: Size, offset = STABILITY_OFFSET): number {
+  const cols = Math.min(c.side, Math.ceil((frame.width * c.side) / SAM_INPUT_SIDE));
+  const rows = Math.min(c.side, Math.ceil((frame.height * c.side) / SAM_INPUT_SIDE));
+  let inner = 0;
+  let outer = 0;
+  for (let y = 0; y < rows; y++) {
+    const row = y * c.side;
+    for (let x = 0; x < cols; x++) {
+      const v = c.logits[row + x]!;
+      if (v > -offset) outer++;
+      if (v > offset) inner++;
+    }
+  }
+  return outer === 0 ? 1 : inner / outer;
 }
 
 /**
@@ -98,6 +156,8 @@ export function toResult(chosen: readonly Chosen[], frame: Size, image: RgbImage
   return {
     masks,
     scores: chosen.map((c) => c.score),
+    stability: chosen.map((c) => stabilityScore(c, frame)),
+    ...(chosen[0] && { selection: chosen[0].rule }),
     timings: { preprocessMs: t1 - t0, encodeMs: t2 - t1, decodeMs: t3 - t2, postprocessMs: t4 - t3 },
   };
 }

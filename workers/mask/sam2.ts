@@ -28,11 +28,11 @@ import { ModelError } from "../../shared/errors.js";
 import { checkSessionIO, inputShape, Tensor, type InferenceSession } from "../../shared/onnx.js";
 import type { Box, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
-import { chooseCandidates, EncoderDecoderSegmenter, loadSessionPair, toResult, type Chosen } from "./sam-common.js";
+import { chooseCandidates, EncoderDecoderSegmenter, loadSessionPair, selectionFor, toResult, type Chosen } from "./sam-common.js";
 import { normalizePadChw, SAM_INPUT_SIDE, SAM_LOW_RES_SIDE, type Size } from "./sam-processing.js";
 import { boxPrompts, checkPoints } from "./sam-prompts.js";
 import { checkInput } from "./samexporter.js";
-import type { SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
+import type { MaskSelection, SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
 
 export const SAM2_ENCODER_IO = { inputs: ["image"], outputs: ["high_res_feats_0", "high_res_feats_1", "image_embed"] } as const;
 export const SAM2_DECODER_IO = {
@@ -51,6 +51,7 @@ export class Sam2Segmenter extends EncoderDecoderSegmenter implements Segmenter 
     private readonly batched: boolean,
     private readonly refine: boolean,
     private readonly takesOrigSize: boolean,
+    private readonly maskSelection: MaskSelection | undefined,
   ) {
     super(name, executionProvider, encoder, decoder);
   }
@@ -65,7 +66,7 @@ export class Sam2Segmenter extends EncoderDecoderSegmenter implements Segmenter 
       }
       const batched = typeof inputShape(decoder, "point_coords")?.[0] !== "number";
       const takesOrigSize = decoder.inputNames.includes("orig_im_size");
-      return new Sam2Segmenter(model.name, opts.executionProvider ?? "cpu", encoder, decoder, batched, opts.refine ?? false, takesOrigSize);
+      return new Sam2Segmenter(model.name, opts.executionProvider ?? "cpu", encoder, decoder, batched, opts.refine ?? false, takesOrigSize, opts.maskSelection);
     });
   }
 
@@ -121,6 +122,6 @@ export class Sam2Segmenter extends EncoderDecoderSegmenter implements Segmenter 
       throw new ModelError(`${this.name}: unexpected decoder output masks [${masks?.dims.join(", ") ?? "missing"}] for ${n} box(es)`);
     }
     const [, k = 1, side = 0] = masks.dims;
-    return chooseCandidates(masks.data as Float32Array, iou.data as Float32Array, n, k, side);
+    return chooseCandidates(masks.data as Float32Array, iou.data as Float32Array, n, k, side, selectionFor(this.maskSelection, k, { model: this.name, oneMaskRule: "single" }));
   }
 }

@@ -29,10 +29,10 @@ import { ModelError, InputError } from "../../shared/errors.js";
 import { checkSessionIO, inputShape, Tensor, type InferenceSession } from "../../shared/onnx.js";
 import type { Box, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
-import { chooseCandidates, EncoderDecoderSegmenter, loadSessionPair, toResult, type Chosen } from "./sam-common.js";
+import { chooseCandidates, EncoderDecoderSegmenter, loadSessionPair, selectionFor, toResult, type Chosen } from "./sam-common.js";
 import { normalizePadChw, resizeLongestSide, SAM_INPUT_SIDE, samResizeShape, toHwcFloat, type Size } from "./sam-processing.js";
 import { boxPrompts, checkPoints } from "./sam-prompts.js";
-import type { SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
+import type { MaskSelection, SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
 
 export const SAMEXPORTER_ENCODER_IO = { inputs: ["input_image"], outputs: ["image_embeddings"] } as const;
 export const SAMEXPORTER_DECODER_IO = {
@@ -68,6 +68,7 @@ export class SamexporterSegmenter extends EncoderDecoderSegmenter implements Seg
     private readonly batched: boolean,
     /** SegmenterOptions.refine: a second pass per box with the first pass's logits as mask_input. */
     private readonly refine: boolean,
+    private readonly maskSelection: MaskSelection | undefined,
   ) {
     super(name, executionProvider, encoder, decoder);
   }
@@ -78,7 +79,7 @@ export class SamexporterSegmenter extends EncoderDecoderSegmenter implements Seg
       checkSessionIO(decoder, decoderPath, SAMEXPORTER_DECODER_IO, "samexporter SAM decoder");
       const layout = encoderLayout(encoder, encoderPath);
       const batched = typeof inputShape(decoder, "point_coords")?.[0] === "string";
-      return new SamexporterSegmenter(model.name, opts.executionProvider ?? "cpu", encoder, decoder, layout, batched, opts.refine ?? false);
+      return new SamexporterSegmenter(model.name, opts.executionProvider ?? "cpu", encoder, decoder, layout, batched, opts.refine ?? false, opts.maskSelection);
     });
   }
 
@@ -137,25 +138,10 @@ export class SamexporterSegmenter extends EncoderDecoderSegmenter implements Seg
     }
     const [, k = 1, h = 0, w = 0] = low.dims;
     if (h !== w) throw new ModelError(`${this.name}: low_res_masks must be square, got ${h}x${w}`);
-    return chooseCandidates(low.data as Float32Array, iou.data as Float32Array, n, k, h, (scores) => selectMask(scores, p.points));
+    const rule = selectionFor(this.maskSelection, k, { model: this.name, oneMaskRule: "best" });
+    return chooseCandidates(low.data as Float32Array, iou.data as Float32Array, n, k, h, rule);
   }
 
-}
-
-/**
- * Which of K masks to keep, as SamOnnxModel.select_masks does for single-mask exports: token 0
- * when the prompt has more than 2 points (2.5 is its cut), else the best IoU among the others.
- * A single-mask decoder (K = 1) has made that choice already.
- */
-function selectMask(iou: Float32Array, numPoints: number): number {
-  if (iou.length <= 1) return 0;
-  let best = 0;
-  let bestScore = -Infinity;
-  iou.forEach((s, k) => {
-    const score = s + (k === 0 ? (numPoints - 2.5) * 1000 : 0);
-    if (score > bestScore) [best, bestScore] = [k, score];
-  });
-  return best;
 }
 
 /** The encoder sees 16 x 16 patches: a thinner image has no full patch of content. */

@@ -14,8 +14,14 @@ import { HfSamSegmenter } from "./hf-sam.js";
 export interface SegmentResult {
   /** One per box, in box order: 0/255, the original image size. */
   masks: Mask[];
-  /** The model's predicted IoU of each mask, in box order. */
+  /** The model's predicted IoU of each mask, in box order (empty for a model without one). */
   scores: number[];
+  /** SAM's stability score of each mask (IoU of the mask at logit thresholds +1 and -1), in box order; absent for models without logits. */
+  stability?: number[];
+  /** The rule that chose each prompt's mask among SAM's candidates. */
+  selection?: MaskSelection;
+  /** A salient model refined by SAM: IoU of the salient mask and SAM's. */
+  salientAgreement?: number;
   timings: { preprocessMs: number; encodeMs: number; decodeMs: number; postprocessMs: number };
 }
 
@@ -26,6 +32,9 @@ export interface Segmenter {
   segment(image: RgbImage, boxes: Box[]): Promise<SegmentResult>;
   close(): Promise<void>;
 }
+
+/** single = SAM's mask 0, as SamPredictor.predict(multimask_output=False); best = the multimask candidate with the highest predicted IoU. */
+export type MaskSelection = "single" | "best";
 
 export interface SegmenterOptions {
   executionProvider?: ExecutionProvider;
@@ -41,6 +50,8 @@ export interface SegmenterOptions {
    * mask is kept. Default false. Formats samexporter and sam2; hf-sam (its decoder takes no mask) refuses it at load.
    */
   refine?: boolean;
+  /** Which of SAM's masks a prompt gets; unset = single where the decoder returns all its masks, else best. */
+  maskSelection?: MaskSelection;
 }
 
 export async function loadSegmenter(spec: string, opts: SegmenterOptions = {}): Promise<Segmenter> {
