@@ -3,7 +3,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { ConfigError, InputError } from "../shared/errors.js";
-import type { ExecutionProvider } from "../shared/onnx.js";
+import { defaultIntraOpThreads, type ExecutionProvider } from "../shared/onnx.js";
 import { formatEvalTable, runEval } from "../shared/eval/run.js";
 
 const wholeNumber = (min: number) => (v: string) => {
@@ -44,7 +44,7 @@ export function addEvalCommand(program: Command): void {
     .requiredOption("--model <spec...>", "segmentation models: manifest names or local folders (several: one row each)")
     .option("--limit <n>", "only the first n images that have instances", wholeNumber(1))
     .option("--out <file>", "write the JSON report (per-model aggregates and one row per instance)")
-    .option("--threads <n>", "onnxruntime threads per session (0 = default)", wholeNumber(0))
+    .option("--threads <n>", "onnxruntime threads per session (0 = default: all cores, as one model runs at a time)", wholeNumber(0))
     .option("--ep <provider>", "execution provider: cpu | cuda", provider)
     .option("--min-area <px>", "skip instances whose ground-truth mask has fewer pixels", wholeNumber(0), 1)
     .option("--boundary-tolerance <px>", "boundary F match distance in px (default ceil(0.008 x image diagonal))", nonNegative)
@@ -63,7 +63,7 @@ export function addEvalCommand(program: Command): void {
           minArea: flags.minArea,
           boundaryTolerance: flags.boundaryTolerance,
           executionProvider: flags.ep,
-          intraOpThreads: flags.threads || undefined,
+          intraOpThreads: flags.threads || defaultIntraOpThreads(1),
           cacheDir: flags.cache,
           download: flags.download,
           onImage: flags.progress ? (done, total, file) => process.stderr.write(`[${done}/${total}] ${file}\n`) : undefined,

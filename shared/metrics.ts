@@ -1,8 +1,9 @@
 /**
  * Prometheus metrics of one process (a worker or the producer): one registry, the metric
- * definitions, and the HTTP endpoint that serves them (GET /metrics). Labels stay few-valued:
- * stage, step, failure class, queue, state, generator, model; a run id only on the per-run
- * gauges, which a process sets for the runs it watches. The README lists every metric.
+ * definitions, and the HTTP endpoint that serves them (GET /metrics) and the process's health
+ * checks (GET /healthz, GET /ready). Labels stay few-valued: stage, step, failure class, queue,
+ * state, generator, model; a run id only on the per-run gauges, which a process sets for the runs
+ * it watches. The README lists every metric.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,6 +11,7 @@ import type { Queue } from "bullmq";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { ConfigError, failureClass } from "./errors.js";
 import { log } from "./log.js";
+import { isReady } from "./readiness.js";
 
 export const registry = new Registry();
 
@@ -168,7 +170,9 @@ let defaultsCollected = false;
 
 /**
  * Serves the registry at GET /metrics on `host`:`port`, with the process's CPU, memory and
- * event-loop metrics. Port 0: any free port. No port: 9464, or any free port when 9464 is taken
+ * event-loop metrics; and the health checks: GET /healthz (200 while the process runs) and GET
+ * /ready (200 once every pool of the process has warmed up and takes jobs, 503 before: see
+ * shared/readiness.ts). Port 0: any free port. No port: 9464, or any free port when 9464 is taken
  * (several processes on one host); a port given and taken is a ConfigError naming metricsPort.
  * At most `maxConnections` at once; idle and slow connections are closed after a few seconds.
  */
@@ -209,10 +213,11 @@ function listen(port: number, host: string, limits: Required<MetricsServerLimits
     // Node checks the header and request timeouts of open connections at this interval (default 30 s).
     { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) },
     (req, res) => {
-      if (req.method !== "GET" || new URL(req.url ?? "/", "http://x").pathname !== "/metrics") {
-        res.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at GET /metrics\n");
-        return;
-      }
+      const path = req.method === "GET" ? new URL(req.url ?? "/", "http://x").pathname : undefined;
+      const text = (status: number, body: string) => void res.writeHead(status, { "content-type": "text/plain" }).end(`${body}\n`);
+      if (path === "/healthz") return text(200, "ok");
+      if (path === "/ready") return isReady() ? text(200, "ready") : text(503, "warming up");
+      if (path !== "/metrics") return text(404, "not found: GET /metrics, /ready or /healthz");
       registry.metrics().then(
         (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
         (err: Error) => res.writeHead(500, { "content-type": "text/plain" }).end(`${err.message}\n`),

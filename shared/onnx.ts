@@ -4,6 +4,7 @@
  * counts and full graph optimisation; plus a check of a session's input/output names against what
  * an adapter expects, so a wrong file fails at load time naming the file and the missing name.
  */
+import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import { Worker } from "node:worker_threads";
 import type * as ort from "onnxruntime-node";
@@ -27,10 +28,18 @@ export interface InferenceSession {
 export interface SessionOptions {
   /** "cpu" (default) or "cuda". CUDA needs onnxruntime-node's CUDA binaries and a GPU; if they are missing the session fails. */
   executionProvider?: ExecutionProvider;
-  /** Threads used inside one operator (onnxruntime's default when absent or 0: all physical cores). */
+  /** Threads used inside one operator; absent or 0: onnxruntime's own default (the physical cores it detects: one on some 2-vCPU machines). */
   intraOpThreads?: number;
   /** Threads used to run independent operators in parallel (onnxruntime's default when absent or 0). */
   interOpThreads?: number;
+}
+
+/**
+ * Intra-op threads per session when none are configured: the cores this process may use, shared
+ * among the `concurrency` jobs that run models at once, at least 1.
+ */
+export function defaultIntraOpThreads(concurrency: number): number {
+  return Math.max(1, Math.floor(availableParallelism() / concurrency));
 }
 
 function threads(value: number | undefined, key: string): number | undefined {

@@ -433,7 +433,9 @@ describe("Kubernetes manifests (deploy/k8s)", () => {
         ["unknown setting", patched("ConfigMap", "maskfleet-config", [{ op: "add", path: "/data/MASKFLEET_SHUTDOWN_GRACE", value: "1" }]), /MASKFLEET_SHUTDOWN_GRACE is not a maskfleet setting/],
         ["bad setting", patched("ConfigMap", "maskfleet-config", [{ op: "replace", path: "/data/MASKFLEET_LOCK_DURATION_MS", value: "5" }]), /the config refuses these settings: .*lockDurationMs/],
         ["root", patched("Deployment", "maskfleet-mask", [{ op: "remove", path: "/spec/template/spec/securityContext/runAsNonRoot" }]), /maskfleet-mask: runAsNonRoot is not set/],
-        ["no probe", patched("Deployment", "maskfleet-mask", [{ op: "remove", path: "/spec/template/spec/containers/0/livenessProbe" }]), /livenessProbe does not GET \/metrics/],
+        ["no probe", patched("Deployment", "maskfleet-mask", [{ op: "remove", path: "/spec/template/spec/containers/0/livenessProbe" }]), /livenessProbe does not GET \/healthz/],
+        ["ready before the warm-up", patched("Deployment", "maskfleet-detect", [{ op: "replace", path: "/spec/template/spec/containers/0/readinessProbe/httpGet/path", value: "/metrics" }]), /maskfleet-detect: readinessProbe does not GET \/ready/],
+        ["startup waiting for the warm-up", patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/startupProbe/httpGet/path", value: "/ready" }]), /startupProbe does not GET \/healthz/],
         ["wrong stage", patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/args/1", value: "detect" }]), /runs \["worker","detect"\], expected \["worker", "mask"/],
         ["too little memory", patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/resources/requests/memory", value: "512Mi" }]), /ViT-B needs at least 1\.5Gi/],
       ];

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import * as metrics from "../shared/metrics.js";
 import { startMetricsServer } from "../shared/metrics.js";
+import { poolStarting } from "../shared/readiness.js";
 
 const cap = 64;
 import { sleep, until } from "./helpers.js";
@@ -76,6 +77,30 @@ describe("metrics server", () => {
       assert.match(await res.text(), /^# TYPE maskfleet_jobs_completed_total counter$/m);
     } finally {
       conns.closeAll();
+      await server.close();
+    }
+  });
+
+  it("answers /healthz while the process runs, /ready once no pool is starting, 404 elsewhere", async () => {
+    const server = await startMetricsServer(0, "127.0.0.1");
+    const get = async (path: string, method = "GET") => {
+      const res = await fetch(server.url.replace(/\/metrics$/, path), { method });
+      return `${res.status} ${(await res.text()).trim()}`;
+    };
+    try {
+      assert.equal(await get("/healthz"), "200 ok");
+      assert.equal(await get("/ready"), "200 ready", "no pools: ready");
+      const started = [poolStarting(), poolStarting()];
+      assert.equal(await get("/ready"), "503 warming up");
+      assert.equal(await get("/healthz"), "200 ok");
+      started[0]?.();
+      assert.equal(await get("/ready"), "503 warming up", "one pool still starting");
+      started[1]?.();
+      assert.equal(await get("/ready?probe=1"), "200 ready");
+      assert.match(await get("/metrics"), /^200 # HELP/);
+      assert.equal(await get("/"), "404 not found: GET /metrics, /ready or /healthz");
+      assert.equal(await get("/ready", "POST"), "404 not found: GET /metrics, /ready or /healthz");
+    } finally {
       await server.close();
     }
   });

@@ -285,7 +285,8 @@ test("the fleet's mask stage with a sam2 model folder as samModel (own throw-awa
     assert.equal(refined.succeeded, 1, JSON.stringify(refined.failures));
     const plain = (await fleet.ctx.segmenter(dirs.sam2)) as Sam2Segmenter;
     const withRefine = (await fleet.ctx.segmenter(dirs.sam2, true)) as Sam2Segmenter;
-    assert.deepEqual([plain.stats.decoderRuns, withRefine.stats.decoderRuns], [1, 2]);
+    // The plain one also ran once for the mask pool's warm-up.
+    assert.deepEqual([plain.stats.decoderRuns - 1, withRefine.stats.decoderRuns], [1, 2]);
   } finally {
     await fleet.close();
     await redis.close();

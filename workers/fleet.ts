@@ -20,11 +20,13 @@ export interface Fleet {
  */
 export function startFleet(config: Config, stagesToRun: readonly Stage[], concurrency?: number, queuePrefix?: string, processors?: Partial<Record<Stage, StageProcessor>>): Fleet {
   const redis = connect(config.redisUrl);
-  const ctx = createContext(config, redis, queuePrefix);
+  // `concurrency`, when given, is every pool's, and so the context's config's: its sessions share the cores among the mask pool's jobs.
+  const poolConfig = concurrency === undefined ? config : { ...config, concurrency: { detect: concurrency, mask: concurrency, generate: concurrency, finalize: concurrency } };
+  const ctx = createContext(poolConfig, redis, queuePrefix);
   let reportFatal: (err: FatalServiceError) => void = () => undefined;
   const fatal = new Promise<never>((_, reject) => (reportFatal = reject));
   fatal.catch(() => undefined); // observed by whoever races it; never an unhandled rejection
-  const pools = stagesToRun.map((stage) => startPool(stage, ctx, { concurrency: concurrency ?? config.concurrency[stage], onFatal: reportFatal, ...(processors?.[stage] && { processor: processors[stage] }) }));
+  const pools = stagesToRun.map((stage) => startPool(stage, ctx, { concurrency: poolConfig.concurrency[stage], onFatal: reportFatal, ...(processors?.[stage] && { processor: processors[stage] }) }));
   let closing: Promise<void> | undefined;
   return {
     ctx,

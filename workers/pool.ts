@@ -10,6 +10,8 @@
  * Per run, the generate pool counts generator calls (results made, not reused), throttles and
  * rejections (RunState.count; `maskfleet report` shows them). Per process, every pool reports
  * its jobs' outcomes, durations, running jobs and throttle pauses as metrics (shared/metrics.ts).
+ * A pool takes jobs once its stage's models have warmed up (workers/warm-up.ts); until every pool
+ * of the process has, the process is not ready (shared/readiness.ts, GET /ready).
  */
 import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
 import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledError, failureClass } from "../shared/errors.js";
@@ -20,11 +22,13 @@ import { queuedFinalizeSchema, queuedImageSchema, resultCountOf } from "../share
 import { normaliseReason } from "../shared/reasons.js";
 import { causeOf } from "../shared/run-state.js";
 import { perSecondOf, recordFixedRate } from "../shared/rate-in-force.js";
+import { poolStarting } from "../shared/readiness.js";
 import type { WorkerContext } from "./context.js";
 import { detectStage } from "./detect/stage.js";
 import { maskStage } from "./mask/stage.js";
 import { generateStage, type GenerateResult } from "./generate/stage.js";
 import { finalizeStage } from "./finalize/stage.js";
+import { warmUp } from "./warm-up.js";
 
 /** A stage's work on one job; returns what the job stores as its result. */
 export type StageProcessor = (job: Job, ctx: WorkerContext) => Promise<unknown>;
@@ -58,7 +62,7 @@ export function evenLimiter(rate: { max: number; durationMs: number }): { max: n
 
 export interface PoolOptions {
   concurrency: number;
-  /** Other work for the stage's jobs than the stage's own (benchmarks). */
+  /** Other work for the stage's jobs than the stage's own (benchmarks); the stage's models are then not warmed up. */
   processor?: StageProcessor;
   /** Called once when the pool stops for a FatalServiceError. */
   onFatal(err: FatalServiceError): void;
@@ -184,7 +188,7 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       connection: ctx.redis,
       prefix: ctx.queuePrefix,
       concurrency: opts.concurrency,
-      autorun: true,
+      autorun: false, // run() after the warm-up
       // A killed worker's jobs go back to waiting once their lock expires; each stall counts like an attempt.
       lockDuration: ctx.config.lockDurationMs,
       stalledInterval: ctx.config.lockDurationMs,
@@ -202,5 +206,10 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
   for (const m of [metrics.jobsCompleted, metrics.jobsActive, metrics.throttles]) m.inc({ stage }, 0);
   metrics.workerConcurrency.inc({ stage }, opts.concurrency);
   worker.once("closed", () => metrics.workerConcurrency.dec({ stage }, opts.concurrency));
+  const started = poolStarting();
+  void (opts.processor ? Promise.resolve() : warmUp(stage, ctx)).then(() => {
+    worker.run().catch((err: Error) => log.error({ stage, err: err.message }, "worker error"));
+    started();
+  });
   return { worker, idle: () => (running === 0 ? Promise.resolve() : new Promise<void>((wake) => idleWaiters.push(wake))) };
 }

@@ -2,7 +2,7 @@
  * Offline checks of Kubernetes manifests: each object against its schema (kubernetes-models,
  * @kubernetes-models/keda), unknown fields through the same packages' TypeScript types, and the
  * fleet's own rules (a PDB and a KEDA ScaledObject per pool on BullMQ's lists, grace periods that
- * cover shutdownGraceMs, probes on the metrics port, non-root, ...).
+ * cover shutdownGraceMs, health probes on the metrics port, non-root, ...).
  */
 import { join } from "node:path";
 import ts from "typescript";
@@ -166,7 +166,8 @@ function environmentOf(c: Container, docs: readonly Manifest[], where: string, p
  * - one Deployment per pool (labels app.kubernetes.io/name=maskfleet, component=<stage>), its
  *   container running `worker <stage>`, selector matching the pod labels;
  * - valid maskfleet settings, and terminationGracePeriodSeconds >= shutdownGraceMs + 5 s;
- * - startup/readiness/liveness probes and the prometheus.io/port annotation on the metrics port;
+ * - on the metrics port: startup and liveness probes on /healthz, readiness on /ready (the pool
+ *   has warmed up), and the prometheus.io/port annotation;
  * - non-root, read-only root filesystem with /tmp (and the model cache for detect/mask) mounted;
  * - resource requests (mask: memory for ViT-B);
  * - exactly one PodDisruptionBudget selecting the pool's pods;
@@ -223,9 +224,10 @@ function poolProblems(stage: Stage, d: Manifest, docs: readonly Manifest[]): str
   if (pod.metadata?.annotations?.["prometheus.io/scrape"] !== "true" || Number(pod.metadata?.annotations?.["prometheus.io/port"]) !== port) {
     problems.push(`${where}: prometheus.io/scrape and prometheus.io/port do not point at the metrics port`);
   }
-  for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"] as const) {
+  const probePaths = { startupProbe: "/healthz", readinessProbe: "/ready", livenessProbe: "/healthz" } as const;
+  for (const [probe, path] of Object.entries(probePaths) as [keyof typeof probePaths, string][]) {
     const get = c[probe]?.httpGet;
-    if (get?.path !== "/metrics" || (get.port !== "metrics" && get.port !== port)) problems.push(`${where}: ${probe} does not GET /metrics on the metrics port`);
+    if (get?.path !== path || (get.port !== "metrics" && get.port !== port)) problems.push(`${where}: ${probe} does not GET ${path} on the metrics port`);
   }
 
   // Security and volumes.
