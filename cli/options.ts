@@ -17,9 +17,12 @@ export function addConfigFlags(cmd: Command): Command {
     .option("--text-min-confidence <n>", "text-prompted detector threshold, 0-1 (default 0.2)", Number)
     .option("--sam-model <spec>", "segmenter: manifest name (sam-vit-b default, sam2.1-hiera-*, sam-vit-l/h, slimsam-77-uniform; see `maskfleet models list`) or local folder")
     .option("--refine-mask", "a second SAM pass that feeds the first mask back (samexporter, sam2 models)")
+    .option("--mask-selection <rule>", "which SAM mask a box gets: single (mask 0, as the old script) | best (highest predicted IoU); default single where the model returns all masks")
+    .option("--min-mask-quality <n>", "send images whose mask quality (0-1) is below this to review instead of generation", Number)
+    .option("--no-estimate-foreground", "keep the photo's own colours in the soft edge of cutouts and composites (no foreground estimation)")
     .option("--salient-model <spec>", "target auto: salient-object model for a soft mask (manifest name or local .onnx / folder)")
     .option("--ep <provider>", "execution provider: cpu | cuda")
-    .option("--threads <n>", "onnxruntime threads per session (0 = default)", Number)
+    .option("--threads <n>", "onnxruntime threads per session (0 = default: cores / mask concurrency, at least 1)", Number)
     .option("--generator <name>", `${GENERATOR_NAMES.join(" | ")} (${generatorHelp()})`)
     .option("--mode <mode>", "outpaint (new background) | inpaint (new object)")
     .option("-p, --prompts <prompt...>", "candidate prompts")
@@ -66,6 +69,9 @@ export interface ConfigFlags {
   samModel?: string;
   salientModel?: string;
   refineMask?: boolean;
+  maskSelection?: string;
+  minMaskQuality?: number;
+  estimateForeground?: boolean;
   ep?: string;
   threads?: number;
   generator?: string;
@@ -115,6 +121,9 @@ export function configFromFlags(flags: ConfigFlags, extra: ConfigInput = {}): Co
     samModel: flags.samModel,
     salientModel: flags.salientModel,
     refineMask: flags.refineMask,
+    maskSelection: flags.maskSelection,
+    minMaskQuality: flags.minMaskQuality,
+    estimateForeground: flags.estimateForeground === false ? false : undefined,
     executionProvider: flags.ep,
     threads: flags.threads,
     generator: flags.generator,

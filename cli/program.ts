@@ -114,7 +114,7 @@ addConfigFlags(
     const status = await runStatus(fleet.ctx.redis, runId);
     process.stdout.write(formatStatus(status) + "\n");
     process.stderr.write(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-    process.exitCode = status.failed > 0 ? 3 : 0;
+    process.exitCode = status.failed > 0 || status.review > 0 ? 3 : 0;
   } finally {
     await fleet.close();
     await metrics.close();

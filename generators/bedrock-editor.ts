@@ -20,7 +20,7 @@ import { checkSeedRange, type GeneratorBackend } from "./backend.js";
 import { createBedrockClient, firstImage, invokeModelJson, type BedrockGeneratorOptions } from "./bedrock-client.js";
 import { familyOf, type BedrockFamily } from "./bedrock-models.js";
 import { encodeModelInput, finishEdit, textLength, type EncodedModelInput, type SizeRules } from "./bedrock-image.js";
-import { editInputBytes, type EditInput, type GenerateRequest, type Generator, type PreparedEdit } from "./generator.js";
+import { editInputBytes, keptPixels, type EditInput, type GenerateRequest, type Generator, type PreparedEdit } from "./generator.js";
 
 /** The image (and mask, unless a maskPrompt replaces it) fitted and encoded once. */
 interface PreparedBedrockEdit extends PreparedEdit {
@@ -58,7 +58,7 @@ export class BedrockImageEditor implements Generator {
     const body = await this.requestBody(request, prepared as PreparedBedrockEdit | undefined);
     const response = await invokeModelJson(this.client, this.modelId, body.json);
     const image = firstImage(response, this.modelId);
-    return finishEdit(request.image, body.sentMask ? request.mask : undefined, request.mode, body.plan, image, this.modelId);
+    return finishEdit(keptPixels(request, request.mode), body.sentMask ? request.mask : undefined, request.mode, body.plan, image, this.modelId);
   }
 
   /** The InvokeModel body for `request` (checks every limit first). Exposed for tests. */

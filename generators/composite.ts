@@ -13,7 +13,7 @@ import { readInput } from "../shared/input.js";
 import { featherMask } from "../shared/mask-ops.js";
 import type { Mask, RgbImage } from "../shared/types.js";
 import type { GeneratorBackend, GeneratorSettings } from "./backend.js";
-import { editInputBytes, type EditInput, type GenerateRequest, type Generator, type PreparedEdit } from "./generator.js";
+import { editInputBytes, keptPixels, type EditInput, type GenerateRequest, type Generator, type PreparedEdit } from "./generator.js";
 
 export type Rgb = [number, number, number];
 
@@ -31,14 +31,16 @@ export interface CompositeOptions {
   mode: "outpaint" | "inpaint";
 }
 
-export async function compositeBackground(image: RgbImage, mask: Mask, opts: CompositeOptions): Promise<RgbImage> {
+/** `kept`: the colours blended in where the photo is kept (default the photo; the estimated foreground for outpaint). */
+export async function compositeBackground(image: RgbImage, mask: Mask, opts: CompositeOptions, kept: RgbImage = image): Promise<RgbImage> {
   assertSameSize(image, mask, "compositeBackground");
+  assertSameSize(image, kept, "compositeBackground");
   const alpha = await featherMask(mask, opts.featherPx);
   const background = await backgroundPixels(image, opts.background);
   // keep = weight (0-255) of the original photo at each pixel.
   const keep = alpha.data;
   const invert = opts.mode === "inpaint";
-  const fg = image.data;
+  const fg = kept.data;
   const bg = background.data;
   const out = new Uint8Array(fg.length);
   for (let i = 0, j = 0; i < keep.length; i++, j += 3) {
@@ -220,7 +222,7 @@ export class CompositeGenerator implements Generator {
 
   /** The request's mask is already feathered (or a salient model's soft alpha, left unfeathered): blend with it as it is. */
   generate(request: GenerateRequest): Promise<RgbImage> {
-    return compositeBackground(request.image, request.mask, { background: this.background, featherPx: 0, mode: request.mode });
+    return compositeBackground(request.image, request.mask, { background: this.background, featherPx: 0, mode: request.mode }, keptPixels(request, request.mode));
   }
 
   async close(): Promise<void> {}

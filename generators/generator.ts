@@ -24,6 +24,12 @@ export interface EditInput {
   mode: "outpaint" | "inpaint";
   /** Titan/Nova only: let the service find the region from this text (maskPrompt) instead of sending `mask`. */
   maskPrompt?: string;
+  /**
+   * The object's own colours, same size as `image`: the estimated foreground in the soft edge
+   * (shared/foreground.ts), the photo elsewhere. Where the object is kept, results blend these
+   * instead of the photo, so the old background does not bleed into the edge. Absent: the photo.
+   */
+  foreground?: RgbImage;
 }
 
 export interface GenerateRequest extends EditInput {
@@ -58,5 +64,10 @@ export interface Generator {
 
 /** Bytes an image and its mask hold. */
 export function editInputBytes(input: EditInput): number {
-  return input.image.data.byteLength + input.mask.data.byteLength;
+  return input.image.data.byteLength + input.mask.data.byteLength + (input.foreground?.data.byteLength ?? 0);
+}
+
+/** The pixels a result keeps from the input: the object's colours where the object is kept (outpaint), else the photo. */
+export function keptPixels(input: EditInput, keeps: "outpaint" | "inpaint"): RgbImage {
+  return keeps === "outpaint" && input.foreground ? input.foreground : input.image;
 }

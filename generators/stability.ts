@@ -23,7 +23,7 @@ import { stabilityErase } from "./stability-erase.js";
 import { stabilityInpaint } from "./stability-inpaint.js";
 import { extensionFor, outpaintFields, type ExtendSpec } from "./stability-outpaint.js";
 import { stabilitySearchReplace } from "./stability-search-replace.js";
-import { editInputBytes, type EditInput, type GenerateRequest, type Generator, type PreparedEdit } from "./generator.js";
+import { editInputBytes, keptPixels, type EditInput, type GenerateRequest, type Generator, type PreparedEdit } from "./generator.js";
 
 export type StabilityEditName = "inpaint" | "search-replace" | "erase" | "extend";
 
@@ -90,7 +90,8 @@ export class StabilityGenerator implements Generator {
       ...this.edit.fields(this.opts.modelId, this.editRequest(request)),
       ...this.common(this.opts.modelId, request),
     });
-    return finishEdit(target.input.image, target.input.mask, this.edit.keeps(request.mode), target.plan, answer.base64, this.opts.modelId);
+    const keeps = this.edit.keeps(request.mode);
+    return finishEdit(keptPixels(target.input, keeps), target.input.mask, keeps, target.plan, answer.base64, this.opts.modelId);
   }
 
   /**

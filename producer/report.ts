@@ -26,7 +26,13 @@ export interface RunReport {
   runId: string;
   createdAt: string;
   reportedAt: string;
-  images: { total: number; finished: number; ok: number; failed: number; inProgress: number };
+  images: { total: number; finished: number; ok: number; failed: number; review: number; inProgress: number };
+  /**
+   * Images held for review (mask quality below minMaskQuality), lowest quality first, up to
+   * reviewListed: look at their mask.png (fix it by hand if needed), then `maskfleet retry RUN
+   * --stage mask` sends them on to generation.
+   */
+  review: { name: string; imageId: string; quality: number; bar: number }[];
   /**
    * Generate results (prompt x seed): ok = in the output; failed = missing from a finished
    * image's manifest; pending = of images still in progress; notAttempted = of images that
@@ -61,6 +67,17 @@ function percentile(buckets: [number, number][], total: number, q: number): numb
   return null;
 }
 
+/** Images held for review that report lists. */
+const reviewListed = 1000;
+
+/** The run's images held for review, lowest quality first (read only when there are some). */
+async function heldForReview(state: RunState, runId: string, count: number): Promise<RunReport["review"]> {
+  if (count === 0) return [];
+  const held: RunReport["review"] = [];
+  for await (const r of state.failureRecords(runId)) if (r.review) held.push({ name: r.name, imageId: r.imageId, quality: r.review.quality, bar: r.review.bar });
+  return held.sort((a, b) => a.quality - b.quality).slice(0, reviewListed);
+}
+
 export async function runReport(redis: Redis, runId: string): Promise<RunReport> {
   const state = new RunState(redis);
   const info = await state.info(runId);
@@ -85,7 +102,8 @@ export async function runReport(redis: Redis, runId: string): Promise<RunReport>
     runId,
     createdAt: new Date(info.createdAt).toISOString(),
     reportedAt: new Date().toISOString(),
-    images: { total: p.images, finished: p.finished, ok: p.ok, failed: p.failed, inProgress: p.images - p.finished },
+    images: { total: p.images, finished: p.finished, ok: p.ok, failed: p.failed, review: p.review, inProgress: p.images - p.finished },
+    review: await heldForReview(state, runId, p.review),
     results: { ok: p.resultsDone, failed: p.resultsFailed, pending, notAttempted: p.resultsNotAttempted },
     failures: { images: group("image"), results: group("result") },
     durations,
@@ -101,7 +119,7 @@ const secs = (ms: number | null) => (ms === null ? "-" : `${(ms / 1000).toFixed(
 export function formatReport(r: RunReport): string {
   const { images: i, results: res } = r;
   const lines = [
-    `run ${r.runId}: ${i.total} images, ${i.ok} ok, ${i.failed} failed, ${i.inProgress} in progress; ` +
+    `run ${r.runId}: ${i.total} images, ${i.ok} ok, ${i.failed} failed${i.review ? `, ${i.review} held for review` : ""}, ${i.inProgress} in progress; ` +
       `results ${res.ok} ok, ${res.failed} failed${res.pending ? `, ${res.pending} pending` : ""}`,
     `  ${"stage".padEnd(9)} ${"n".padStart(6)} ${"median".padStart(8)} ${"p90".padStart(8)} ${"max".padStart(8)}`,
   ];
@@ -121,5 +139,10 @@ export function formatReport(r: RunReport): string {
   };
   show("image failures", r.failures.images);
   show("result failures", r.failures.results);
+  if (r.review.length) {
+    lines.push(`  held for review (mask quality below the bar; \`maskfleet retry ${r.runId} --stage mask\` sends them on):`);
+    for (const h of r.review.slice(0, 20)) lines.push(`    ${h.name}: quality ${h.quality} < ${h.bar}`);
+    if (r.images.review > 20) lines.push(`    ... and ${r.images.review - 20} more (the JSON report lists up to ${reviewListed})`);
+  }
   return lines.join("\n");
 }

@@ -78,7 +78,7 @@ async function attemptsOf(queues: Record<Stage, Queue>): Promise<number> {
 async function requeue(record: FailureRecord, job: QueuedImage, imageJobId: string, to: { queues: Record<Stage, Queue>; flows: FlowProducer; attempts: number }): Promise<void> {
   const options = { ...jobOptions(to.attempts), jobId: imageJobId };
   if (record.stage === "detect" || record.stage === "mask") {
-    await to.queues[record.stage].add(record.stage, job, options);
+    await to.queues[record.stage].add(record.stage, record.review ? { ...job, reviewed: true } : job, options);
     return;
   }
   if (!record.promptVars) throw new AdminError(`${record.name}: its failure record has no prompt variables: enqueue the image again`);
@@ -93,7 +93,7 @@ async function requeue(record: FailureRecord, job: QueuedImage, imageJobId: stri
 }
 
 export function formatRetry(s: RetrySummary): string {
-  const lines = [`run ${s.runId}: ${s.images} failed images queued again (${stages.map((st) => `${st} ${s.requeued[st]}`).join(", ")})`];
+  const lines = [`run ${s.runId}: ${s.images} failed or held images queued again (${stages.map((st) => `${st} ${s.requeued[st]}`).join(", ")})`];
   for (const k of s.skipped.slice(0, 20)) lines.push(`  skipped ${k.name} [${k.stage}]: ${k.why}`);
   if (s.skipped.length > 20) lines.push(`  ... and ${s.skipped.length - 20} more skipped`);
   return lines.join("\n");

@@ -20,6 +20,8 @@ export interface RunStatus {
   finished: number;
   succeeded: number;
   failed: number;
+  /** Held for review (mask quality below minMaskQuality): finished, not generated. */
+  review: number;
   /** detect, mask, finalize: images; generate: results. */
   stages: Record<Stage, { done: number; total: number }>;
   /** Up to 50 failed images (and images with failed results), with the stage and reason. */
@@ -40,7 +42,7 @@ export async function runStatus(redis: Redis, runId: string, withQueues = true):
   const state = new RunState(redis);
   const info = await infoOf(state, runId);
   const [progress, failures] = await Promise.all([state.progress(runId), state.failures(runId, failuresShown)]);
-  const shown = failures.map((f) => ({ name: f.name, stage: f.stage, reason: f.reason }));
+  const shown = failures.map((f) => ({ name: f.name, stage: f.review ? "review" : f.stage, reason: f.reason }));
   return summarize(runId, info, progress, shown, withQueues ? await queueCounts(redis, info.queuePrefix) : emptyCounts());
 }
 
@@ -65,6 +67,7 @@ export function summarize(runId: string, info: RunInfo, p: RunProgress, failures
     finished: p.finished,
     succeeded: p.ok,
     failed: p.failed,
+    review: p.review,
     stages: stageCounts,
     failures,
     imagesPerMin: rate,
@@ -91,7 +94,8 @@ async function queueCounts(redis: Redis, queuePrefix: string): Promise<RunStatus
 }
 
 export function formatStatus(s: RunStatus): string {
-  const lines = [`run ${s.runId}: ${s.finished}/${s.total} images finished (${s.succeeded} ok, ${s.failed} failed)${s.listing ? "; inputs still being added" : ""}`];
+  const held = s.review ? `, ${s.review} held for review` : "";
+  const lines = [`run ${s.runId}: ${s.finished}/${s.total} images finished (${s.succeeded} ok, ${s.failed} failed${held})${s.listing ? "; inputs still being added" : ""}`];
   for (const stage of stages) {
     const c = s.stages[stage];
     const q = s.queues[stage];
@@ -103,7 +107,7 @@ export function formatStatus(s: RunStatus): string {
   if (s.failures.length) {
     lines.push(`  failures:`);
     for (const f of s.failures) lines.push(`    ${f.name} [${f.stage}]: ${f.reason}`);
-    if (s.failed > s.failures.length) lines.push(`    ... and more: \`maskfleet report ${s.runId}\` groups them by cause`);
+    if (s.failed + s.review > s.failures.length) lines.push(`    ... and more: \`maskfleet report ${s.runId}\` groups them by cause`);
   }
   return lines.join("\n");
 }

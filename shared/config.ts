@@ -38,14 +38,26 @@ export const configSchema = z.strictObject({
   salientRefine: z.boolean().optional(),
   /** A second SAM pass that feeds the first mask back as mask_input (samexporter and sam2 formats). */
   refineMask: z.boolean().optional(),
+  /**
+   * Which of SAM's masks a prompt gets: "single" = mask 0, as SamPredictor.predict(multimask_output=False)
+   * (the old script); "best" = the multimask candidate with the highest predicted IoU. Unset: single
+   * where the decoder returns all its masks, else best (models/EXPORT.md says which formats can).
+   */
+  maskSelection: z.enum(["single", "best"]).optional(),
   executionProvider: z.enum(["cpu", "cuda"]).default("cpu"),
-  /** onnxruntime intra-op threads per session; 0 = onnxruntime's default (all cores). */
+  /** onnxruntime intra-op threads per session; 0 = the cores this process may use / concurrency.mask, at least 1. */
   threads: z.number().int().min(0).max(256).default(0),
   /** Mask clean-up before generation. */
   growPx: z.number().int().min(-256).max(256).default(0),
   featherPx: z.number().min(0).max(256).default(2),
   fillHoles: z.boolean().default(true),
+  /** fillHoles fills holes up to this fraction of the object's area (a soft mask's see-through holes never). */
+  maxHoleFraction: z.number().min(0).max(1).default(0.01),
   minIslandArea: z.number().int().min(0).default(64),
+  /** Estimate the object's own colour in the soft edge (multi-level foreground estimation) for cutout.png and composites. */
+  estimateForeground: z.boolean().default(true),
+  /** Images whose mask quality (0-1, mask.json's quality.score) is below this go to review instead of generation; unset = no bar. */
+  minMaskQuality: z.number().min(0).max(1).optional(),
   /** Generator for each (prompt, seed): a backend of generators/registry.ts (composite, stability, titan, nova). */
   generator: z.enum(GENERATOR_NAMES).default("composite"),
   /** outpaint keeps the object and replaces the rest; inpaint replaces the object. */

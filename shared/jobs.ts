@@ -32,10 +32,14 @@ export const imageOptionsSchema = z.object({
   salientModel: z.string().optional(),
   salientRefine: z.boolean().optional(),
   refineMask: z.boolean().optional(),
+  maskSelection: z.enum(["single", "best"]).optional(),
   growPx: z.number().int(),
   featherPx: z.number(),
   fillHoles: z.boolean(),
+  maxHoleFraction: z.number(),
   minIslandArea: z.number().int(),
+  estimateForeground: z.boolean(),
+  minMaskQuality: z.number().optional(),
   generator: z.enum(GENERATOR_NAMES),
   mode: z.enum(["outpaint", "inpaint"]),
   prompts: z.array(z.string().min(1)).min(1),
@@ -74,6 +78,8 @@ export const queuedImageSchema = z.object({
   boxes: z.array(boxSchema).optional(),
   /** A manifest row's own prompts, in place of the run's. */
   prompts: z.array(z.string().min(1)).min(1).optional(),
+  /** Set by `retry` for an image held for review: its mask was looked at, so no quality bar holds it again. */
+  reviewed: z.literal(true).optional(),
 });
 export type QueuedImage = z.infer<typeof queuedImageSchema>;
 

@@ -248,6 +248,14 @@ export function removeSmallIslands(mask: Mask, minArea: number): Mask {
   return { data: out, width: w, height: h };
 }
 
+/** Pixel count of each object component (8-connected values >= 128), largest first. */
+export function objectComponentAreas(mask: Mask): number[] {
+  const c = components(mask, OBJECT_THRESHOLD, true, true);
+  const area = new Map<number, number>();
+  for (let i = 0; i < c.count; i++) area.set(c.root[i]!, (area.get(c.root[i]!) ?? 0) + c.x1[i]! - c.x0[i]!);
+  return [...area.values()].sort((a, b) => b - a);
+}
+
 export interface MaskStats {
   /** Object pixels (>= 128). */
   area: number;

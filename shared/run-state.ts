@@ -14,9 +14,10 @@
  *                                   producer's checkpoint), lastFinishAt
  *   maskfleet:run:<run>:images      hash: image id -> state (ImageState bits, failed stage)
  *   maskfleet:run:<run>:progress    hash: images, results (expected), detect, mask, finalize,
- *                                   resultsDone, resultsFailed, finished, ok, failed
+ *                                   resultsDone, resultsFailed, finished, ok, failed, review
  *   maskfleet:run:<run>:gen:<id>    set of an unfinished image's results done (prompt x seed index)
- *   maskfleet:run:<run>:failed      hash: image id -> FailureRecord (JSON), up to failedKept
+ *   maskfleet:run:<run>:failed      hash: image id -> FailureRecord (JSON), up to failedKept (images
+ *                                   held for review too: their record says `review`)
  *   maskfleet:run:<run>:reasons     hash: "<stage>\t<reason>" -> count, up to reasonsKept causes
  *   maskfleet:run:<run>:examples    hash: "<stage>\t<reason>" -> JSON list of up to 5 image names
  *   maskfleet:run:<run>:durations   hash: "<stage>:<bucket>" -> jobs, "<stage>:max" -> ms
@@ -55,8 +56,8 @@ const reasonsKept = 1000;
 /** A reason as recorded: long enough to say what happened, short enough for a million of them. */
 const reasonLength = 500;
 
-/** An image's state: stages done, finished, failed (and at which stage: bits 5-6). */
-const ImageState = { detect: 1, mask: 2, finalize: 4, finished: 8, failed: 16 } as const;
+/** An image's state: stages done, finished, failed (and at which stage: bits 5-6), held for review. */
+const ImageState = { detect: 1, mask: 2, finalize: 4, finished: 8, failed: 16, review: 128 } as const;
 const stageIndex = (stage: Stage) => stages.indexOf(stage);
 
 /** What a run keeps of a failure: enough to show it, group it, and run it again (`maskfleet retry`). */
@@ -78,6 +79,8 @@ export interface FailureRecord {
   notAttempted?: number;
   /** The causes this failure was counted under (reasons hash), with counts: `retry` takes them back. */
   causes: [string, number][];
+  /** Not a failure: the mask stage held the image for review, its mask quality below minMaskQuality. */
+  review?: { quality: number; bar: number };
 }
 
 /** One cause of failures: how many images (or results), with a few example image names. */
@@ -103,6 +106,8 @@ export interface RunProgress {
   finished: number;
   ok: number;
   failed: number;
+  /** Finished without generation: held for review (mask quality below the bar). */
+  review: number;
 }
 
 export interface RunInfo {
@@ -170,7 +175,7 @@ if redis.call('SADD', run .. ':gen:' .. ARGV[3], ARGV[4]) == 0 then return 0 end
 redis.call('HINCRBY', run .. ':progress', 'resultsDone', 1)
 return 1`,
   /**
-   * ARGV: prefix, run, id, now, state bits to add, outcome ("ok" | "failed"), results failed,
+   * ARGV: prefix, run, id, now, state bits to add, outcome ("ok" | "failed" | "review"), results failed,
    * results not attempted, failure record JSON ("" = none), failedKept, reasonsKept, name, then
    * cause + count per cause. 1 when the image finished now.
    */
@@ -307,18 +312,24 @@ export class RunState {
   }
 
   /**
-   * The image finished: finalize wrote its manifest (some of its results may have failed), or a
-   * stage failed it for good (`stage`). Its causes are counted in the run's reasons; a record,
-   * when given, keeps it for `retry` and status. Recorded once; the image's results set goes.
+   * The image finished: finalize wrote its manifest (some of its results may have failed), a
+   * stage failed it for good (`stage`), or the mask stage held it for review. Its causes are
+   * counted in the run's reasons; a record, when given, keeps it for `retry` and status.
+   * Recorded once; the image's results set goes.
    */
   async finished(
     runId: string,
     imageId: string,
-    o: { outcome: "ok" | "failed"; stage: Stage; name: string; failedResults: number; notAttempted?: number; causes: [string, number][]; record?: FailureRecord },
+    o: { outcome: "ok" | "failed" | "review"; stage: Stage; name: string; failedResults: number; notAttempted?: number; causes: [string, number][]; record?: FailureRecord },
   ): Promise<boolean> {
-    // Finished well: every stage is done. Failed at a stage: the ones before it are.
+    // Finished well: every stage is done. Failed at a stage: the ones before it are. Held for review: its mask is made.
     const before = stages.slice(0, stageIndex(o.stage)).reduce((bits, s) => (s === "generate" ? bits : bits | ImageState[s]), 0);
-    const add = o.outcome === "ok" ? ImageState.detect | ImageState.mask | ImageState.finalize : before | ImageState.failed | (stageIndex(o.stage) << 5);
+    const add =
+      o.outcome === "ok"
+        ? ImageState.detect | ImageState.mask | ImageState.finalize
+        : o.outcome === "review"
+          ? ImageState.detect | ImageState.mask | ImageState.review
+          : before | ImageState.failed | (stageIndex(o.stage) << 5);
     const record = o.record ? JSON.stringify({ ...o.record, reason: o.record.reason.slice(0, reasonLength) }) : "";
     const reply = await this.eval(
       lua.finish,
@@ -347,8 +358,10 @@ export class RunState {
     const partial = record.stage === "generate" && (record.okResults ?? 0) > 0;
     // Stages before the one that failed stay done (a partly failed image reruns finalize).
     const keep = stages.slice(0, stageIndex(record.stage)).reduce((bits, s) => (s === "generate" ? bits : bits | ImageState[s]), 0);
-    const subtract: (string | number)[] = ["finished", 1, partial ? "ok" : "failed", 1];
+    const subtract: (string | number)[] = ["finished", 1, record.review ? "review" : partial ? "ok" : "failed", 1];
     if (partial) subtract.push("finalize", 1);
+    // A held image's mask was counted made; it is made again (reused) when the image goes on.
+    if (record.review) subtract.push("mask", 1);
     const failedResults = record.failedResults?.length ?? 0;
     if (failedResults) subtract.push("resultsFailed", failedResults);
     if (record.notAttempted) subtract.push("resultsNotAttempted", record.notAttempted);
@@ -391,6 +404,7 @@ export class RunState {
       finished: num(h.finished),
       ok: num(h.ok),
       failed: num(h.failed),
+      review: num(h.review),
     };
   }
 

@@ -158,7 +158,7 @@ describe("run administration: report, retry, clean", () => {
 
   it("report: counts, failures grouped by cause, durations, generator calls", async () => {
     const r = await runReport(redis, "adm");
-    assert.deepEqual(r.images, { total: 6, finished: 6, ok: 2, failed: 4, inProgress: 0 });
+    assert.deepEqual(r.images, { total: 6, finished: 6, ok: 2, failed: 4, review: 0, inProgress: 0 });
     assert.deepEqual(r.results, { ok: 4, failed: 2, pending: 0, notAttempted: 6 });
     const groups = r.failures.images.map((g) => [g.stage, g.reason, g.count, [...g.examples].sort()]);
     assert.deepEqual(groups[0], ["detect", "<image>: image is 1x1 px, smaller than the 16x16 minimum", 2, ["tiny-a.png", "tiny-b.png"]]);
@@ -254,7 +254,7 @@ describe("run administration: report, retry, clean", () => {
     assert.equal(rocket, images.get("rocket.jpg")?.imageId);
 
     const r = await runReport(redis, "adm");
-    assert.deepEqual(r.images, { total: 6, finished: 6, ok: 4, failed: 2, inProgress: 0 });
+    assert.deepEqual(r.images, { total: 6, finished: 6, ok: 4, failed: 2, review: 0, inProgress: 0 });
     assert.deepEqual(r.results, { ok: 8, failed: 0, pending: 0, notAttempted: 4 });
     assert.deepEqual(r.failures.results, [], "no failed generate job is left");
     assert.equal(r.generator.calls, 8, "4 before, 2 for rocket, 2 for tiny-a");
@@ -354,6 +354,7 @@ describe("generator counters in the generate pool", () => {
     const image = { runId: "counts", imageId, input: photo("chelsea.jpg"), name: "chelsea.jpg", out: dir, outPrefix, options };
     await scratchDir(`admin-counters/${outPrefix}/results`);
     await copyFile(join(dir, "mask-src.png"), join(dir, outPrefix, "mask.png"));
+    await copyFile(join(dir, "mask-src.png"), join(dir, outPrefix, "cutout.png")); // the object's colours (estimateForeground)
     const results = [generateJobOf(image, 0, 0), generateJobOf(image, 1, 1), generateJobOf(image, 0, 2)];
     await copyFile(join(dir, "mask-src.png"), join(dir, results[2]!.resultKey));
     // The run holds the image's options; the finalize parent holds the image, its children refer to it.

@@ -107,6 +107,21 @@ describe("compositeBackground with a colour", () => {
   });
 });
 
+describe("compositeBackground with the object's estimated colours", () => {
+  test("outpaint blends the kept colours under the mask; a blur background still comes from the photo", async () => {
+    const image = photo();
+    const kept: RgbImage = { data: new Uint8Array(W * H * 3).fill(200), width: W, height: H };
+    const soft = { ...rectMask(), data: Uint8Array.from(rectMask().data, (v) => (v ? 128 : 0)) };
+    const out = await compositeBackground(image, soft, { background: { kind: "color", rgb: [0, 0, 0] }, featherPx: 0, mode: "outpaint" }, kept);
+    assert.deepEqual(px(out, 20, 20), [100, 100, 100], "200 x 128/255 over black");
+    assert.deepEqual(px(out, 2, 2), [0, 0, 0]);
+    // inpaint keeps the photo's background: the kept colours are the photo's, whatever is passed.
+    const inpaint = await compositeBackground(image, rectMask(), { background: { kind: "color", rgb: [0, 0, 0] }, featherPx: 0, mode: "inpaint" }, image);
+    assert.deepEqual(px(inpaint, 2, 2), px(image, 2, 2));
+    await assert.rejects(compositeBackground(image, soft, { background: { kind: "blur", sigma: 2 }, featherPx: 0, mode: "outpaint" }, { data: new Uint8Array(3), width: 1, height: 1 }), RangeError);
+  });
+});
+
 describe("compositeBackground with blur and image backgrounds", () => {
   test("blur: full size, object kept, background is a blur of the photo", async () => {
     const image = photo();

@@ -262,17 +262,32 @@ describe("fleet: target auto with a salient model", () => {
     const info = JSON.parse(await readFile(join(out, "mask.json"), "utf8"));
     assert.equal(info.model, `${salient}+${models.sam}`, "refined with SAM by default");
 
-    // The composite blends with mask.png as it is (no feathering on top of the soft edge).
+    // The cutout's colours in the soft edge are the estimated foreground: nearer the ellipse's red
+    // than the photo's mix of red and grey there (where alpha is 255, the photo's own pixel).
+    const photo = await ellipseImage();
+    const { data: cutout } = await sharp(join(out, "cutout.png")).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const RED = [0xa0, 0x10, 0x10];
+    let fromRed = { cutout: 0, photo: 0 };
+    for (let i = 0; i < mask.data.length; i++) {
+      const a = mask.data[i] as number;
+      if (a === 255) assert.deepEqual([...cutout.subarray(i * 3, i * 3 + 3)], [...photo.data.subarray(i * 3, i * 3 + 3)]);
+      if (a === 0 || a === 255) continue;
+      for (let c = 0; c < 3; c++) {
+        fromRed = { cutout: fromRed.cutout + Math.abs(cutout[i * 3 + c]! - RED[c]!), photo: fromRed.photo + Math.abs(photo.data[i * 3 + c]! - RED[c]!) };
+      }
+    }
+    assert.ok(fromRed.cutout < fromRed.photo / 2, `edge colours: ${JSON.stringify(fromRed)}`);
+
+    // The composite blends those colours with mask.png as it is (no feathering on top of the soft edge).
     const manifest = JSON.parse(await readFile(join(out, "manifest.json"), "utf8"));
     assert.equal(manifest.results.length, 1);
     const { data: result } = await sharp(join(outDir, manifest.results[0].key)).raw().toBuffer({ resolveWithObject: true });
-    const photo = await ellipseImage();
     let edges = 0;
     for (let i = 0; i < mask.data.length; i++) {
       const a = mask.data[i] as number;
       if (a === 0 || a === 255) continue;
       for (let c = 0; c < 3; c++) {
-        const want = Math.round(((photo.data[i * 3 + c] as number) * a + 255 * (255 - a)) / 255);
+        const want = Math.round(((cutout[i * 3 + c] as number) * a + 255 * (255 - a)) / 255);
         assert.ok(Math.abs((result[i * 3 + c] as number) - want) <= 1, `edge pixel ${i}: ${result[i * 3 + c]} vs ${want}`);
       }
       edges++;

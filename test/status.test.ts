@@ -14,7 +14,7 @@ import { freshRedis, runMaskfleet } from "./helpers.js";
 const noQueues = Object.fromEntries(stages.map((s) => [s, {}])) as Parameters<typeof summarize>[4];
 
 function progress(o: Partial<RunProgress>): RunProgress {
-  return { images: 0, results: 0, detect: 0, mask: 0, finalize: 0, resultsDone: 0, resultsFailed: 0, resultsNotAttempted: 0, finished: 0, ok: 0, failed: 0, ...o };
+  return { images: 0, results: 0, detect: 0, mask: 0, finalize: 0, resultsDone: 0, resultsFailed: 0, resultsNotAttempted: 0, finished: 0, ok: 0, failed: 0, review: 0, ...o };
 }
 
 describe("status", () => {

@@ -13,11 +13,12 @@ import { awsSettingsOf, type Config } from "../shared/config.js";
 import { decodeImage, type DecodedImage } from "../shared/image.js";
 import { readInput } from "../shared/input.js";
 import { onnxSessionLoaded, timeStep, watchQueues } from "../shared/metrics.js";
+import { defaultIntraOpThreads } from "../shared/onnx.js";
 import { keyPrefix, openQueues, type Stage } from "../shared/queues.js";
 import { RunState } from "../shared/run-state.js";
 import { openStore, type Store } from "../shared/storage/index.js";
 import { timedStore } from "../shared/storage/timed.js";
-import { loadSegmenter, type Segmenter } from "./mask/segmenter.js";
+import { loadSegmenter, type MaskSelection, type Segmenter } from "./mask/segmenter.js";
 import { SalientModel } from "./mask/salient.js";
 import { BedrockRemoveBackground, isBedrockSalient } from "../generators/stability-remove-background.js";
 import { createBedrockClient } from "../generators/bedrock-client.js";
@@ -50,8 +51,8 @@ export interface WorkerContext {
   store(root: string): Store;
   /** Reads (from a folder or S3) and decodes an image job's input, within the job's pixel limit. */
   loadImage(job: ImageJob): Promise<DecodedImage>;
-  /** A segmenter, loaded once per (spec, refine) per process. */
-  segmenter(spec: string, refine?: boolean): Promise<Segmenter>;
+  /** A segmenter, loaded once per (spec, refine, maskSelection) per process. */
+  segmenter(spec: string, refine?: boolean, maskSelection?: MaskSelection): Promise<Segmenter>;
   /** The salient-object model of target auto (format "salient", or bedrock:remove-background), loaded once per process. */
   salient(spec: string): Promise<Salient>;
   faceDetector(spec: string, minConfidence: number): Promise<Detector>;
@@ -106,7 +107,8 @@ export function createLocalContext(config: Config): LocalContext {
   const stores = new Map<string, Store>();
   const modelOpts = {
     executionProvider: config.executionProvider,
-    intraOpThreads: config.threads || undefined,
+    // Every session of the process gets the same count; the mask pool's jobs are the ones that need the cores.
+    intraOpThreads: config.threads || defaultIntraOpThreads(config.concurrency.mask),
     cacheDir: config.cacheDir,
   };
   const segmenters = memo<Segmenter>();
@@ -141,8 +143,10 @@ export function createLocalContext(config: Config): LocalContext {
       const bytes = await timeStep("input_read", () => readInput(job.input, job.name, aws));
       return timeStep("image_decode", () => decodeImage(bytes, job.name, { maxPixels: job.options.maxPixels }));
     },
-    segmenter: (spec, refine = false) =>
-      segmenters.get(JSON.stringify([spec, refine]), () => loadSegmenter(spec, { ...modelOpts, refine }).then(marked("segment"))),
+    segmenter: (spec, refine = false, maskSelection) =>
+      segmenters.get(JSON.stringify([spec, refine, maskSelection ?? null]), () =>
+        loadSegmenter(spec, { ...modelOpts, refine, ...(maskSelection && { maskSelection }) }).then(marked("segment")),
+      ),
     salient: (spec) =>
       salients.get(spec, async () =>
         isBedrockSalient(spec) ? new BedrockRemoveBackground(createBedrockClient(aws, { timeoutMs: config.requestTimeoutMs })) : SalientModel.load(spec, modelOpts).then(marked("salient")),

@@ -55,9 +55,18 @@ export async function generateStage(job: Job, ctx: WorkerContext): Promise<Gener
   }
   const prepared = await ctx.preparedEdit(img, generator, async () => {
     const image = await ctx.loadImage(img);
+    const keys = outputKeys(img.outPrefix);
     // A salient model's mask is already a soft alpha (hair, fur, glass): blend with it as it is.
-    const mask = await featherMask(await decodeMask(await store.read(outputKeys(img.outPrefix).mask)), usesSalient(opts) ? 0 : opts.featherPx);
-    return generator.prepare({ image: { data: image.data, width: image.width, height: image.height }, mask, mode: opts.mode, ...(opts.maskPrompt && { maskPrompt: opts.maskPrompt }) });
+    const mask = await featherMask(await decodeMask(await store.read(keys.mask)), usesSalient(opts) ? 0 : opts.featherPx);
+    // The object's estimated colours, as the mask stage wrote them into the cutout.
+    const foreground = opts.estimateForeground ? await decodeCutoutColours(await store.read(keys.cutout), image) : undefined;
+    return generator.prepare({
+      image: { data: image.data, width: image.width, height: image.height },
+      mask,
+      mode: opts.mode,
+      ...(opts.maskPrompt && { maskPrompt: opts.maskPrompt }),
+      ...(foreground && { foreground }),
+    });
   });
   const out = await requestPaced(ctx, g, generator, prepared);
   await store.write(g.resultKey, await encodePng(out));
@@ -99,6 +108,15 @@ async function requestPaced(ctx: WorkerContext, g: GenerateJob, generator: Gener
       if (tries >= adaptiveThrottleTries) throw err;
     }
   }
+}
+
+/** The RGB of cutout.png (the estimated foreground colours), which must be the photo's size. */
+async function decodeCutoutColours(png: Buffer, photo: RgbImage): Promise<RgbImage> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  if (info.width !== photo.width || info.height !== photo.height || info.channels !== 3) {
+    throw new Error(`cutout.png is ${info.width}x${info.height}x${info.channels}, the photo ${photo.width}x${photo.height}`);
+  }
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
 }
 
 export async function decodeMask(png: Buffer): Promise<Mask> {

@@ -16,6 +16,7 @@ import { ModelError, InputError } from "../../shared/errors.js";
 import { sharpRaw } from "../../shared/image.js";
 import { checkSessionIO, createSession, inputShape, Tensor, type ExecutionProvider, type InferenceSession } from "../../shared/onnx.js";
 import { growMask, maskStats, unionMasks } from "../../shared/mask-ops.js";
+import { maskIoU } from "../../shared/mask-quality.js";
 import type { Box, Mask, RgbImage } from "../../shared/types.js";
 import type { SegmentResult, Segmenter } from "./segmenter.js";
 import { resolveModel, type Preprocess, type ResolvedModel } from "../../models/registry.js";
@@ -178,7 +179,8 @@ export class SalientSegmenter implements Segmenter {
     const t1 = performance.now();
     const box = maskStats(alpha).bbox;
     if (!this.sam || !box) {
-      return { masks: [alpha], scores: [1], timings: { preprocessMs: timings.preprocessMs, encodeMs: timings.inferMs, decodeMs: 0, postprocessMs: timings.postprocessMs } };
+      // No predicted IoU: a salient model gives none.
+      return { masks: [alpha], scores: [], timings: { preprocessMs: timings.preprocessMs, encodeMs: timings.inferMs, decodeMs: 0, postprocessMs: timings.postprocessMs } };
     }
     this.lastRefineBox = box;
     const refined = await this.sam.segment(image, [box]);
@@ -188,6 +190,9 @@ export class SalientSegmenter implements Segmenter {
     return {
       masks: [merged],
       scores: [refined.scores[0] ?? 1],
+      ...(refined.stability && { stability: refined.stability.slice(0, 1) }),
+      ...(refined.selection && { selection: refined.selection }),
+      salientAgreement: maskIoU(alpha, hard),
       timings: { preprocessMs: timings.preprocessMs, encodeMs: t1 - t0 - timings.preprocessMs - timings.postprocessMs, decodeMs: t2 - t1, postprocessMs: timings.postprocessMs + (performance.now() - t2) },
     };
   }

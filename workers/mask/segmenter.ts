@@ -38,7 +38,7 @@ export type MaskSelection = "single" | "best";
 
 export interface SegmenterOptions {
   executionProvider?: ExecutionProvider;
-  /** onnxruntime intra-op threads per session (default: onnxruntime's, all cores). */
+  /** onnxruntime intra-op threads per session (default: onnxruntime's own; the workers pass cores / mask concurrency). */
   intraOpThreads?: number;
   /** Model download cache root (default $MASKFLEET_CACHE or ~/.cache/maskfleet/models). */
   cacheDir?: string;
