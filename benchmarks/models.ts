@@ -3,7 +3,7 @@
  * real weights are absent (no downloads here) the model is a full-size random-weight graph of the
  * same architecture and I/O (tools/make-*.ts): speed does not depend on the weight values.
  *
- *   npx tsx benchmarks/models.ts [--models a,b] [--images 3] [--threads 0]
+ *   npx tsx benchmarks/models.ts [--models a,b] [--images 3] [--threads 0]   (0: the workers' default, all cores for one job)
  *
  * Each model runs in its own child process (peak RSS is per model): load, one untimed warm-up
  * photo, then --images photos from samples/photos, timed end to end through the adapter's public
@@ -21,6 +21,7 @@ import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { decodeImage } from "../shared/image.js";
+import { defaultIntraOpThreads } from "../shared/onnx.js";
 import type { Box, RgbImage } from "../shared/types.js";
 import { listModels, type ModelEntry } from "../models/registry.js";
 import { loadFaceDetector, loadTextDetectionModel } from "../workers/detect/detector.js";
@@ -87,7 +88,8 @@ async function vmHwmMb(): Promise<number> {
 
 /** One model in this process: load, warm up, time. */
 async function child(t: ChildTask): Promise<ModelTiming> {
-  const opts = { download: false, intraOpThreads: t.threads || undefined };
+  // threads 0: the workers' default for one mask job at a time (all cores).
+  const opts = { download: false, intraOpThreads: t.threads || defaultIntraOpThreads(1) };
   const photos = await Promise.all(PHOTOS.slice(0, t.images + 1).map(photo));
   const runsMs: number[] = [];
   const t0 = performance.now();
@@ -191,7 +193,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${m.name}: ${fmtMs(timing.msPerImage)} per image${timing.msPerExtraBox !== undefined ? `, +${fmtMs(timing.msPerExtraBox)} per extra box` : ""}, peak RSS ${timing.peakRssMb.toFixed(0)} MB\n`);
   }
 
-  const machine = `${cpus().length} cores (${cpu}), onnxruntime-node ${ortVersion} CPU, ${threads || "default"} intra-op threads`;
+  const machine = `${cpus().length} cores (${cpu}), onnxruntime-node ${ortVersion} CPU, ${threads || `default (${defaultIntraOpThreads(1)})`} intra-op threads`;
   const rows = Object.entries(results).map(
     ([name, r]) =>
       `| ${name} | ${(r.params / 1e6).toFixed(1)} | ${r.gmacs < 10 ? r.gmacs.toFixed(1) : r.gmacs.toFixed(0)} | ${fmtMs(r.loadMs)} | ${fmtMs(r.msPerImage)} | ${r.msPerExtraBox !== undefined ? fmtMs(r.msPerExtraBox) : "-"} | ${r.peakRssMb.toFixed(0)} |`,

@@ -30,7 +30,7 @@ import sharp from "sharp";
 import * as ort from "onnxruntime-node";
 import { loadConfig } from "../shared/config.js";
 import { decodeImage, encodePng, rgbaFrom } from "../shared/image.js";
-import { outputKeys } from "../shared/jobs.js";
+import { outputKeys, queuedImageOf } from "../shared/jobs.js";
 import { fillHoles, removeSmallIslands, toBedrockMask, unionMasks } from "../shared/mask-ops.js";
 import { stepTotal } from "../shared/metrics.js";
 import { defaultIntraOpThreads, type ExecutionProvider } from "../shared/onnx.js";
@@ -208,7 +208,7 @@ async function throughputChild(task: ThroughputTask): Promise<ThroughputResult> 
     const steps = ["input_read", "image_decode", "store_write"] as const;
     const before = await Promise.all(steps.map(stepTotal));
     const s = performance.now();
-    await maskStage(fakeJob(job), ctx);
+    await maskStage(fakeJob(queuedImageOf(job, "000000000000", job.options)), ctx);
     const ms = performance.now() - s;
     const after = await Promise.all(steps.map(stepTotal));
     const spent = (k: number) => (after[k]?.ms ?? 0) - (before[k]?.ms ?? 0);
@@ -396,11 +396,10 @@ async function main(): Promise<void> {
   const big = (await makePhotos(join(work, "sam-photos-12mp"), 1, 4000, 1))[0]!;
   const throughput = async (path: "maskfleet" | "naive", boxes: number, threads: number, workers: number, count: number) => {
     log(`${path}: ${boxes} box(es), threads ${threads || "default"}, ${workers} worker(s), ${count} photos each...`);
-    const results = await Promise.all(
-      Array.from({ length: workers }, (_, w) =>
-        runChild<ThroughputResult>({ kind: "throughput", path, model, boxes, threads, ep, out: join(out, `${path}-${boxes}-${threads}-${w}`), photos: photos.slice(0, count + 1) }),
-      ),
-    );
+    // Each measurement writes to a folder of its own, emptied first: a mask stored by an earlier one would be reused, not computed.
+    const dirs = Array.from({ length: workers }, (_, w) => join(out, `${path}-${boxes}-${threads}-${workers}w-${w}`));
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+    const results = await Promise.all(dirs.map((dir) => runChild<ThroughputResult>({ kind: "throughput", path, model, boxes, threads, ep, out: dir, photos: photos.slice(0, count + 1) })));
     return summarize(path, boxes, threads, results);
   };
 
