@@ -1,6 +1,7 @@
 /**
  * `maskfleet retry`: a run's failed images run again, each from the stage that failed it (from
- * their failure records: shared/run-state.ts). A retried image keeps what its earlier stages
+ * their failure records: shared/run-state.ts); with `--stage mask`, the images held for review too
+ * (their mask then counts as reviewed). A retried image keeps what its earlier stages
  * stored: detect and mask reuse their outputs, and of an image whose results partly failed only
  * the failed results are generated again (finalize counts the ones in the store as made).
  */
@@ -40,7 +41,9 @@ export async function retryRun(redis: Redis, runId: string, opts: RetryOptions =
   const summary: RetrySummary = { runId, requeued: { detect: 0, mask: 0, generate: 0, finalize: 0 }, images: 0, skipped: [] };
   const picked: (FailureRecord & { imageId: string })[] = [];
   for await (const record of state.failureRecords(runId)) {
-    if ((!opts.stage || opts.stage === record.stage) && matches(record.reason)) picked.push(record);
+    // Images held for review go on only when asked for by their stage: `retry --stage mask`.
+    const stageMatches = record.review ? opts.stage === "mask" : !opts.stage || opts.stage === record.stage;
+    if (stageMatches && matches(record.reason)) picked.push(record);
   }
   const queuePrefix = await state.queuePrefixOf(runId);
   const queues = openQueues(redis, queuePrefix);

@@ -147,9 +147,13 @@ export function usesSalient(opts: { target: string; salientModel?: string | unde
   return opts.target === "auto" && opts.salientModel !== undefined && opts.salientModel !== "";
 }
 
-/** Image id: content hash + output root + options + given boxes. */
+/**
+ * Image id: content hash + output root + options + given boxes. minMaskQuality is left out: it
+ * decides whether an image goes on, not what any output holds, so a new bar reuses every output.
+ */
 export function imageIdOf(content: Buffer, out: string, options: ImageOptions, boxes?: unknown): string {
-  return sha256Hex(sha256Hex(content), "\0", out, "\0", stableJson({ options, boxes })).slice(0, 24);
+  const { minMaskQuality: _, ...outputOptions } = options;
+  return sha256Hex(sha256Hex(content), "\0", out, "\0", stableJson({ options: outputOptions, boxes })).slice(0, 24);
 }
 
 /** Output key prefix: a readable stem plus the id, so names never collide and never change. */

@@ -6,7 +6,7 @@ import sharp from "sharp";
 import { ConfigError } from "../shared/errors.js";
 import { resolveConfig } from "../shared/config.js";
 import type { Mask, RgbImage } from "../shared/types.js";
-import { compositeBackend, compositeBackground, parseColor } from "../generators/composite.js";
+import { CompositeGenerator, compositeBackend, compositeBackground, parseColor } from "../generators/composite.js";
 import type { GeneratorSettings } from "../generators/backend.js";
 import { checkRunnable } from "../producer/enqueue.js";
 import { repoRoot, scratchDir } from "./helpers.js";
@@ -115,9 +115,12 @@ describe("compositeBackground with the object's estimated colours", () => {
     const out = await compositeBackground(image, soft, { background: { kind: "color", rgb: [0, 0, 0] }, featherPx: 0, mode: "outpaint" }, kept);
     assert.deepEqual(px(out, 20, 20), [100, 100, 100], "200 x 128/255 over black");
     assert.deepEqual(px(out, 2, 2), [0, 0, 0]);
-    // inpaint keeps the photo's background: the kept colours are the photo's, whatever is passed.
-    const inpaint = await compositeBackground(image, rectMask(), { background: { kind: "color", rgb: [0, 0, 0] }, featherPx: 0, mode: "inpaint" }, image);
-    assert.deepEqual(px(inpaint, 2, 2), px(image, 2, 2));
+    // Through the generator: outpaint takes the request's foreground, inpaint (the photo's background is kept) the photo.
+    const generator = new CompositeGenerator({ kind: "color", rgb: [0, 0, 0] });
+    const request = { image, mask: soft, foreground: kept, prompt: "", seed: 0, cfgScale: 8, quality: "standard" as const, outpaintingMode: "DEFAULT" as const };
+    assert.deepEqual(px(await generator.generate({ ...request, mode: "outpaint" }), 20, 20), [100, 100, 100]);
+    const inpaint = await generator.generate({ ...request, mask: rectMask(), mode: "inpaint" });
+    assert.deepEqual(px(inpaint, 2, 2), px(image, 2, 2), "the photo, not the foreground, where the background is kept");
     await assert.rejects(compositeBackground(image, soft, { background: { kind: "blur", sigma: 2 }, featherPx: 0, mode: "outpaint" }, { data: new Uint8Array(3), width: 1, height: 1 }), RangeError);
   });
 });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import sharp from "sharp";
 import { enqueueImages } from "../producer/enqueue.js";
 import { formatReport, runReport } from "../producer/report.js";
 import { retryRun } from "../producer/retry.js";
@@ -107,8 +108,15 @@ describe("--min-mask-quality: held for review, listed, sent on by retry", () => 
     assert.match(formatReport(report), /\n {4}chelsea\.jpg: quality 0\.\d+ < 1/);
   });
 
-  it("retry --stage mask sends them on: generated, finished ok, the stored mask reused", async () => {
+  it("a plain retry leaves them held; retry --stage mask sends them on with the mask as fixed by hand", async () => {
     const redis = fleet.ctx.redis;
+    assert.equal((await retryRun(redis, "held")).images, 0, "held images are not failures");
+    // A reviewer fixes chelsea's mask by hand: a rectangle.
+    const chelsea = join(outDir, (await runImages(redis, "held", outDir)).get("chelsea.jpg")!.outPrefix);
+    const { width, height } = await sharp(join(chelsea, "mask.png")).metadata();
+    const fixed = new Uint8Array(width! * height!);
+    for (let y = 50; y < 200; y++) fixed.fill(255, y * width! + 100, y * width! + 300);
+    await sharp(fixed, { raw: { width: width!, height: height!, channels: 1 } }).png().toFile(join(chelsea, "mask.png"));
     const summary = await retryRun(redis, "held", { stage: "mask" });
     assert.deepEqual([summary.images, summary.requeued.mask], [2, 2]);
     await waitForRun(redis, "held", { intervalMs: 100, timeoutMs: 120_000 });
@@ -118,5 +126,13 @@ describe("--min-mask-quality: held for review, listed, sent on by retry", () => 
     assert.equal(manifest.results.length, 2);
     assert.ok(manifest.mask.quality.score < 1, "the manifest carries the mask's quality");
     assert.equal((await runReport(redis, "held")).review.length, 0);
+    // What is made from the mask was made again from the fixed one.
+    const alpha = await sharp(join(chelsea, "cutout.png")).extractChannel(3).raw().toBuffer();
+    assert.deepEqual(new Uint8Array(alpha), fixed, "the cutout's alpha is the fixed mask");
+    const bedrock = await sharp(join(chelsea, "mask-bedrock.png")).extractChannel(0).raw().toBuffer();
+    assert.equal(bedrock[60 * width! + 150], 0);
+    assert.equal(bedrock[10 * width! + 10], 255);
+    const info = JSON.parse(await readFile(join(chelsea, "mask.json"), "utf8")) as { reviewed: boolean; stats: { area: number } };
+    assert.deepEqual([info.reviewed, info.stats.area], [true, 150 * 200]);
   });
 });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
-import { ModelError } from "../shared/errors.js";
+import { ConfigError, ModelError } from "../shared/errors.js";
 import type { Box, Mask, RgbImage } from "../shared/types.js";
 import { ALL_MASKS_BEST, ALL_MASKS_IOU, makeTinySamVariants, SHIFT } from "../tools/make-tiny-sam-variants.js";
 import { chooseCandidates, selectionFor, stabilityScore } from "../workers/mask/sam-common.js";
@@ -68,12 +68,15 @@ describe("formats that cannot give mask 0", () => {
   test("a single-mask export is used as it is, and refuses single when asked", async () => {
     const r = await (await load(singleMaskExport)).segment(image, [box]);
     assert.equal(r.selection, "best");
-    await assert.rejects((await load(singleMaskExport, { maskSelection: "single" })).segment(image, [box]), (e: unknown) => e instanceof ModelError && /maskSelection single is not available.*EXPORT\.md/.test(e.message));
+    // select_masks gives mask 0 to a prompt of more than 2 points: a box with a point.
+    const withPoint = await (await load(singleMaskExport)).segment(image, [{ ...box, points: [{ x: 300, y: 200, label: 1 }] }]);
+    assert.equal(withPoint.selection, "single");
+    await assert.rejects((await load(singleMaskExport, { maskSelection: "single" })).segment(image, [box]), (e: unknown) => e instanceof ConfigError && /maskSelection single is not available.*EXPORT\.md/.test(e.message));
   });
 
   test("SAM 2's three candidates: best by default, single refused", async () => {
     assert.equal((await (await load(dirs.sam2)).segment(image, [box])).selection, "best");
-    await assert.rejects((await load(dirs.sam2, { maskSelection: "single" })).segment(image, [box]), ModelError);
+    await assert.rejects((await load(dirs.sam2, { maskSelection: "single" })).segment(image, [box]), ConfigError);
   });
 });
 
@@ -90,7 +93,7 @@ describe("the rule itself", () => {
     assert.equal(selectionFor("best", 4, d), "best");
     assert.equal(selectionFor(undefined, 3, d), "best");
     assert.equal(selectionFor(undefined, 1, d), "best");
-    assert.throws(() => selectionFor("single", 3, d), ModelError);
+    assert.throws(() => selectionFor("single", 3, d), ConfigError);
     assert.throws(() => selectionFor(undefined, 2, d), ModelError);
   });
   test("stability score: IoU of the mask at logits > +1 and > -1, over the image's cells", () => {

@@ -115,7 +115,7 @@ describe("warm-up before the mask pool takes jobs", () => {
     assert.ok(Number.isFinite((warmed.arguments[0] as { ms: number }).ms), "with its time");
   });
 
-  it("target auto with a salient model: the salient model and the plain SAM its refinement uses (none without it)", async () => {
+  it("target auto with a salient model: the salient model and the SAM its refinement uses (none without it)", async () => {
     const salientModel = await makeTinySalient(dir, "rmbg");
     for (const salientRefine of [true, false]) {
       const base = createContext(configWith({ salientModel, salientRefine, refineMask: true, maskSelection: "best" }), redis);
@@ -142,7 +142,7 @@ describe("warm-up before the mask pool takes jobs", () => {
         },
       });
       await until("the pools to start", async () => (await ready()) === "200 ready", 30_000);
-      const expected = [["salient", salientModel], ...(salientRefine ? [["segmenter", sam]] : [])].map((a) => JSON.stringify(a));
+      const expected = [["salient", salientModel], ...(salientRefine ? [["segmenter", sam, true, "best"]] : [])].map((a) => JSON.stringify(a));
       assert.deepEqual(asked, expected, `salientRefine ${salientRefine}`);
       assert.deepEqual(predicted, ["64x48"]);
       await Promise.all(pools.map((p) => p.worker.close()));

@@ -19,16 +19,15 @@ const BOX: Box = { x0: 16, y0: 12, x1: 48, y1: 36 };
 async function warmUpMask(ctx: WorkerContext): Promise<void> {
   const { config } = ctx;
   if (!usesSalient(config)) {
-    const segmenter = await ctx.segmenter(config.samModel, config.refineMask ?? false, config.maskSelection);
-    await segmenter.segment(GREY, [BOX]);
+    await (await ctx.segmenter(config.samModel, config.refineMask ?? false, config.maskSelection)).segment(GREY, [BOX]);
     return;
   }
   const spec = config.salientModel as string;
   const salient = await ctx.salient(spec);
   // Bedrock's is a paid request, with nothing of this process to warm.
   if (!isBedrockSalient(spec)) await salient.predict(GREY);
-  // The salient mask's refinement: plain SAM (no refineMask, no maskSelection).
-  if (config.salientRefine !== false) await (await ctx.segmenter(config.samModel)).segment(GREY, [BOX]);
+  // The salient mask's refinement: the same SAM as without a salient model.
+  if (config.salientRefine !== false) await (await ctx.segmenter(config.samModel, config.refineMask ?? false, config.maskSelection)).segment(GREY, [BOX]);
 }
 
 const warmUps: Partial<Record<Stage, (ctx: WorkerContext) => Promise<void>>> = { mask: warmUpMask };

@@ -4,7 +4,7 @@
  * prompt's mask among the decoder's candidates (maskSelection), and turning the chosen low-res
  * logits into the result.
  */
-import { ModelError } from "../../shared/errors.js";
+import { ConfigError, ModelError } from "../../shared/errors.js";
 import { createSession, type InferenceSession, type Tensor } from "../../shared/onnx.js";
 import type { Mask, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
@@ -83,8 +83,8 @@ export interface DecoderMasks {
 
 /**
  * The rule in force for a decoder returning k candidates: the one asked for, or (unset) `single`
- * where mask 0 is among them, else `best`. A rule the candidates cannot serve is a ModelError
- * that names the export to use.
+ * where mask 0 is among them, else `best`. A rule the candidates cannot serve is a ConfigError
+ * (no retry helps) that names the export to use.
  */
 export function selectionFor(asked: MaskSelection | undefined, k: number, decoder: DecoderMasks): MaskSelection {
   const given = k === 1 ? decoder.oneMaskRule : k === 3 ? "best" : undefined;
@@ -94,7 +94,7 @@ export function selectionFor(asked: MaskSelection | undefined, k: number, decode
   }
   if (asked && asked !== given) {
     const what = k === 1 ? `one mask chosen by the export (${given})` : "only the three multimask candidates";
-    throw new ModelError(`${decoder.model}: maskSelection ${asked} is not available: the decoder returns ${what}; use maskSelection ${given}, or a decoder exported with all four masks (models/EXPORT.md)`);
+    throw new ConfigError("maskSelection", `${decoder.model}: maskSelection ${asked} is not available: the decoder returns ${what}; use maskSelection ${given}, or a decoder exported with all four masks (models/EXPORT.md)`);
   }
   return given;
 }

@@ -138,7 +138,8 @@ export class SamexporterSegmenter extends EncoderDecoderSegmenter implements Seg
     }
     const [, k = 1, h = 0, w = 0] = low.dims;
     if (h !== w) throw new ModelError(`${this.name}: low_res_masks must be square, got ${h}x${w}`);
-    const rule = selectionFor(this.maskSelection, k, { model: this.name, oneMaskRule: "best" });
+    // A single-mask export chose by select_masks: mask 0 for prompts of more than 2 points, else the best candidate.
+    const rule = selectionFor(this.maskSelection, k, { model: this.name, oneMaskRule: p.points > 2 ? "single" : "best" });
     return chooseCandidates(low.data as Float32Array, iou.data as Float32Array, n, k, h, rule);
   }
 

@@ -19,21 +19,22 @@ import {
 import type { Store } from "../../shared/storage/index.js";
 import { encodePng, rgbaFrom } from "../../shared/image.js";
 import { estimateForeground } from "../../shared/foreground.js";
-import { fillHoles, growMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../../shared/mask-ops.js";
+import { featherMask, fillHoles, growMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../../shared/mask-ops.js";
 import { maskQuality } from "../../shared/mask-quality.js";
 import { observeStep } from "../../shared/metrics.js";
 import { jobOptions } from "../../shared/queues.js";
 import { dominantColorName, type PromptVars } from "../../shared/prompts.js";
-import type { Mask } from "../../shared/types.js";
+import type { Mask, RgbImage } from "../../shared/types.js";
 import type { WorkerContext } from "../context.js";
 import type { Detections } from "../detect/stage.js";
+import { decodeMask } from "../generate/stage.js";
 import { SalientSegmenter, usesSalient } from "./salient.js";
 import type { Segmenter } from "./segmenter.js";
 
 /** target auto with salientModel: the salient soft mask, refined by SAM unless salientRefine is false. */
-async function salientSegmenter(ctx: WorkerContext, opts: { samModel: string; salientModel?: string | undefined; salientRefine?: boolean | undefined }): Promise<Segmenter> {
+async function salientSegmenter(ctx: WorkerContext, opts: ImageJob["options"]): Promise<Segmenter> {
   const salient = await ctx.salient(opts.salientModel as string);
-  return new SalientSegmenter(salient, opts.salientRefine === false ? undefined : await ctx.segmenter(opts.samModel));
+  return new SalientSegmenter(salient, opts.salientRefine === false ? undefined : await ctx.segmenter(opts.samModel, opts.refineMask, opts.maskSelection));
 }
 
 export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: number; reused?: true; review?: true }> {
@@ -44,8 +45,10 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
   // A mask already stored for this image id (mask.json is written last) is the same: not segmented again.
   const stored = await storedMask(store, keys.maskInfo);
   if (stored) {
+    // Reviewed: its mask.png may have been fixed by hand, so what is made from it is made again.
+    const promptVars = data.reviewed ? await remakeFromStoredMask(ctx, data, stored) : stored.promptVars;
     if (await heldForReview(job, ctx, data, stored.quality)) return { area: stored.area, reused: true, review: true };
-    await fanOut(job, ctx, data, stored.promptVars);
+    await fanOut(job, ctx, data, promptVars);
     return { area: stored.area, reused: true };
   }
   const image = await ctx.loadImage(data);
@@ -72,23 +75,9 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
     final: mask,
   });
   const cleanMs = performance.now() - cleanStart;
-  // The object's own colours in the soft edge, for the cutout and (read back from it) every composite.
-  const foregroundStart = performance.now();
-  const colours = opts.estimateForeground ? estimateForeground(image, mask) : image;
-  const foregroundMs = performance.now() - foregroundStart;
 
   const writeStart = performance.now();
-  // Encode all three first, then write: a write must never be left pending (and its rejection
-  // unobserved, which ends the process) while another await runs. Every write settles before the
-  // job ends, so a retry never races a write of the failed attempt; the first failure is the reason.
-  const pngs: [string, Buffer][] = [
-    [keys.mask, await encodePng(mask)],
-    [keys.bedrockMask, await encodePng(toBedrockMask(mask))],
-    [keys.cutout, await encodePng(rgbaFrom(colours, mask))],
-  ];
-  const written = await Promise.allSettled(pngs.map(([key, png]) => store.write(key, png)));
-  const failed = written.find((w): w is PromiseRejectedResult => w.status === "rejected");
-  if (failed) throw failed.reason;
+  const { foregroundMs } = await writeMaskImages(store, keys, image, mask, opts, { withMask: true });
   const promptVars: PromptVars = { label: (detections.boxes[0]?.label ?? opts.target).toLowerCase(), color: dominantColorName(image, mask) };
   const info = {
     model: segmenter.name,
@@ -99,13 +88,58 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
     quality,
     foregroundEstimated: opts.estimateForeground,
     promptVars,
-    timings: { ...segmented.timings, cleanMs, foregroundMs, writeMs: performance.now() - writeStart },
+    timings: { ...segmented.timings, cleanMs, foregroundMs, writeMs: performance.now() - writeStart - foregroundMs },
   };
   await store.write(keys.maskInfo, Buffer.from(JSON.stringify(info, null, 2)));
 
   if (await heldForReview(job, ctx, data, quality.score)) return { area: stats.area, review: true };
   await fanOut(job, ctx, data, promptVars);
   return { area: stats.area };
+}
+
+/**
+ * The Bedrock mask and the cutout of `mask` (and mask.png itself `withMask`). The cutout's colours
+ * are the object's own where `estimateForeground` is on, estimated under the alpha the results
+ * blend with: the mask feathered by featherPx (a salient model's soft mask as it is), so the
+ * whole blended edge loses the old background's colour.
+ */
+async function writeMaskImages(store: Store, keys: ReturnType<typeof outputKeys>, image: RgbImage, mask: Mask, opts: ImageJob["options"], o: { withMask: boolean }): Promise<{ foregroundMs: number }> {
+  const foregroundStart = performance.now();
+  const colours = opts.estimateForeground ? estimateForeground(image, await featherMask(mask, usesSalient(opts) ? 0 : opts.featherPx)) : image;
+  const foregroundMs = performance.now() - foregroundStart;
+  // Encode all first, then write: a write must never be left pending (and its rejection
+  // unobserved, which ends the process) while another await runs. Every write settles before the
+  // job ends, so a retry never races a write of the failed attempt; the first failure is the reason.
+  const pngs: [string, Buffer][] = [
+    ...(o.withMask ? [[keys.mask, await encodePng(mask)] as [string, Buffer]] : []),
+    [keys.bedrockMask, await encodePng(toBedrockMask(mask))],
+    [keys.cutout, await encodePng(rgbaFrom(colours, mask))],
+  ];
+  const written = await Promise.allSettled(pngs.map(([key, png]) => store.write(key, png)));
+  const failed = written.find((w): w is PromiseRejectedResult => w.status === "rejected");
+  if (failed) throw failed.reason;
+  return { foregroundMs };
+}
+
+/**
+ * A reviewed image's outputs made again from its stored mask.png (fixed by hand, perhaps): the
+ * Bedrock mask, the cutout, and mask.json's stats and colour, marked reviewed. Returns its prompt
+ * variables.
+ */
+async function remakeFromStoredMask(ctx: WorkerContext, data: ImageJob, info: StoredMaskInfo): Promise<PromptVars> {
+  const store = ctx.store(data.out);
+  const keys = outputKeys(data.outPrefix);
+  const image = await ctx.loadImage(data);
+  const mask = await decodeMask(await store.read(keys.mask));
+  if (mask.width !== image.width || mask.height !== image.height) {
+    throw new InputError(`${data.name}: mask.png is ${mask.width}x${mask.height}, the photo ${image.width}x${image.height}`);
+  }
+  const stats = maskStats(mask);
+  if (stats.area === 0) throw new InputError(`${data.name}: the reviewed mask.png is empty`);
+  await writeMaskImages(store, keys, image, mask, data.options, { withMask: false });
+  const promptVars: PromptVars = { label: info.promptVars.label, color: dominantColorName(image, mask) };
+  await store.write(keys.maskInfo, Buffer.from(JSON.stringify({ ...info.raw, stats, promptVars, reviewed: true }, null, 2)));
+  return promptVars;
 }
 
 /**
@@ -130,14 +164,22 @@ async function heldForReview(job: Job, ctx: WorkerContext, data: ImageJob, quali
   return true;
 }
 
-/** The prompt variables, area and quality score of a mask stored by an earlier run or attempt; undefined when there is none. */
-async function storedMask(store: Store, key: string): Promise<{ promptVars: PromptVars; area: number; quality?: number } | undefined> {
+interface StoredMaskInfo {
+  promptVars: PromptVars;
+  area: number;
+  quality?: number;
+  /** mask.json as stored. */
+  raw: Record<string, unknown>;
+}
+
+/** What mask.json says of a mask stored by an earlier run or attempt; undefined when there is none. */
+async function storedMask(store: Store, key: string): Promise<StoredMaskInfo | undefined> {
   if (!(await store.exists(key))) return undefined;
-  const info = JSON.parse((await store.read(key)).toString("utf8")) as { promptVars?: unknown; stats?: { area?: unknown }; quality?: { score?: unknown } };
-  const vars = promptVarsSchema.safeParse(info.promptVars);
+  const raw = JSON.parse((await store.read(key)).toString("utf8")) as Record<string, unknown> & { promptVars?: unknown; stats?: { area?: unknown }; quality?: { score?: unknown } };
+  const vars = promptVarsSchema.safeParse(raw.promptVars);
   if (!vars.success) return undefined;
-  const score = info.quality?.score;
-  return { promptVars: vars.data, area: typeof info.stats?.area === "number" ? info.stats.area : 0, ...(typeof score === "number" && { quality: score }) };
+  const score = raw.quality?.score;
+  return { promptVars: vars.data, area: typeof raw.stats?.area === "number" ? raw.stats.area : 0, ...(typeof score === "number" && { quality: score }), raw };
 }
 
 /** One generate job per (prompt, seed) under the image's finalize parent, then mask counts as done. */
