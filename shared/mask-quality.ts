@@ -11,7 +11,7 @@
  * score = the lowest part (the weakest evidence decides); per box, the worst box counts.
  * softBandShare (soft pixels over all pixels > 0) describes the edge and is not scored.
  */
-import { objectComponentAreas, OBJECT_THRESHOLD } from "./mask-ops.js";
+import { objectComponentAreas } from "./mask-ops.js";
 import type { Mask } from "./types.js";
 
 export interface MaskQuality {
@@ -57,20 +57,6 @@ export function largestPieceShare(mask: Mask): number {
   const areas = objectComponentAreas(mask);
   const total = areas.reduce((a, b) => a + b, 0);
   return total === 0 ? 0 : areas[0]! / total;
-}
-
-/** IoU of two masks' object pixels (>= 128); 1 when both are empty. */
-export function maskIoU(a: Mask, b: Mask): number {
-  if (a.width !== b.width || a.height !== b.height) throw new RangeError(`maskIoU: ${a.width}x${a.height} vs ${b.width}x${b.height}`);
-  let inter = 0;
-  let union = 0;
-  for (let i = 0; i < a.data.length; i++) {
-    const x = a.data[i]! >= OBJECT_THRESHOLD;
-    const y = b.data[i]! >= OBJECT_THRESHOLD;
-    if (x && y) inter++;
-    if (x || y) union++;
-  }
-  return union === 0 ? 1 : inter / union;
 }
 
 /** Soft pixels (strictly between 0 and 255) over all pixels above 0. */

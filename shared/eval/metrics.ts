@@ -8,7 +8,7 @@ import { OBJECT_THRESHOLD, squaredDistanceTo } from "../mask-ops.js";
 import type { Mask } from "../types.js";
 
 function checkSizes(a: Mask, b: Mask): void {
-  if (a.width !== b.width || a.height !== b.height) throw new Error(`mask sizes differ: ${a.width}x${a.height} vs ${b.width}x${b.height}`);
+  if (a.width !== b.width || a.height !== b.height) throw new RangeError(`mask sizes differ: ${a.width}x${a.height} vs ${b.width}x${b.height}`);
 }
 
 /** Intersection over union; 1 when both masks are empty. */

@@ -16,7 +16,7 @@ import { ModelError, InputError } from "../../shared/errors.js";
 import { sharpRaw } from "../../shared/image.js";
 import { checkSessionIO, createSession, inputShape, Tensor, type ExecutionProvider, type InferenceSession } from "../../shared/onnx.js";
 import { growMask, maskStats, unionMasks } from "../../shared/mask-ops.js";
-import { maskIoU } from "../../shared/mask-quality.js";
+import { maskIoU } from "../../shared/eval/metrics.js";
 import type { Box, Mask, RgbImage } from "../../shared/types.js";
 import type { SegmentResult, Segmenter } from "./segmenter.js";
 import { resolveModel, type Preprocess, type ResolvedModel } from "../../models/registry.js";
