@@ -12,6 +12,7 @@ import { privateQueuePrefix, stages, type Stage } from "../shared/queues.js";
 import { assertRedisReachable, connect, useRedisCa } from "../shared/redis.js";
 import { RunState } from "../shared/run-state.js";
 import { checkRunId } from "../shared/run-id.js";
+import { maskfleetVersion } from "../shared/version.js";
 import { startFleet } from "../workers/fleet.js";
 import { addConfigFlags, configFromFlags, type ConfigFlags } from "./options.js";
 import { addModelsCommand } from "./models.js";
@@ -70,6 +71,7 @@ async function assertOwnRun(redisUrl: string, runId: string, queuePrefix: string
 
 const program = new Command("maskfleet")
   .description("Bulk automatic masks and background replacement on a Redis/BullMQ worker fleet")
+  .version(maskfleetVersion(), "-V, --version", "print maskfleet's version")
   .showHelpAfterError();
 
 const windowHelp = "most unfinished images of the run in Redis at once; more are added as images finish";

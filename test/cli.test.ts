@@ -195,6 +195,14 @@ describe("maskfleet CLI", () => {
     assert.match(r.stderr, /^maskfleet: aws: no AWS credentials found in profile "maskfleet-no-such-profile"/m);
   });
 
+  it("--version prints package.json's version and exits 0", async () => {
+    const { version } = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as { version: string };
+    for (const flag of ["--version", "-V"]) {
+      const r = await runMaskfleet([flag]);
+      assert.deepEqual([r.code, r.stdout, r.stderr], [0, `${version}\n`, ""]);
+    }
+  });
+
   it("an invalid config fails before any work, naming the key", async () => {
     const dir = await scratchDir("cli-bad-config");
     await writeFile(join(dir, "c.yaml"), "cfgScale: 42\n");

@@ -6,9 +6,6 @@
  * object whole. Bodies over `multipartThreshold` go up in parts; any failure aborts the upload so
  * no parts are left behind (and billed).
  */
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -22,6 +19,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { awsClientConfig, type AwsSettings } from "../aws.js";
 import { ConfigError } from "../errors.js";
+import { maskfleetVersion } from "../version.js";
 import { contentTypeOf, type Store } from "./store.js";
 
 export interface S3Location {
@@ -203,23 +201,3 @@ export class S3Store implements Store {
   }
 }
 
-let version: string | undefined;
-
-/** maskfleet's package.json version, found upward from this file (source and dist alike). */
-function maskfleetVersion(): string {
-  if (version === undefined) {
-    version = "unknown";
-    for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-      const file = join(dir, "package.json");
-      if (existsSync(file)) {
-        const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
-        if (pkg.name === "maskfleet" && pkg.version) {
-          version = pkg.version;
-          break;
-        }
-      }
-      if (dirname(dir) === dir) break;
-    }
-  }
-  return version;
-}
