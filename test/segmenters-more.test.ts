@@ -4,7 +4,8 @@
  * (resolveModel on a local folder with model.json) and the real pre/post-processing, on the tiny
  * graphs of tools/make-tiny-sam-variants.ts: logits positive exactly inside the prompted box, a
  * square added / cut around positive / negative points, three candidates of which the IoU scores
- * prefer the right one, and (SAM 2) has_mask_input * (mask_input + MASK_BIAS) added.
+ * prefer the right one, and (SAM 2) has_mask_input * (mask_input + MASK_BIAS) added; and
+ * maskSelection on a samexporter decoder exported with all four masks.
  */
 import assert from "node:assert/strict";
 import { copyFile, cp, mkdir, readFile, writeFile } from "node:fs/promises";
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
 import { ConfigError, InputError, ModelError } from "../shared/errors.js";
+import { chooseCandidates, selectionFor, stabilityScore } from "../workers/mask/sam-common.js";
 import type { Box, Mask, RgbImage } from "../shared/types.js";
 import { getModel, listModels, pullModel } from "../models/registry.js";
 import { discoverInputs } from "../producer/discover.js";
@@ -19,7 +21,7 @@ import { enqueueImages } from "../producer/enqueue.js";
 import { waitForRun } from "../producer/status.js";
 import { resolveConfig } from "../shared/config.js";
 import { startFleet } from "../workers/fleet.js";
-import { HF_SAM_BEST, HF_SAM_IOU, makeTinySamVariants, MASK_BIAS, POINT_RADIUS, SAM2_BEST, SAM2_IOU } from "../tools/make-tiny-sam-variants.js";
+import { ALL_MASKS_BEST, ALL_MASKS_IOU, HF_SAM_BEST, HF_SAM_IOU, makeTinySamVariants, MASK_BIAS, POINT_RADIUS, SAM2_BEST, SAM2_IOU, SHIFT } from "../tools/make-tiny-sam-variants.js";
 import { makeTinyModels } from "../tools/make-tiny-models.js";
 import { HfSamSegmenter } from "../workers/mask/hf-sam.js";
 import { samResizeShape, scaleBox, upscaleMask } from "../workers/mask/sam-processing.js";
@@ -30,7 +32,7 @@ import { repoRoot, scratchDir, tinyModels, runImages } from "./helpers.js";
 import { startRedisServer } from "./scenarios/redis-server.js";
 
 let image: RgbImage;
-let dirs: { sam2: string; hfSam: string };
+let dirs: { sam2: string; hfSam: string; allMasks: string };
 let samexporter: string;
 const open: Segmenter[] = [];
 
@@ -291,4 +293,80 @@ test("the fleet's mask stage with a sam2 model folder as samModel (own throw-awa
     await fleet.close();
     await redis.close();
   }
+});
+
+// maskSelection: which of SAM's masks a box gets. A samexporter decoder exported with all four
+// masks (mask 0 = the box itself; the best-scored multimask candidate = the box grown by SHIFT
+// cells), the usual single-mask export (K = 1), and SAM 2's three multimask candidates (K = 3).
+function area(mask: Mask): number {
+  let n = 0;
+  for (const v of mask.data) if (v === 255) n++;
+  return n;
+}
+
+const box: Box = { x0: 200, y0: 120, x1: 440, y1: 300 };
+const boxArea = (box.x1 - box.x0) * (box.y1 - box.y0);
+/** SHIFT low-res cells in original pixels (640 px wide image: 1024 / 640 = 1.6 frame px per pixel, 4 frame px per cell). */
+const shiftPx = (SHIFT * 4 * 640) / 1024;
+
+describe("a decoder exported with all four masks", () => {
+  test("unset: single, mask 0, as SamPredictor.predict(box, multimask_output=False)", async () => {
+    const r = await (await load(dirs.allMasks)).segment(image, [box]);
+    assert.equal(r.selection, "single");
+    assert.ok(Math.abs(r.scores[0]! - ALL_MASKS_IOU[0]!) < 1e-6);
+    assert.ok(Math.abs(area(r.masks[0]!) - boxArea) < boxArea * 0.02, `mask 0 is the box: ${area(r.masks[0]!)} vs ${boxArea}`);
+  });
+
+  test("best: the multimask candidate with the highest predicted IoU", async () => {
+    const r = await (await load(dirs.allMasks, { maskSelection: "best" })).segment(image, [box]);
+    assert.equal(r.selection, "best");
+    assert.ok(Math.abs(r.scores[0]! - ALL_MASKS_IOU[ALL_MASKS_BEST]!) < 1e-6);
+    const grown = (box.x1 - box.x0 + 2 * shiftPx) * (box.y1 - box.y0 + 2 * shiftPx);
+    assert.ok(Math.abs(area(r.masks[0]!) - grown) < grown * 0.03, `the grown candidate: ${area(r.masks[0]!)} vs ${grown}`);
+  });
+});
+
+describe("formats that cannot give mask 0", () => {
+  test("a single-mask export is used as it is, and refuses single when asked", async () => {
+    const r = await (await load(samexporter)).segment(image, [box]);
+    assert.equal(r.selection, "best");
+    // select_masks gives mask 0 to a prompt of more than 2 points: a box with a point.
+    const withPoint = await (await load(samexporter)).segment(image, [{ ...box, points: [{ x: 300, y: 200, label: 1 }] }]);
+    assert.equal(withPoint.selection, "single");
+    await assert.rejects((await load(samexporter, { maskSelection: "single" })).segment(image, [box]), (e: unknown) => e instanceof ConfigError && /maskSelection single is not available.*EXPORT\.md/.test(e.message));
+  });
+
+  test("SAM 2's three candidates: best by default, single refused", async () => {
+    assert.equal((await (await load(dirs.sam2)).segment(image, [box])).selection, "best");
+    await assert.rejects((await load(dirs.sam2, { maskSelection: "single" })).segment(image, [box]), ConfigError);
+  });
+});
+
+describe("the rule itself", () => {
+  const scores = Float32Array.from([0.9, 0.2, 0.7, 0.7]);
+  const logits = Float32Array.from({ length: 4 * 4 }, (_, i) => Math.floor(i / 4));
+  test("k = 4: single is mask 0 even when it scores best; best looks only at masks 1-3, the first on ties", () => {
+    assert.equal(chooseCandidates(logits, scores, 1, 4, 2, "single")[0]!.logits[0], 0);
+    assert.equal(chooseCandidates(logits, scores, 1, 4, 2, "best")[0]!.logits[0], 2);
+  });
+  test("selectionFor: unset is single only where mask 0 is there", () => {
+    const d = { model: "m", oneMaskRule: "best" as const };
+    assert.equal(selectionFor(undefined, 4, d), "single");
+    assert.equal(selectionFor("best", 4, d), "best");
+    assert.equal(selectionFor(undefined, 3, d), "best");
+    assert.equal(selectionFor(undefined, 1, d), "best");
+    assert.throws(() => selectionFor("single", 3, d), ConfigError);
+    assert.throws(() => selectionFor(undefined, 2, d), ModelError);
+  });
+  test("stability score: IoU of the mask at logits > +1 and > -1, over the image's cells", () => {
+    const side = 4;
+    // A steep edge: every logit is far from +-1, so both thresholds give the same mask.
+    const steep = Float32Array.from([9, 9, -9, -9, 9, 9, -9, -9, -9, -9, -9, -9, -9, -9, -9, -9]);
+    assert.equal(stabilityScore({ logits: steep, side, score: 1, rule: "best" }, { width: 1024, height: 1024 }), 1);
+    // A shallow one: 2 cells above +1, 6 above -1.
+    const shallow = Float32Array.from([2, 2, 0, 0, 0, 0, -5, -5, -5, -5, -5, -5, -5, -5, -5, -5]);
+    assert.equal(stabilityScore({ logits: shallow, side, score: 1, rule: "best" }, { width: 1024, height: 1024 }), 2 / 6);
+    // Only the cells covering the image count (here the left half of the frame).
+    assert.equal(stabilityScore({ logits: shallow, side, score: 1, rule: "best" }, { width: 512, height: 1024 }), 2 / 4);
+  });
 });
