@@ -18,7 +18,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join, relative } from "node:path";
@@ -61,18 +61,53 @@ describe("Dockerfiles", () => {
 
   it("the CPU image skips onnxruntime-node's CUDA download; the CUDA image runs it with a value its install script accepts", () => {
     const installFlag = onnxruntimeInstallFlag();
-    const cpu = valuesOf(parseDockerfile(readFileSync(dockerfiles.cpu, "utf8")), "ONNXRUNTIME_NODE_INSTALL_CUDA");
-    assert.ok(cpu.length > 0 && cpu.every((v) => installFlag(v.value) === false), "CPU image: ONNXRUNTIME_NODE_INSTALL_CUDA=skip only");
+    const cpu = valuesOf(parseDockerfile(readFileSync(dockerfiles.cpu, "utf8")), "ONNXRUNTIME_NODE_INSTALL");
+    assert.ok(cpu.length > 0 && cpu.every((v) => installFlag(v.value) === false), "CPU image: ONNXRUNTIME_NODE_INSTALL=skip only");
 
     const cuda = parseDockerfile(readFileSync(dockerfiles.cuda, "utf8"));
-    const set = valuesOf(cuda, "ONNXRUNTIME_NODE_INSTALL_CUDA").filter((v) => installFlag(v.value) === "cuda12");
-    assert.equal(set.length, 1, "CUDA image: ONNXRUNTIME_NODE_INSTALL_CUDA set to CUDA 12 once");
-    const setAt = (set[0] as (typeof set)[number]).instruction;
-    const rebuild = cuda.find((i) => i.keyword === "RUN" && /npm rebuild onnxruntime-node/.test(i.args) && i.line > setAt.line && i.stage === setAt.stage);
-    assert.ok(rebuild, "the install script runs after the variable is set (npm rebuild onnxruntime-node)");
-    assert.match(rebuild.args, /test -f \S*libonnxruntime_providers_cuda\.so/, "the build fails when the CUDA provider did not arrive");
+    const install = cuda.filter((i) => i.keyword === "RUN" && /node node_modules\/onnxruntime-node\/script\/install/.test(i.args));
+    assert.equal(install.length, 1, "the CUDA image runs the install script once, directly (npm rebuild honours allowScripts' deny)");
+    const run = install[0] as (typeof install)[number];
+    const flag = /ONNXRUNTIME_NODE_INSTALL=(\S+) node/.exec(run.args)?.[1] ?? "";
+    // The script's parser returns undefined for a named set (1.30), and then installs the platform's default set.
+    const parsed = installFlag(flag);
+    const fetched = typeof parsed === "string" ? [parsed] : parsed === false ? [] : onnxruntimeDefaultInstall("linux/x64");
+    assert.deepEqual(fetched, ["cuda12"], `ONNXRUNTIME_NODE_INSTALL=${flag} fetches CUDA 12`);
+    assert.match(run.args, /test -f \S*libonnxruntime_providers_cuda\.so/, "the build fails when the CUDA provider did not arrive");
     const lastStage = Math.max(...cuda.map((i) => i.stage));
     assert.deepEqual(valuesOf(cuda.filter((i) => i.stage === lastStage), "MASKFLEET_EXECUTION_PROVIDER").map((v) => v.value), ["cuda"], "--ep cuda by default");
+  });
+
+  it("both images: Node 22 LTS or newer, and the other platforms' onnxruntime binaries pruned after npm prune", () => {
+    for (const [name, path] of Object.entries(dockerfiles)) {
+      const text = readFileSync(path, "utf8");
+      const major = Number(/^ARG NODE_IMAGE=node:(\d+)/m.exec(text)?.[1]);
+      assert.ok(major >= 22, `${name}: node:${major}`);
+      const runs = parseDockerfile(text).filter((i) => i.keyword === "RUN");
+      const pruned = runs.find((i) => /sh prune-node-modules\.sh node_modules/.test(i.args));
+      assert.ok(pruned, `${name}: runs prune-node-modules.sh`);
+      const lastPrune = Math.max(...runs.filter((i) => /npm prune|script\/install/.test(i.args)).map((i) => i.line));
+      assert.ok(pruned.line >= lastPrune && pruned.args.lastIndexOf("prune-node-modules") > pruned.args.lastIndexOf("npm prune"), `${name}: after npm prune and the CUDA download`);
+    }
+  });
+
+  it("prune-node-modules.sh keeps only linux/<arch> of onnxruntime-node's binaries, and refuses an arch it lacks", async () => {
+    const modules = await scratchDir("prune-node-modules");
+    const bins = join(modules, "onnxruntime-node", "bin", "napi-v6");
+    for (const dir of ["darwin/arm64", "linux/arm64", "linux/x64", "win32/arm64", "win32/x64"]) {
+      mkdirSync(join(bins, dir), { recursive: true });
+      writeFileSync(join(bins, dir, "onnxruntime_binding.node"), dir);
+    }
+    const script = join(deploy, "docker", "prune-node-modules.sh");
+    const refused = spawnSync("sh", [script, modules, "riscv64"], { encoding: "utf8" });
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /no onnxruntime-node binaries for linux\/riscv64/);
+    assert.equal(readdirSync(bins).length, 3, "nothing removed on a refusal");
+    const r = spawnSync("sh", [script, modules, "x64"], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(readdirSync(bins), ["linux"]);
+    assert.deepEqual(readdirSync(join(bins, "linux")), ["x64"]);
+    assert.equal(readFileSync(join(bins, "linux", "x64", "onnxruntime_binding.node"), "utf8"), "linux/x64");
   });
 
   it(".dockerignore keeps local installs, builds, caches and outputs out of the build context", () => {
@@ -99,14 +134,21 @@ describe("Dockerfiles", () => {
   });
 });
 
+/** What onnxruntime-node's install script fetches on a platform when no set is named. */
+function onnxruntimeDefaultInstall(platform: string): string[] {
+  const require = createRequire(import.meta.url);
+  const metadata = require(join(repoRoot, "node_modules", "onnxruntime-node", "script", "install-metadata.js")) as { requirements: Record<string, string[]> };
+  return metadata.requirements[platform] ?? [];
+}
+
 /** onnxruntime-node's own parser of its install variable: false = skip, "cuda12", ... */
 function onnxruntimeInstallFlag(): (value: string) => unknown {
   const require = createRequire(import.meta.url);
   const utils = require(join(repoRoot, "node_modules", "onnxruntime-node", "script", "install-utils.js")) as { parseInstallFlag(): unknown };
   return (value) => {
     const saved = { cuda: process.env.ONNXRUNTIME_NODE_INSTALL_CUDA, install: process.env.ONNXRUNTIME_NODE_INSTALL };
-    delete process.env.ONNXRUNTIME_NODE_INSTALL;
-    process.env.ONNXRUNTIME_NODE_INSTALL_CUDA = value;
+    delete process.env.ONNXRUNTIME_NODE_INSTALL_CUDA;
+    process.env.ONNXRUNTIME_NODE_INSTALL = value;
     try {
       return utils.parseInstallFlag();
     } finally {
