@@ -54,3 +54,20 @@ describe("npm ci, offline", { timeout: 300_000 }, () => {
     assert.match(rebuild.stderr, /EAI_AGAIN|ENOTFOUND|ENETUNREACH|getaddrinfo/);
   });
 });
+
+describe("AWS SDK packages", () => {
+  it("are pinned exactly, and the lock holds one copy of each shared @aws-sdk, @smithy and @aws-crypto package", () => {
+    const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    const aws = Object.entries(pkg.dependencies).filter(([name]) => /^@(aws-sdk|smithy)\//.test(name));
+    assert.ok(aws.length >= 5, aws.map(([n]) => n).join(", "));
+    for (const [name, range] of aws) assert.match(range, /^\d+\.\d+\.\d+$/, `${name}: ${range} is not an exact version`);
+    const lock = JSON.parse(readFileSync(join(repoRoot, "package-lock.json"), "utf8")) as { packages: Record<string, { version?: string }> };
+    const versions = new Map<string, Set<string>>();
+    for (const [path, entry] of Object.entries(lock.packages)) {
+      const name = /node_modules\/(@(?:aws-sdk|smithy|aws-crypto)\/[^/]+)$/.exec(path)?.[1];
+      if (name && entry.version) versions.set(name, (versions.get(name) ?? new Set()).add(entry.version));
+    }
+    assert.ok(versions.size >= 20, `${versions.size} packages`);
+    assert.deepEqual([...versions].filter(([, v]) => v.size > 1).map(([n, v]) => `${n}: ${[...v].join(", ")}`), []);
+  });
+});
