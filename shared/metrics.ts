@@ -2,18 +2,41 @@
  * Prometheus metrics of one process (a worker or the producer): one registry, the metric
  * definitions, and the HTTP endpoint that serves them (GET /metrics) and the process's health
  * checks (GET /healthz, GET /ready). Labels stay few-valued: stage, step, failure class, queue,
- * state, generator, model; a run id only on the per-run gauges, which a process sets for the runs
- * it watches. The README lists every metric.
+ * state, generator, model; a run id only on the per-run series (the gauges of the runs a process
+ * watches, and the images finished of the last runsKept runs). Every series of the process,
+ * prom-client's process metrics too, carries `pool` (poolStarted), so a board selects
+ * maskfleet's processes by it or by maskfleet_build_info, whatever the scrape job is called.
+ * The README lists every metric.
  */
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import type { Queue } from "bullmq";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import { ConfigError, failureClass } from "./errors.js";
+import { ConfigError, failureClass, type FailureClass } from "./errors.js";
 import { log } from "./log.js";
+import { stages, type Stage } from "./queues.js";
 import { isReady } from "./readiness.js";
+import { maskfleetVersion } from "./version.js";
 
 export const registry = new Registry();
+
+/** The pool label of a process running these stages: the one stage, `all` for all four, else them joined by "+". */
+export function poolLabelOf(stagesRun: Iterable<string>): string {
+  const run = [...new Set(stagesRun)].sort();
+  if (run.length === 1) return run[0] as string;
+  return stages.every((s) => run.includes(s)) ? "all" : run.join("+");
+}
+
+/**
+ * The `pool` label of every series this process exports: the stage of `maskfleet worker
+ * <stage>`; `all` for `maskfleet run` (the four pools in one process: its memory and CPU cannot
+ * be split among them, and per-stage series carry `stage` anyway); `producer` for a process that
+ * runs no pool (`enqueue --wait`, `status --wait`). Set as pools start (poolStarted).
+ */
+const poolsStarted = new Set<string>();
+registry.setDefaultLabels({ pool: "producer" });
 
 /** 1 ms to 5 min: a store write, a SAM decoder run, a ViT-H encode on CPU, a Nova Canvas request. */
 const buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -25,8 +48,8 @@ const histogram = <L extends string>(name: string, help: string, labelNames: L[]
 export const jobsCompleted = counter("maskfleet_jobs_completed_total", "Jobs completed, per stage", ["stage"]);
 export const jobsFailed = counter("maskfleet_jobs_failed_total", "Jobs failed for good (bad input, a refused request, or no attempt left), per stage and failure class", ["stage", "reason"]);
 export const jobsRetried = counter("maskfleet_jobs_retried_total", "Job attempts that failed and will be retried with backoff, per stage and failure class", ["stage", "reason"]);
-export const jobsActive = gauge("maskfleet_jobs_active", "Jobs running in this process, per stage", ["stage"]);
-export const workerConcurrency = gauge("maskfleet_worker_concurrency", "Jobs this process runs at once at most, per stage (utilisation: jobs_active / this)", ["stage"]);
+const jobsActive = gauge("maskfleet_jobs_active", "Jobs running in this process, per stage", ["stage"]);
+export const workerConcurrency = gauge("maskfleet_worker_concurrency", "Jobs this process runs at once at most, per stage (utilisation: rate of worker_busy_seconds_total / this)", ["stage"]);
 export const stageDuration = histogram("maskfleet_stage_duration_seconds", "Time of one completed job, per stage", ["stage"]);
 const stepDuration = histogram("maskfleet_step_duration_seconds", "Time of one step inside a job: input read, image decode, SAM encoder and decoder, generator request, store I/O", ["step"]);
 const generatorRequests = counter("maskfleet_generator_requests_total", "Generator requests, per generator and outcome (ok, or the failure class)", ["generator", "outcome"]);
@@ -35,7 +58,95 @@ export const rateLimitPauses = counter("maskfleet_rate_limit_pauses_total", "Que
 export const rateLimitPauseSeconds = counter("maskfleet_rate_limit_pause_seconds_total", "Seconds of queue pause this process asked for after throttles, per queue", ["queue"]);
 const onnxSessions = gauge("maskfleet_onnx_session_info", "1 for each ONNX model loaded in this process, with its task and the execution provider it runs on", ["model", "task", "ep"]);
 const runImages = gauge("maskfleet_run_images", "Images of a run this process watches, by state (total, finished, succeeded, failed)", ["run", "state"]);
-const runImagesPerMinute = gauge("maskfleet_run_images_per_minute", "Images finished per minute since a run this process watches was created", ["run"]);
+const runImagesFinished = counter("maskfleet_run_images_finished_total", "Images of a run that finished in this process, by outcome (ok, failed, review): each image is counted once, by the worker that recorded its outcome", ["run", "outcome"]);
+
+/** Jobs running now, with the time up to which their busy seconds are counted. */
+const runningJobs = new Set<{ stage: Stage; countedTo: number }>();
+
+const workerBusySeconds = new Counter({
+  name: "maskfleet_worker_busy_seconds_total",
+  help: "Seconds of job execution, per stage, summed over the jobs running at once (utilisation: its rate / worker_concurrency); a running job's seconds count up to each scrape",
+  labelNames: ["stage"],
+  registers: [registry],
+  // A long job adds its seconds scrape by scrape, not all at once as it ends.
+  collect() {
+    const now = performance.now();
+    for (const job of runningJobs) {
+      this.inc({ stage: job.stage }, (now - job.countedTo) / 1000);
+      job.countedTo = now;
+    }
+  },
+});
+
+const outcomes = ["ok", "failed", "review"] as const;
+/** Runs whose images-finished series a process keeps: a long-lived worker does not grow series per run for ever. */
+const runsKept = 100;
+/** The runs of runsKept, least recently seen first. */
+const runsSeen = new Set<string>();
+
+/**
+ * A job of `run` runs in this process: its images-finished series exist from now on, at 0, so
+ * that rate() sees an image's first finish here as an increase, not as where the series began.
+ */
+function runSeen(run: string): void {
+  if (runsSeen.delete(run)) return void runsSeen.add(run);
+  runsSeen.add(run);
+  for (const outcome of outcomes) runImagesFinished.inc({ run, outcome }, 0);
+  for (const old of runsSeen) {
+    if (runsSeen.size <= runsKept) break;
+    runsSeen.delete(old);
+    for (const outcome of outcomes) runImagesFinished.remove({ run: old, outcome });
+  }
+}
+
+/** An image of `run` finished in this process with this outcome (RunState.finished: once per image across the fleet). */
+export function imageFinished(run: string, outcome: (typeof outcomes)[number]): void {
+  runSeen(run);
+  runImagesFinished.inc({ run, outcome });
+}
+
+/** A job of `stage` (and `run`) starts: counted in jobs_active and, while it runs, in busy seconds. Returns the function to call as it ends. */
+export function jobStarted(stage: Stage, run: string | undefined): () => void {
+  if (run !== undefined) runSeen(run);
+  const job = { stage, countedTo: performance.now() };
+  runningJobs.add(job);
+  jobsActive.inc({ stage });
+  return () => {
+    if (!runningJobs.delete(job)) return;
+    workerBusySeconds.inc({ stage }, (performance.now() - job.countedTo) / 1000);
+    jobsActive.dec({ stage });
+  };
+}
+
+/**
+ * A pool of `stage` starts in this process: the process's pool label, and its series at 0 (also
+ * each failure class a job can end or retry with), so that rates and utilisation show from the
+ * start and a first failure or throttle counts as an increase.
+ */
+export function poolStarted(stage: Stage): void {
+  poolsStarted.add(stage);
+  registry.setDefaultLabels({ pool: poolLabelOf(poolsStarted) });
+  for (const m of [jobsCompleted, throttles, workerBusySeconds]) m.inc({ stage }, 0);
+  for (const m of [rateLimitPauses, rateLimitPauseSeconds]) m.inc({ queue: stage }, 0);
+  for (const reason of ["input", "rejected", "config", "model", "transient"] satisfies FailureClass[]) jobsFailed.inc({ stage, reason }, 0);
+  for (const reason of ["model", "transient"] satisfies FailureClass[]) jobsRetried.inc({ stage, reason }, 0);
+  jobsActive.inc({ stage }, 0);
+}
+
+/** onnxruntime-node's version, read from its package.json (not loading the native addon). */
+function onnxruntimeVersion(): string {
+  try {
+    const pkg = createRequire(import.meta.url).resolve("onnxruntime-node/package.json");
+    return (JSON.parse(readFileSync(pkg, "utf8")) as { version?: string }).version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+gauge("maskfleet_build_info", "1 for each maskfleet process, with its versions (and, as on every series, its pool)", ["version", "node_version", "onnxruntime_version"]).set(
+  { version: maskfleetVersion(), node_version: process.version, onnxruntime_version: onnxruntimeVersion() },
+  1,
+);
 
 export type Step = "input_read" | "image_decode" | "sam_encode" | "sam_decode" | "generate_request" | "store_read" | "store_write" | "store_exists";
 
@@ -80,9 +191,8 @@ export function onnxSessionLoaded(model: string, task: string, ep: string): () =
 }
 
 /** Sets the per-run gauges from a run's status (the producer calls this each time it polls). */
-export function recordRun(s: { runId: string; total: number; finished: number; succeeded: number; failed: number; imagesPerMin: number | null }): void {
+export function recordRun(s: { runId: string; total: number; finished: number; succeeded: number; failed: number }): void {
   for (const state of ["total", "finished", "succeeded", "failed"] as const) runImages.set({ run: s.runId, state }, s[state]);
-  runImagesPerMinute.set({ run: s.runId }, s.imagesPerMin ?? 0);
 }
 
 const queueStates = ["waiting", "active", "delayed", "failed", "waiting-children"] as const;

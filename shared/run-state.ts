@@ -27,6 +27,7 @@
  * counted when a stalled job runs again, and an image finishes once.
  */
 import type { Redis } from "ioredis";
+import { imageFinished } from "./metrics.js";
 import { keyPrefix, stages, type Stage } from "./queues.js";
 import { checkRunId } from "./run-id.js";
 import { sha256Hex, stableJson } from "./hash.js";
@@ -346,6 +347,8 @@ export class RunState {
       o.name,
       ...o.causes.flat(),
     );
+    // Counted by the one worker whose script finished the image: summed over the fleet, exact.
+    if (reply === 1) imageFinished(runId, o.outcome);
     return reply === 1;
   }
 

@@ -1,24 +1,31 @@
 /**
  * Prometheus metrics: a real fleet (tiny SAM graphs, composite) runs a small catalog with one bad
- * file while its metrics endpoint is scraped over HTTP; the counts must match what happened. Then
- * every metric the Grafana board queries must be in that exposition, the scrape config must
- * point at it, and a worker process must print its endpoint and serve it.
+ * file while its metrics endpoint is scraped over HTTP; the counts must match what happened (jobs,
+ * steps, images finished per run and outcome, busy seconds, the pool label on every series). Then
+ * every metric the Grafana board queries must be in that exposition, the board must fit any
+ * Grafana (datasource variable, no job names, $__rate_interval), the scrape config and the
+ * Prometheus Operator's PodMonitor must point at the processes, and a worker process must print
+ * its endpoint and serve it. test/prometheus.test.ts runs the board's queries in a real Prometheus.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { copyFile, readFile, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { resolveConfig, type Config } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
-import { DEFAULT_METRICS_PORT, startMetricsServer, type MetricsServer } from "../shared/metrics.js";
+import { DEFAULT_METRICS_PORT, imageFinished, poolLabelOf, registry, startMetricsServer, type MetricsServer } from "../shared/metrics.js";
 import { stages } from "../shared/queues.js";
 import { discoverInputs } from "../producer/discover.js";
 import { enqueueImages } from "../producer/enqueue.js";
 import { waitForRun } from "../producer/status.js";
+import { maskfleetVersion } from "../shared/version.js";
 import { startFleet, type Fleet } from "../workers/fleet.js";
+import { kustomize, type Manifest } from "./deploy/kustomize.js";
 import { freshRedis, repoRoot, samples, scratchDir, tinyModels, type Sample } from "./helpers.js";
 
 /** The value of the one series of `name` whose labels include `labels`. */
@@ -73,6 +80,20 @@ function dashboardExprs(dashboard: { panels?: unknown[] }): string[] {
   return exprs;
 }
 
+interface Panel {
+  type: string;
+  title: string;
+  datasource?: { type?: string; uid?: string };
+  targets?: { expr?: string; datasource?: { type?: string; uid?: string } }[];
+  fieldConfig?: { defaults?: { unit?: string } };
+  panels?: Panel[];
+}
+
+/** Every panel of a Grafana dashboard but rows, rows' nested panels included. */
+function dashboardPanels(dashboard: { panels?: Panel[] }): Panel[] {
+  return (dashboard.panels ?? []).flatMap((p) => (p.type === "row" ? dashboardPanels(p) : [p]));
+}
+
 const photos = ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"];
 const prompts = ["studio white background", "sunny beach"];
 
@@ -81,6 +102,10 @@ describe("metrics", () => {
   let fleet: Fleet;
   let server: MetricsServer;
   let exposition = "";
+  /** Scraped before the fleet started: the process runs no pool yet. */
+  let beforeFleet = "";
+  /** Seconds from the fleet's start to the scrape. */
+  let wallSeconds = 0;
 
   before(async () => {
     const redisUrl = await freshRedis(2);
@@ -91,6 +116,8 @@ describe("metrics", () => {
     await writeFile(join(dir, "in", "notes.jpg"), "Hello, this is a text file with a .jpg name.\n");
     config = resolveConfig({ target: "auto", samModel: models.sam, out: join(dir, "out"), redisUrl, prompts, seeds: { from: 1, to: 2 }, attempts: 2 });
     server = await startMetricsServer(0, "127.0.0.1");
+    beforeFleet = await (await fetch(server.url)).text();
+    const started = performance.now();
     fleet = startFleet(config, stages);
     await enqueueImages(fleet.ctx.redis, config, "metrics-run", discoverInputs([join(dir, "in")]));
     const status = await waitForRun(fleet.ctx.redis, "metrics-run", { intervalMs: 200, timeoutMs: 60_000 });
@@ -99,6 +126,7 @@ describe("metrics", () => {
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
     exposition = await res.text();
+    wallSeconds = (performance.now() - started) / 1000;
   });
 
   after(async () => {
@@ -116,8 +144,13 @@ describe("metrics", () => {
     }
     // notes.jpg is text: refused at detect as bad input, not retried.
     assert.equal(valueOf(all, "maskfleet_jobs_failed_total", { stage: "detect", reason: "input" }), 1);
-    assert.equal(all.filter((s) => s.name === "maskfleet_jobs_failed_total").length, 1, "no other failure");
-    assert.equal(all.filter((s) => s.name === "maskfleet_jobs_retried_total").length, 0, "no retries");
+    // Each class a job can fail or retry with is there from the pool's start, at 0 but this one.
+    const nonZero = (name: string) => all.filter((s) => s.name === name && s.value !== 0).map((s) => `${s.labels.stage} ${s.labels.reason}`);
+    assert.deepEqual(nonZero("maskfleet_jobs_failed_total"), ["detect input"], "no other failure");
+    assert.deepEqual(nonZero("maskfleet_jobs_retried_total"), [], "no retries");
+    assert.equal(valueOf(all, "maskfleet_jobs_failed_total", { stage: "generate", reason: "transient" }), 0);
+    assert.equal(valueOf(all, "maskfleet_jobs_retried_total", { stage: "mask", reason: "transient" }), 0);
+    assert.equal(valueOf(all, "maskfleet_rate_limit_pauses_total", { queue: "generate" }), 0);
     assert.equal(valueOf(all, "maskfleet_worker_concurrency", { stage: "generate" }), config.concurrency.generate);
     assert.equal(valueOf(all, "maskfleet_generator_requests_total", { generator: "composite", outcome: "ok" }), results);
     assert.equal(valueOf(all, "maskfleet_throttles_total", { stage: "generate" }), 0);
@@ -147,15 +180,57 @@ describe("metrics", () => {
     assert.ok(valueOf(all, "process_cpu_seconds_total") > 0);
   });
 
-  it("the producer exports the watched run's images and images/min", () => {
+  it("the producer exports the watched run's images; the workers count each image finished, by outcome", () => {
     const all = samples(exposition);
     const run = "metrics-run";
     assert.deepEqual(
       ["total", "finished", "succeeded", "failed"].map((state) => valueOf(all, "maskfleet_run_images", { run, state })),
       [4, 4, 3, 1],
     );
-    const perMin = valueOf(all, "maskfleet_run_images_per_minute", { run });
-    assert.ok(perMin > 1 && perMin < 10_000, `${perMin} images/min`);
+    assert.equal(all.filter((s) => s.name === "maskfleet_run_images_per_minute").length, 0, "the old gauge is gone");
+    const finished = all.filter((s) => s.name === "maskfleet_run_images_finished_total");
+    assert.deepEqual(Object.fromEntries(finished.map((s) => [`${s.labels.run} ${s.labels.outcome}`, s.value])), { "metrics-run ok": 3, "metrics-run failed": 1, "metrics-run review": 0 });
+  });
+
+  it("busy seconds: every job's time, at most wall time x concurrency", () => {
+    const all = samples(exposition);
+    for (const stage of stages) {
+      const busy = valueOf(all, "maskfleet_worker_busy_seconds_total", { stage });
+      const completed = valueOf(all, "maskfleet_stage_duration_seconds_sum", { stage });
+      const most = wallSeconds * config.concurrency[stage];
+      // The completed jobs' durations (Date.now, ms) fit in the busy time (performance.now), which also has detect's failed job.
+      assert.ok(busy > 0 && busy >= completed - 0.002 * valueOf(all, "maskfleet_stage_duration_seconds_count", { stage }), `${stage}: busy ${busy} s, completed jobs ${completed} s`);
+      assert.ok(busy <= most, `${stage}: busy ${busy} s > ${wallSeconds} s x ${config.concurrency[stage]}`);
+    }
+  });
+
+  it("build_info and the pool label: `all` on every series of a process running the four pools, `producer` before", () => {
+    const all = samples(exposition);
+    const onnxruntime = (JSON.parse(readFileSync(createRequire(import.meta.url).resolve("onnxruntime-node/package.json"), "utf8")) as { version: string }).version;
+    const info = all.filter((s) => s.name === "maskfleet_build_info");
+    assert.deepEqual(
+      info.map((s) => [s.labels, s.value]),
+      [[{ version: maskfleetVersion(), node_version: process.version, onnxruntime_version: onnxruntime, pool: "all" }, 1]],
+    );
+    assert.match(maskfleetVersion(), /^\d+\.\d+\.\d+/);
+    assert.deepEqual(all.filter((s) => s.labels.pool !== "all"), [], "every series carries pool=all");
+    for (const name of ["process_resident_memory_bytes", "process_cpu_seconds_total", "nodejs_heap_size_used_bytes"]) assert.ok(valueOf(all, name, { pool: "all" }) > 0, name);
+    const before = samples(beforeFleet);
+    assert.equal(valueOf(before, "maskfleet_build_info", { pool: "producer" }), 1);
+    assert.ok(before.length > 10 && before.every((s) => s.labels.pool === "producer"));
+    assert.deepEqual(
+      [["detect"], ["mask", "mask"], [...stages].reverse(), ["finalize", "detect"]].map(poolLabelOf),
+      ["detect", "mask", "all", "detect+finalize"],
+    );
+  });
+
+  it("a process keeps the images-finished series of its last 100 runs", async () => {
+    for (let i = 0; i < 100; i++) imageFinished(`cap-${i}`, "ok"); // metrics-run goes
+    imageFinished("cap-0", "review"); // seen again: the oldest is now cap-1
+    imageFinished("cap-100", "ok");
+    const runs = new Set(samples(await registry.metrics()).filter((s) => s.name === "maskfleet_run_images_finished_total").map((s) => s.labels.run));
+    assert.equal(runs.size, 100);
+    for (const [run, kept] of [["metrics-run", false], ["cap-1", false], ["cap-2", true], ["cap-0", true], ["cap-100", true]] as const) assert.equal(runs.has(run), kept, run);
   });
 
   it("serves only GET /metrics", async () => {
@@ -170,11 +245,39 @@ describe("metrics", () => {
     const names = [...new Set(exprs.flatMap(metricNames))];
     assert.ok(names.length >= 14, names.join(", "));
     assert.deepEqual(missingFrom(exposition, names), []);
-    // Every panel reads the provisioned data source.
+    for (const name of ["maskfleet_run_images_finished_total", "maskfleet_worker_busy_seconds_total", "maskfleet_build_info"]) assert.ok(names.includes(name), name);
+  });
+
+  it("the board fits any Grafana: a datasource variable, no job names, $__rate_interval, pool/instance/run variables", async () => {
+    const dashboard = JSON.parse(await readFile(join(repoRoot, "deploy/grafana/dashboards/maskfleet.json"), "utf8"));
+    const vars = dashboard.templating.list as { type: string; name: string; query: unknown; multi?: boolean; includeAll?: boolean; datasource?: { uid?: string } }[];
+    assert.deepEqual(vars.map((v) => [v.type, v.name]), [["datasource", "datasource"], ["query", "pool"], ["query", "instance"], ["query", "run"]]);
+    assert.equal(vars[0]?.query, "prometheus");
+    for (const v of vars.slice(1)) {
+      assert.ok(v.multi && v.includeAll, `${v.name}: multi, with All`);
+      assert.equal(v.datasource?.uid, "${datasource}");
+      assert.match(String(v.query), new RegExp(`^label_values\\(maskfleet_\\w+(\\{[^}]*\\})?, ${v.name}\\)$`));
+    }
+    const panels = dashboardPanels(dashboard);
+    for (const p of panels) {
+      for (const ds of [p.datasource, ...(p.targets ?? []).map((t) => t.datasource)]) assert.deepEqual(ds, { type: "prometheus", uid: "${datasource}" }, p.title);
+    }
+    assert.doesNotMatch(JSON.stringify(dashboard), /maskfleet-prometheus/, "no data source uid");
+    for (const expr of dashboardExprs(dashboard)) {
+      assert.doesNotMatch(expr, /\bjob\s*=/, `no job names: ${expr}`);
+      for (const window of expr.matchAll(/\[([^\]]*)\]/g)) assert.equal(window[1], "$__rate_interval", expr);
+      if (/maskfleet_run_/.test(expr)) assert.match(expr, /run=~"\$run"/, expr);
+      else assert.match(expr, /pool=~"\$pool", instance=~"\$instance"/, expr);
+    }
+    // Per-minute panels say so.
+    for (const p of panels.filter((p) => (p.targets ?? []).some((t) => /\* 60$/.test(t.expr ?? "")))) assert.equal(p.fieldConfig?.defaults?.unit, "opm", p.title);
+    // The memory and CPU panels pick maskfleet's processes by build_info, not by job.
+    for (const title of ["Resident memory per process", "CPU per process (cores)"]) {
+      assert.match(panels.find((p) => p.title === title)?.targets?.[0]?.expr ?? "", /and on \(job, instance\) maskfleet_build_info$/, title);
+    }
+    // Compose's Grafana: the provisioned Prometheus is the default data source, which the variable starts on.
     const provisioned = parseYaml(await readFile(join(repoRoot, "deploy/grafana/provisioning/datasources/prometheus.yml"), "utf8"));
-    const uid = provisioned.datasources[0].uid;
-    const panels = (dashboard.panels as { type: string; datasource?: { uid: string } }[]).filter((p) => p.type !== "row");
-    assert.deepEqual(new Set(panels.map((p) => p.datasource?.uid)), new Set([uid]));
+    assert.deepEqual([provisioned.datasources[0].type, provisioned.datasources[0].isDefault], ["prometheus", true]);
   });
 
   it("the board check can fail: names come out of PromQL, and an invented one is reported missing", () => {
@@ -194,6 +297,8 @@ describe("metrics", () => {
     assert.equal(prom.global.scrape_interval, "5s");
     const jobs = prom.scrape_configs as { job_name: string; metrics_path?: string; dns_sd_configs: { names: string[]; type: string; port: number }[] }[];
     for (const j of jobs) assert.equal(j.metrics_path ?? "/metrics", "/metrics");
+    // Each process exports its pool: a target label `pool` would rename it to exported_pool.
+    for (const j of jobs) assert.ok(!((j as { relabel_configs?: { target_label?: string }[] }).relabel_configs ?? []).some((r) => r.target_label === "pool"), j.job_name);
     const sd = jobs.flatMap((j) => j.dns_sd_configs);
     assert.ok(sd.every((d) => d.type === "A" && d.port === DEFAULT_METRICS_PORT));
     const names = sd.flatMap((d) => d.names);
@@ -241,6 +346,10 @@ describe("metrics", () => {
       assert.ok(url, stderr);
       const all = samples(await (await fetch(url)).text());
       assert.equal(valueOf(all, "maskfleet_worker_concurrency", { stage: "finalize" }), 2);
+      // `worker finalize`: pool=finalize on every series, the process's own metrics too.
+      assert.equal(valueOf(all, "maskfleet_build_info", { pool: "finalize", version: maskfleetVersion() }), 1);
+      assert.ok(valueOf(all, "process_resident_memory_bytes", { pool: "finalize" }) > 0);
+      assert.deepEqual(all.filter((s) => s.labels.pool !== "finalize"), []);
       assert.equal(valueOf(all, "maskfleet_queue_jobs", { queue: "mask", state: "delayed" }), 1, "the queues' depths, read from Redis");
       assert.ok(valueOf(all, "process_resident_memory_bytes") > 0);
       child.kill("SIGTERM");
@@ -250,5 +359,113 @@ describe("metrics", () => {
       await later.remove();
       if (child.exitCode === null) child.kill("SIGKILL");
     }
+  });
+});
+
+/** Fields of the Prometheus Operator's PodMonitor (monitoring.coreos.com/v1) that we may use: no schema package has them. */
+const podMonitorFields = {
+  spec: ["selector", "namespaceSelector", "podMetricsEndpoints", "jobLabel", "podTargetLabels", "sampleLimit", "targetLimit", "labelLimit", "attachMetadata", "scrapeClass"],
+  endpoint: ["port", "portNumber", "path", "scheme", "params", "interval", "scrapeTimeout", "honorLabels", "honorTimestamps", "relabelings", "metricRelabelings", "filterRunning"],
+  selector: ["matchLabels", "matchExpressions"],
+};
+/** The Operator's duration pattern (a Prometheus duration). */
+const duration = /^(0|(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?)$/;
+const seconds = (d: string) => [...d.matchAll(/(\d+)(ms|[ywdhms])/g)].reduce((t, [, n, u]) => t + Number(n) * { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 }[u as "s"], 0);
+
+interface PodTemplate {
+  metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+  spec: { containers: { ports?: { name?: string; containerPort: number }[] }[] };
+}
+interface PodMonitor {
+  spec: {
+    selector: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] };
+    namespaceSelector?: { matchNames?: string[]; any?: boolean };
+    podMetricsEndpoints: { port?: string; path?: string; interval?: string; scrapeTimeout?: string }[];
+  };
+}
+
+/** What a PodMonitor selects of these pods and scrapes on them, or why it is wrong: problems first, then per pod "<name> <port> <path>". */
+function podMonitorProblems(monitors: readonly Manifest[], pods: readonly { name: string; namespace?: string; template: PodTemplate }[]): string[] {
+  const problems: string[] = [];
+  const unknown = (where: string, o: object, allowed: string[]) => Object.keys(o).filter((k) => !allowed.includes(k)).forEach((k) => problems.push(`${where}: unknown field ${k}`));
+  for (const m of monitors) {
+    const where = `${m.kind} ${m.metadata.name}`;
+    if (m.apiVersion !== "monitoring.coreos.com/v1" || m.kind !== "PodMonitor") problems.push(`${where}: not a monitoring.coreos.com/v1 PodMonitor`);
+    const { spec } = m as unknown as PodMonitor;
+    unknown(where, spec, podMonitorFields.spec);
+    unknown(`${where} selector`, spec.selector, podMonitorFields.selector);
+    if (!spec.podMetricsEndpoints?.length) problems.push(`${where}: no podMetricsEndpoints`);
+    const selects = (t: PodTemplate) =>
+      Object.entries(spec.selector.matchLabels ?? {}).every(([k, v]) => t.metadata.labels[k] === v) &&
+      (spec.selector.matchExpressions ?? []).every((e) => {
+        if (e.operator === "In") return (e.values ?? []).includes(t.metadata.labels[e.key] ?? "\0");
+        if (e.operator === "Exists") return e.key in t.metadata.labels;
+        problems.push(`${where}: operator ${e.operator} not checked here`);
+        return false;
+      });
+    for (const pod of pods) {
+      const inNamespace = spec.namespaceSelector?.any || (spec.namespaceSelector?.matchNames ?? [m.metadata.namespace]).includes(pod.namespace);
+      if (!inNamespace || !selects(pod.template)) continue;
+      for (const e of spec.podMetricsEndpoints ?? []) {
+        unknown(`${where} endpoint`, e, podMonitorFields.endpoint);
+        for (const d of [e.interval, e.scrapeTimeout]) if (d !== undefined && !duration.test(d)) problems.push(`${where}: ${d} is not a duration`);
+        if (e.interval && e.scrapeTimeout && seconds(e.scrapeTimeout) > seconds(e.interval)) problems.push(`${where}: scrapeTimeout over interval`);
+        const ports = pod.template.spec.containers.flatMap((c) => c.ports ?? []);
+        const port = ports.find((p) => p.name === e.port);
+        if (!port) problems.push(`${pod.name}: no container port named ${e.port}`);
+        problems.push(`${pod.name} ${port?.containerPort} ${e.path ?? "/metrics"}`);
+      }
+    }
+  }
+  return problems;
+}
+
+describe("Prometheus Operator objects (deploy/k8s/monitoring)", () => {
+  const dir = join(repoRoot, "deploy/k8s/monitoring");
+  const monitors = kustomize(dir);
+  /** Every pod template of the base and the overlays, with its namespace. */
+  const pods = ["base", "overlays/gpu", "overlays/dev"].flatMap((build) =>
+    kustomize(join(repoRoot, "deploy/k8s", build))
+      .filter((m) => m.kind === "Deployment" || m.kind === "StatefulSet")
+      .map((m) => ({ name: `${build}: ${m.metadata.name}`, namespace: m.metadata.namespace, template: (m.spec as { template: PodTemplate }).template })),
+  );
+  const workers = pods.filter((p) => /: maskfleet-(detect|mask|generate|finalize)$/.test(p.name));
+
+  it("a PodMonitor in the maskfleet namespace scrapes every pool's pods, and nothing else, where their annotations say", () => {
+    assert.deepEqual(monitors.map((m) => [m.apiVersion, m.kind, m.metadata.namespace]), [["monitoring.coreos.com/v1", "PodMonitor", "maskfleet"]]);
+    assert.equal(workers.length, 3 * stages.length);
+    const scraped = podMonitorProblems(monitors, pods);
+    // The annotations' port and path, which the port named in the PodMonitor serves.
+    const expected = workers.map((p) => {
+      const a = p.template.metadata.annotations ?? {};
+      assert.equal(a["prometheus.io/scrape"], "true", p.name);
+      return `${p.name} ${a["prometheus.io/port"]} ${a["prometheus.io/path"]}`;
+    });
+    assert.deepEqual(scraped.sort(), expected.sort());
+    assert.ok(expected.every((e) => e.endsWith(` ${DEFAULT_METRICS_PORT} /metrics`)));
+  });
+
+  it("the check rejects a misspelt field, a port the pods do not name, a selector that misses them", () => {
+    const broken = (edit: (spec: PodMonitor["spec"]) => void) => {
+      const m = structuredClone(monitors[0]) as Manifest;
+      edit((m as unknown as PodMonitor).spec);
+      return podMonitorProblems([m], workers).filter((p) => !/ \d+ \/metrics$/.test(p));
+    };
+    assert.deepEqual(broken((s) => Object.assign(s.podMetricsEndpoints[0] as object, { scrapeInterval: "5s" })).length, workers.length);
+    assert.match(broken((s) => ((s.podMetricsEndpoints[0] as { port: string }).port = "http")).join("\n"), /no container port named http/);
+    assert.deepEqual(broken((s) => Object.assign(s, { podMetricEndpoints: [] })), ["PodMonitor maskfleet-workers: unknown field podMetricEndpoints"]);
+    assert.match(broken((s) => ((s.podMetricsEndpoints[0] as { interval: string }).interval = "15 s")).join("\n"), /15 s is not a duration/);
+    const none = structuredClone(monitors[0]) as Manifest;
+    (none as unknown as PodMonitor).spec.selector.matchLabels = { "app.kubernetes.io/name": "maskfleet-workers" };
+    assert.deepEqual(podMonitorProblems([none], workers), []);
+  });
+
+  it("matches `kubectl kustomize` (where kubectl is installed)", (t) => {
+    if (spawnSync("kubectl", ["version", "--client"], { encoding: "utf8" }).status !== 0) {
+      t.skip("kubectl is not installed");
+      return;
+    }
+    const out = execFileSync("kubectl", ["kustomize", dir], { encoding: "utf8" });
+    assert.deepEqual(out.split(/^---$/m).map((d) => parseYaml(d) as Manifest).filter(Boolean), monitors);
   });
 });

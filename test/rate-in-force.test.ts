@@ -46,7 +46,7 @@ describe("the generator rate in force", () => {
       await until("the fixed rate is recorded", async () => (await rateInForce(redis))?.mode === "fixed", 5000);
       assert.deepEqual(await rateInForce(redis), { mode: "fixed", perSecond: 1.5 });
       const text = await registry.metrics();
-      assert.match(text, /^maskfleet_generate_rate_per_second\{mode="fixed"\} 1\.5$/m);
+      assert.match(text, /^maskfleet_generate_rate_per_second\{mode="fixed",pool="generate"\} 1\.5$/m);
     } finally {
       await pool.worker.close();
       await ctx.close();
