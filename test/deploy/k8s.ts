@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import ts from "typescript";
+import { defaultUiPort } from "../../cli/ui.js";
 import { configSchema, loadConfig } from "../../shared/config.js";
 import { keyPrefix, stages, type Stage } from "../../shared/queues.js";
 import type { Manifest } from "./kustomize.js";
@@ -104,6 +105,7 @@ interface PodTemplate {
   spec: {
     containers: Container[];
     serviceAccountName?: string;
+    automountServiceAccountToken?: boolean;
     terminationGracePeriodSeconds?: number;
     securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
     volumes?: { name: string }[];
@@ -172,11 +174,12 @@ function environmentOf(c: Container, docs: readonly Manifest[], where: string, p
  * - resource requests (mask: memory for ViT-B);
  * - exactly one PodDisruptionBudget selecting the pool's pods;
  * - exactly one KEDA ScaledObject targeting it, scaling on BullMQ's waiting list of its queue via
- *   the same Redis as MASKFLEET_REDIS_URL, with sane replica bounds.
+ *   the same Redis as MASKFLEET_REDIS_URL, with sane replica bounds;
+ * - and the queue browser (component ui): see uiProblems.
  */
 export function fleetProblems(docs: readonly Manifest[]): string[] {
   const problems: string[] = [];
-  const pools = docs.filter((d) => d.kind === "Deployment" && d.metadata.labels?.["app.kubernetes.io/name"] === "maskfleet");
+  const pools = docs.filter((d) => d.kind === "Deployment" && d.metadata.labels?.["app.kubernetes.io/name"] === "maskfleet" && d.metadata.labels["app.kubernetes.io/component"] !== "ui");
   for (const d of pools) {
     const stage = d.metadata.labels?.["app.kubernetes.io/component"];
     if (!stages.includes(stage as Stage)) problems.push(`${describe(d)}: component ${stage} is not a stage (${stages.join(", ")})`);
@@ -188,6 +191,67 @@ export function fleetProblems(docs: readonly Manifest[]): string[] {
       continue;
     }
     problems.push(...poolProblems(stage, matching[0] as Manifest, docs));
+  }
+  problems.push(...uiProblems(docs));
+  return problems;
+}
+
+/**
+ * The queue browser (`maskfleet ui`): one Deployment (component ui) of 1 replica running `ui`
+ * read-only on 0.0.0.0 (on 127.0.0.1 neither the probes nor the Service would reach it), on the
+ * workers' Redis; GET /ready and /healthz on its port; non-root, read-only root filesystem, no
+ * service account token; resources; and one Service selecting its pods only, on that port.
+ */
+export function uiProblems(docs: readonly Manifest[]): string[] {
+  const uis = docs.filter((d) => d.kind === "Deployment" && d.metadata.labels?.["app.kubernetes.io/name"] === "maskfleet" && d.metadata.labels["app.kubernetes.io/component"] === "ui");
+  if (uis.length !== 1) return [`${uis.length} Deployments for the queue browser (expected 1)`];
+  const d = uis[0] as Manifest;
+  const problems: string[] = [];
+  const where = describe(d);
+  const depSpec = spec<{ replicas?: number; selector: { matchLabels?: Record<string, string> }; template: PodTemplate }>(d);
+  const pod = depSpec.template;
+  const podLabels = pod.metadata?.labels ?? {};
+  if (!subset(depSpec.selector.matchLabels, podLabels) || podLabels["app.kubernetes.io/component"] !== "ui") problems.push(`${where}: selector does not match the pod labels (component ui)`);
+  if (depSpec.replicas !== 1) problems.push(`${where}: replicas ${depSpec.replicas}, expected 1`);
+  const c = pod.spec.containers[0] as Container;
+  const args = c.args ?? [];
+  const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  if (args[0] !== "ui") problems.push(`${where}: runs ${JSON.stringify(args)}, expected ["ui", ...]`);
+  if (flag("--host") !== "0.0.0.0") problems.push(`${where}: needs --host 0.0.0.0 (it listens on 127.0.0.1 by default)`);
+  if (args.includes("--allow-retries")) problems.push(`${where}: --allow-retries: the base is read-only`);
+
+  const env = environmentOf(c, docs, where, problems);
+  const workers = docs.find((x) => x.kind === "Deployment" && x.metadata.labels?.["app.kubernetes.io/component"] === "detect");
+  const workersEnv = workers ? environmentOf(spec<{ template: PodTemplate }>(workers).template.spec.containers[0] as Container, docs, where, []) : {};
+  if (!env.MASKFLEET_REDIS_URL || env.MASKFLEET_REDIS_URL !== workersEnv.MASKFLEET_REDIS_URL) problems.push(`${where}: MASKFLEET_REDIS_URL ${env.MASKFLEET_REDIS_URL}, the workers use ${workersEnv.MASKFLEET_REDIS_URL}`);
+
+  const port = Number(flag("--port") ?? env.MASKFLEET_UI_PORT ?? defaultUiPort);
+  const http = c.ports?.find((p) => p.name === "http");
+  if (http?.containerPort !== port) problems.push(`${where}: container port "http" is ${http?.containerPort}, it listens on ${port}`);
+  const probePaths = { readinessProbe: "/ready", livenessProbe: "/healthz" } as const;
+  for (const [probe, path] of Object.entries(probePaths) as [keyof typeof probePaths, string][]) {
+    const get = c[probe]?.httpGet;
+    if (get?.path !== path || (get.port !== "http" && get.port !== port)) problems.push(`${where}: ${probe} does not GET ${path} on port ${port}`);
+  }
+
+  if (pod.spec.securityContext?.runAsNonRoot !== true || pod.spec.securityContext.runAsUser === 0) problems.push(`${where}: runAsNonRoot is not set`);
+  if (c.securityContext?.readOnlyRootFilesystem !== true || c.securityContext.allowPrivilegeEscalation !== false) {
+    problems.push(`${where}: needs readOnlyRootFilesystem true and allowPrivilegeEscalation false`);
+  }
+  if (pod.spec.automountServiceAccountToken !== false) problems.push(`${where}: mounts a service account token it does not need`);
+  for (const mnt of c.volumeMounts ?? []) if (!pod.spec.volumes?.some((v) => v.name === mnt.name)) problems.push(`${where}: volumeMount ${mnt.name} has no volume`);
+  const req = c.resources?.requests ?? {};
+  if (req.cpu === undefined || req.memory === undefined || c.resources?.limits?.memory === undefined) problems.push(`${where}: needs cpu and memory requests and a memory limit`);
+  if (bytesOf(c.resources?.limits?.memory) < bytesOf(req.memory)) problems.push(`${where}: memory limit below the request`);
+
+  const services = docs.filter((x) => x.kind === "Service" && subset(spec<{ selector?: Record<string, string> }>(x).selector, podLabels));
+  if (services.length !== 1) problems.push(`${where}: ${services.length} Services select its pods (expected 1)`);
+  for (const svc of services) {
+    const s = spec<{ type?: string; selector?: Record<string, string>; ports?: { port: number; targetPort?: string | number }[] }>(svc);
+    const pools = docs.filter((x) => x.kind === "Deployment" && x !== d && subset(s.selector, spec<{ template: PodTemplate }>(x).template.metadata?.labels));
+    if (pools.length > 0) problems.push(`${describe(svc)}: selects the pods of ${pools.map(describe).join(", ")} too`);
+    if ((s.type ?? "ClusterIP") !== "ClusterIP") problems.push(`${describe(svc)}: type ${s.type}: it has no login, keep it ClusterIP`);
+    if (!s.ports?.some((p) => p.targetPort === "http" || p.targetPort === port || (p.targetPort === undefined && p.port === port))) problems.push(`${describe(svc)}: no port targets ${port}`);
   }
   return problems;
 }
