@@ -1,5 +1,5 @@
 /** The whole command line: run, enqueue, worker, models, eval, and the run commands (cli/runs.ts). */
-import { Command, InvalidArgumentError } from "commander";
+import { Argument, Command, InvalidArgumentError } from "commander";
 import type { Redis } from "ioredis";
 import { checkBedrockLifecycle, checkModels, checkRunnable, enqueueInputs, needsAws, newRunId, type EnqueueSummary } from "../producer/enqueue.js";
 import { formatFollowed, formatSkipped, type FollowedLink, type SkippedInput } from "../producer/discover.js";
@@ -14,10 +14,13 @@ import { RunState } from "../shared/run-state.js";
 import { checkRunId } from "../shared/run-id.js";
 import { maskfleetVersion } from "../shared/version.js";
 import { startFleet } from "../workers/fleet.js";
-import { addConfigFlags, configFromFlags, type ConfigFlags } from "./options.js";
+import { addConfigFlags, configFromFlags, ignoredByWorker, type ConfigFlags } from "./options.js";
 import { addModelsCommand } from "./models.js";
 import { addRunCommands } from "./runs.js";
-import { exitOnError } from "./exit.js";
+import { exitCodeOfRun, exitOnError, usageExits } from "./exit.js";
+import { warnUnknownEnv } from "./env.js";
+import { addCompletionCommand } from "./completion.js";
+import { addUiCommand } from "./ui.js";
 import { serveMetrics } from "./serve-metrics.js";
 import { addEvalCommand } from "./eval.js";
 
@@ -69,16 +72,17 @@ async function assertOwnRun(redisUrl: string, runId: string, queuePrefix: string
   }
 }
 
-const program = new Command("maskfleet")
-  .description("Bulk automatic masks and background replacement on a Redis/BullMQ worker fleet")
-  .version(maskfleetVersion(), "-V, --version", "print maskfleet's version")
-  .showHelpAfterError();
+const program = usageExits(
+  new Command("maskfleet")
+    .description("Bulk automatic masks and background replacement on a Redis/BullMQ worker fleet")
+    .version(maskfleetVersion(), "-V, --version", "print maskfleet's version"),
+).hook("preAction", () => warnUnknownEnv(warn));
 
 const windowHelp = "most unfinished images of the run in Redis at once; more are added as images finish";
 
 const positiveInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number >= 1");
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a whole number >= 1, got ${v}`);
   return n;
 };
 
@@ -116,7 +120,7 @@ addConfigFlags(
     const status = await runStatus(fleet.ctx.redis, runId);
     process.stdout.write(formatStatus(status) + "\n");
     process.stderr.write(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-    process.exitCode = status.failed > 0 || status.review > 0 ? 3 : 0;
+    process.exitCode = exitCodeOfRun(status);
   } finally {
     await fleet.close();
     await metrics.close();
@@ -130,7 +134,7 @@ addConfigFlags(
     .argument("<inputs...>", "image files, folders, globs, or a .csv/.jsonl manifest")
     .option("-r, --run <id>", "run id (default: a new one); an interrupted enqueue of the same inputs resumes where it stopped")
     .option("--window <n>", windowHelp, positiveInt, 10_000)
-    .option("--wait", "wait for the run to finish, with progress"),
+    .option("--wait", "wait for the run to finish, with progress; exit 3 when images failed or wait for review"),
 ).action(async (inputs: string[], flags: ConfigFlags & { run?: string; wait?: boolean; window: number }) => {
   if (flags.run !== undefined) checkRunId(flags.run);
   const config = await preflight(flags, inputs, "workers");
@@ -153,6 +157,7 @@ addConfigFlags(
       });
       const status = await waitForRun(redis, runId, { progress: process.stderr.isTTY });
       process.stdout.write(formatStatus(status) + "\n");
+      process.exitCode = exitCodeOfRun(status);
     }
   } finally {
     await metrics?.close();
@@ -163,11 +168,13 @@ addConfigFlags(
 addConfigFlags(
   program
     .command("worker")
-    .description("run one pool in this process until SIGTERM/SIGINT")
-    .argument("<stage>", stages.join(" | "))
+    .description("run one pool in this process until SIGTERM/SIGINT; the jobs carry what to do with each image (target, models, generator, prompts, output)")
+    .addArgument(new Argument("<stage>", "the pool").choices(stages))
     .option("--concurrency <n>", "jobs at once", positiveInt),
-).action(async (stage: string, flags: ConfigFlags & { concurrency?: number }) => {
-  if (!(stages as readonly string[]).includes(stage)) throw new ConfigError("stage", `expected one of ${stages.join(", ")}, got ${stage}`);
+  { worker: true },
+).action(async (stage: string, flags: ConfigFlags & { concurrency?: number }, cmd: Command) => {
+  const ignored = ignoredByWorker(cmd);
+  if (ignored.length) warn(`maskfleet: warning: a worker ignores ${ignored.join(", ")}: jobs carry ${ignored.length === 1 ? "it" : "them"} (give ${ignored.length === 1 ? "it" : "them"} to \`enqueue\`)`);
   const config = configFromFlags(flags);
   useRedisCa(config.redisUrl, config.redisCa);
   if (needsAws(config, [])) await assertAwsCredentials(awsSettingsOf(config));
@@ -199,5 +206,7 @@ addConfigFlags(
 addModelsCommand(program);
 addRunCommands(program);
 addEvalCommand(program);
+addUiCommand(program);
+addCompletionCommand(program);
 
 program.parseAsync(process.argv).catch(exitOnError);

@@ -4,7 +4,7 @@
  * main.ts); what only one of them needs is loaded when it runs.
  */
 import { writeFile } from "node:fs/promises";
-import type { Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import type { Redis } from "ioredis";
 import { AdminError, cleanRun, formatClean, parseStage, reasonMatcher } from "../producer/admin.js";
 import { formatReport, runReport } from "../producer/report.js";
@@ -15,18 +15,26 @@ import { assertRedisReachable, connect, useRedisCa } from "../shared/redis.js";
 import { checkRunId } from "../shared/run-id.js";
 import { RunState } from "../shared/run-state.js";
 import { serveMetrics } from "./serve-metrics.js";
+import { exitCodeOfRun } from "./exit.js";
 
-interface RedisFlags {
+/** A port for --metrics-port or --port: 0-65535 (0: any free one). */
+export function portNumber(value: string): number {
+  const n = value.trim() === "" ? NaN : Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected a whole number 0-65535, got ${value}`);
+  return n;
+}
+
+export interface RedisFlags {
   redis?: string;
   redisCa?: string;
 }
 
-// No default shown: MASKFLEET_REDIS_URL may hold a password.
-const redisFlag = ["--redis <url>", "Redis URL (default: MASKFLEET_REDIS_URL, else redis://127.0.0.1:6379)"] as const;
-const redisCaFlag = ["--redis-ca <file>", "CA bundle (PEM) for a rediss:// Redis (default: MASKFLEET_REDIS_CA)"] as const;
+// No default shown: the variable may hold a password.
+export const redisFlag = () => new Option("--redis <url>", "Redis URL (default redis://127.0.0.1:6379; also MASKFLEET_REDIS_URL)").env("MASKFLEET_REDIS");
+export const redisCaFlag = () => new Option("--redis-ca <file>", "CA bundle (PEM) for a rediss:// Redis").env("MASKFLEET_REDIS_CA");
 
 /** The Redis URL of these flags (or the environment's), with its CA bundle registered. */
-function redisUrlOf(flags: RedisFlags): string {
+export function redisUrlOf(flags: RedisFlags): string {
   const url = flags.redis ?? process.env.MASKFLEET_REDIS_URL ?? "redis://127.0.0.1:6379";
   useRedisCa(url, flags.redisCa ?? process.env.MASKFLEET_REDIS_CA);
   return url;
@@ -57,12 +65,12 @@ export function addRunCommands(program: Command): void {
     .command("status")
     .description("a run's progress: counts per stage, images/min, ETA, failures (no run: list runs)")
     .argument("[run]", "run id")
-    .option("--wait", "follow until the run finishes")
+    .option("--wait", "follow until the run finishes; exit 3 when images failed or wait for review")
     .option("--json", "machine-readable output")
-    .option(...redisFlag)
-    .option(...redisCaFlag)
-    .option("--metrics-port <n>", "with --wait: Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)", Number)
-    .option("--metrics-host <host>", "with --wait: address the metrics endpoint listens on (default 0.0.0.0, all interfaces)")
+    .addOption(redisFlag())
+    .addOption(redisCaFlag())
+    .addOption(new Option("--metrics-port <n>", "with --wait: Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)").env("MASKFLEET_METRICS_PORT").argParser(portNumber))
+    .addOption(new Option("--metrics-host <host>", "with --wait: address the metrics endpoint listens on (default 0.0.0.0, all interfaces)").env("MASKFLEET_METRICS_HOST"))
     .action(async (runId: string | undefined, flags: RedisFlags & { wait?: boolean; json?: boolean; metricsPort?: number; metricsHost?: string }) => {
       if (runId !== undefined) checkRunId(runId);
       const redisUrl = redisUrlOf(flags);
@@ -88,6 +96,7 @@ export function addRunCommands(program: Command): void {
         if (flags.wait) await waitForRun(redis, runId, { progress: !flags.json && process.stderr.isTTY });
         const status = await runStatus(redis, runId);
         process.stdout.write(flags.json ? JSON.stringify(status, null, 2) + "\n" : formatStatus(status) + "\n");
+        if (flags.wait) process.exitCode = exitCodeOfRun(status);
       } finally {
         await metrics?.close();
         await redis.quit();
@@ -100,8 +109,8 @@ export function addRunCommands(program: Command): void {
     .argument("<run>", "run id")
     .option("--stage <stage>", stages.join(" | "), parseStage)
     .option("--reason <text>", "only failures whose reason contains this (case-insensitive), or matches /regex/flags")
-    .option(...redisFlag)
-    .option(...redisCaFlag)
+    .addOption(redisFlag())
+    .addOption(redisCaFlag())
     .action(async (runId: string, flags: RedisFlags & { stage?: Stage; reason?: string }) => {
       reasonMatcher(flags.reason); // a bad /regex/ fails before anything is touched
       await withRedis(runId, flags, async (redis) => {
@@ -116,8 +125,8 @@ export function addRunCommands(program: Command): void {
     .description("a run's report as JSON (counts, failures by cause, stage durations, images/min, generator calls and throttles)")
     .argument("<run>", "run id")
     .option("--out <file>", "write the JSON here and print a summary (default: JSON on stdout, summary on stderr)")
-    .option(...redisFlag)
-    .option(...redisCaFlag)
+    .addOption(redisFlag())
+    .addOption(redisCaFlag())
     .action(async (runId: string, flags: RedisFlags & { out?: string }) => {
       await withRedis(runId, flags, async (redis) => {
         const report = await runReport(redis, runId);
@@ -137,8 +146,8 @@ export function addRunCommands(program: Command): void {
     .description("remove a run's jobs and state from Redis; outputs are never touched")
     .argument("<run>", "run id")
     .option("--force", "clean even while jobs of the run are running (those are left to finish)")
-    .option(...redisFlag)
-    .option(...redisCaFlag)
+    .addOption(redisFlag())
+    .addOption(redisCaFlag())
     .action(async (runId: string, flags: RedisFlags & { force?: boolean }) => {
       await withRedis(runId, flags, async (redis) => {
         process.stdout.write(formatClean(await cleanRun(redis, runId, { force: flags.force })) + "\n");

@@ -11,6 +11,7 @@ import type { Redis } from "ioredis";
 import { generateJobId, queuedImageSchema, type QueuedImage } from "../shared/jobs.js";
 import { jobOptions, openQueues, stages, type Stage } from "../shared/queues.js";
 import { RunState, jobIdOf, type FailureRecord } from "../shared/run-state.js";
+import { quietBullmqErrors } from "../shared/redis.js";
 import { AdminError, noSuchRun, reasonMatcher } from "./admin.js";
 
 export interface RetryOptions {
@@ -48,6 +49,7 @@ export async function retryRun(redis: Redis, runId: string, opts: RetryOptions =
   const queuePrefix = await state.queuePrefixOf(runId);
   const queues = openQueues(redis, queuePrefix);
   const flows = new FlowProducer({ connection: redis, prefix: queuePrefix });
+  quietBullmqErrors(flows, redis, { flows: queuePrefix });
   const attempts = await attemptsOf(queues);
   try {
     for (const record of picked) {

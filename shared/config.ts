@@ -216,16 +216,42 @@ function checkpointToModel(value: unknown, key: string): string {
   return value;
 }
 
-/** MASKFLEET_SAM_MODEL=... -> { samModel: "..." }; values parsed as JSON when they look like it. */
+/** The variable of a config key: samModel -> MASKFLEET_SAM_MODEL; the model cache's is MASKFLEET_CACHE (as `--cache`). */
+export function envNameOfKey(key: string): string {
+  return key === "cacheDir" ? "MASKFLEET_CACHE" : `MASKFLEET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/** Every config key's variable. */
+export function configEnvNames(): string[] {
+  return Object.keys(configSchema.shape).map(envNameOfKey);
+}
+
+/**
+ * MASKFLEET_SAM_MODEL=... -> { samModel: "..." }; values parsed as JSON when they look like it. A
+ * list (prompts) is one item per line, or comma-separated on one line, or a JSON array.
+ */
 export function fromEnv(env: NodeJS.ProcessEnv): ConfigInput {
   const out: ConfigInput = {};
-  const keys = Object.keys(configSchema.shape);
-  for (const key of keys) {
-    const name = `MASKFLEET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
-    const value = env[name];
-    if (value !== undefined && value !== "") out[key] = parseScalar(value);
+  for (const [key, schema] of Object.entries(configSchema.shape)) {
+    const value = env[envNameOfKey(key)];
+    if (value === undefined || value === "") continue;
+    out[key] = isListSchema(schema) && !value.trim().startsWith("[") ? splitList(value) : parseScalar(value);
   }
   return out;
+}
+
+function isListSchema(schema: z.ZodType): boolean {
+  let s: z.ZodType = schema;
+  while (s instanceof z.ZodOptional || s instanceof z.ZodDefault) s = s.def.innerType as z.ZodType;
+  return s instanceof z.ZodArray;
+}
+
+/** "a\nb" -> [a, b]; "a, b" -> [a, b]; blank items dropped. */
+export function splitList(text: string): string[] {
+  return text
+    .split(text.includes("\n") ? /\r?\n/ : ",")
+    .map((item) => item.trim())
+    .filter(Boolean);
 }
 
 function parseScalar(text: string): unknown {

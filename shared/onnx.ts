@@ -73,7 +73,7 @@ export async function createSession(modelPath: string, opts: SessionOptions = {}
       throw new ConfigError(
         "executionProvider",
         `CUDA was asked for but onnxruntime could not start it (${reason.trim()}). ` +
-          "Install onnxruntime-node's CUDA binaries on this GPU host (ONNXRUNTIME_NODE_INSTALL_CUDA=v12 npm rebuild onnxruntime-node) " +
+          "Install onnxruntime-node's CUDA binaries on this GPU host (ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install) " +
           "with CUDA 12 and cuDNN 9, or set executionProvider to cpu.",
       );
     }

@@ -1,5 +1,6 @@
 /** Queue names, key prefixes, and the job options every stage shares (the connection: redis.ts). */
 import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
+import { quietBullmqErrors } from "./redis.js";
 
 export const stages = ["detect", "mask", "generate", "finalize"] as const;
 export type Stage = (typeof stages)[number];
@@ -35,7 +36,9 @@ export function privateQueuePrefix(runId: string): string {
 export const queueEventsKept = 1000;
 
 export function openQueue(stage: Stage, connection: ConnectionOptions, prefix = keyPrefix): Queue {
-  return new Queue(stage, { connection, prefix, streams: { events: { maxLen: queueEventsKept } } });
+  const queue = new Queue(stage, { connection, prefix, streams: { events: { maxLen: queueEventsKept } } });
+  quietBullmqErrors(queue, connection, { queue: stage });
+  return queue;
 }
 
 export function openQueues(connection: ConnectionOptions, prefix = keyPrefix): Record<Stage, Queue> {

@@ -66,15 +66,34 @@ function tlsOptions(url: string, ca: Buffer | undefined): RedisOptions {
  */
 export function connect(url: string, o: { ca?: Buffer } = {}): Redis {
   const redis = new Redis(url, { ...tlsOptions(url, o.ca), maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false });
+  const logged = logErrorsOnce(redis, { redis: redactUrl(url) }, "Redis connection error");
+  redis.on("ready", logged.reset);
+  return redis;
+}
+
+/**
+ * Logs an emitter's errors (a connection, a BullMQ queue, worker or flow producer) as one warn line
+ * each, a message again only after another one or a reset: never a stack on stderr, which BullMQ
+ * prints for an error nobody listens to.
+ */
+export function logErrorsOnce(emitter: { on(event: "error", listener: (err: Error) => void): unknown }, fields: Record<string, string>, msg: string): { reset: () => void } {
   let last: string | undefined;
-  redis.on("ready", () => (last = undefined));
-  redis.on("error", (err: Error) => {
-    const message = err.message.split("\n")[0];
+  emitter.on("error", (err: Error) => {
+    const message = (err.message ?? String(err)).split("\n")[0];
     if (message === last) return;
     last = message;
-    log.warn({ redis: redactUrl(url), err: message }, "Redis connection error");
+    log.warn({ ...fields, err: message }, msg);
   });
-  return redis;
+  return { reset: () => void (last = undefined) };
+}
+
+/**
+ * Quietens a BullMQ object on a connection from connect(), whose own listener already logs each
+ * error; on a connection BullMQ made itself, logs them once each.
+ */
+export function quietBullmqErrors(emitter: { on(event: "error", listener: (err: Error) => void): unknown }, connection: unknown, fields: Record<string, string>): void {
+  if (connection instanceof Redis) emitter.on("error", () => undefined);
+  else logErrorsOnce(emitter, fields, "Redis connection error");
 }
 
 /** What to add to the first error's message, when it is one a user can act on. */

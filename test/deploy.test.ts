@@ -25,6 +25,7 @@ import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Worker } from "bullmq";
 import { parse as parseYaml } from "yaml";
+import { defaultUiPort } from "../cli/ui.js";
 import { keyPrefix, openQueue, stages } from "../shared/queues.js";
 import { connect } from "../shared/redis.js";
 import { copyArgs, dockerfileProblems, dockerignore, parseDockerfile, valuesOf, type RepoView } from "./deploy/dockerfile.js";
@@ -347,6 +348,37 @@ describe("docker-compose.yml", () => {
     }
     assert.ok(existsSync(join(repoRoot, "deploy/grafana/dashboards/maskfleet.json")), "the maskfleet dashboard");
   });
+
+  it("the queue browser: the workers' image, read-only `ui --host 0.0.0.0`, published on 127.0.0.1 only, on the workers' Redis, with a health check of its own", () => {
+    type Port = string | { host_ip?: string; target: number; published?: string | number };
+    const ui = services.ui as Service & { ports?: Port[]; depends_on?: Record<string, unknown>; deploy?: { resources?: { limits?: { memory?: string | number } } } };
+    assert.ok(ui, "service ui");
+    const detect = services.detect as Service;
+    assert.equal(ui.image, detect.image);
+    assert.deepEqual(ui.build, detect.build);
+    const args = ui.command ?? [];
+    const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+    assert.equal(args[0], "ui");
+    assert.equal(flag("--host"), "0.0.0.0", "reachable from outside its container");
+    assert.ok(!args.includes("--allow-retries"), "read-only");
+    const port = Number(flag("--port") ?? defaultUiPort);
+
+    // Docker Compose v2 gives ports as objects, docker-compose 1.29 as "host_ip:published:target/proto".
+    const ports = (ui.ports ?? []).map((p) => {
+      if (typeof p !== "string") return { hostIp: p.host_ip, target: Number(p.target) };
+      const m = /^(?:([^:]+):)?(?:\d+):(\d+)(?:\/\w+)?$/.exec(p);
+      return { hostIp: m?.[1], target: Number(m?.[2]) };
+    });
+    assert.ok(ports.some((p) => p.target === port), `port ${port} published: ${JSON.stringify(ui.ports)}`);
+    for (const p of ports) assert.equal(p.hostIp, "127.0.0.1", "published on the host's loopback only (it has no login)");
+
+    assert.equal(ui.environment?.MASKFLEET_REDIS_URL, detect.environment?.MASKFLEET_REDIS_URL);
+    assert.ok(!Object.keys(ui.environment ?? {}).some((k) => k.startsWith("AWS_")), "no credentials");
+    assert.deepEqual(Object.keys(ui.depends_on ?? {}), ["redis"]);
+    // The image's HEALTHCHECK asks the metrics port, which `ui` does not serve.
+    assert.match((ui.healthcheck?.test ?? []).join(" "), new RegExp(`:${port}/ready`));
+    assert.ok(ui.deploy?.resources?.limits?.memory, "a memory limit");
+  });
 });
 
 // --- Kubernetes --------------------------------------------------------------------------------
@@ -360,7 +392,8 @@ function walk(dir: string): string[] {
 }
 
 describe("Kubernetes manifests (deploy/k8s)", () => {
-  const paths = walk(k8s);
+  // deploy/k8s/monitoring: Prometheus Operator kinds (no schema here), checked in test/metrics.test.ts.
+  const paths = walk(k8s).filter((p) => !relative(k8s, p).startsWith("monitoring"));
   const builds = paths.filter((p) => existsSync(join(p, "kustomization.yaml")));
   const built = new Map(builds.map((dir) => [relative(k8s, dir), kustomize(dir)]));
   const at = (name: string) => built.get(name) as Manifest[];
@@ -392,7 +425,7 @@ describe("Kubernetes manifests (deploy/k8s)", () => {
   });
 
   for (const name of ["base", "overlays/gpu", "overlays/dev"]) {
-    it(`${name}: a Deployment, a PodDisruptionBudget and a ScaledObject per pool, by the fleet's rules`, () => {
+    it(`${name}: a Deployment, a PodDisruptionBudget and a ScaledObject per pool, and the queue browser, by the fleet's rules`, () => {
       assert.deepEqual(fleetProblems(at(name)), []);
     });
   }
@@ -480,6 +513,27 @@ describe("Kubernetes manifests (deploy/k8s)", () => {
         ["startup waiting for the warm-up", patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/startupProbe/httpGet/path", value: "/ready" }]), /startupProbe does not GET \/healthz/],
         ["wrong stage", patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/args/1", value: "detect" }]), /runs \["worker","detect"\], expected \["worker", "mask"/],
         ["too little memory", patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/resources/requests/memory", value: "512Mi" }]), /ViT-B needs at least 1\.5Gi/],
+      ];
+      for (const [what, docs, problem] of cases) {
+        const problems = fleetProblems(docs);
+        assert.ok(problems.some((p) => problem.test(p)), `${what}: ${JSON.stringify(problems)}`);
+      }
+    });
+
+    it("a queue browser on loopback only, writable, without probes or its Service, or exposed", () => {
+      const base = at("base");
+      const patched = (kind: string, name: string, ops: Parameters<typeof applyJsonPatch>[1]) => base.map((d) => (d.kind === kind && d.metadata.name === name ? applyJsonPatch(d, ops) : d));
+      const cases: [string, Manifest[], RegExp][] = [
+        ["no ui", base.filter((d) => d.metadata.name !== "maskfleet-ui"), /0 Deployments for the queue browser/],
+        ["loopback", patched("Deployment", "maskfleet-ui", [{ op: "replace", path: "/spec/template/spec/containers/0/args", value: ["ui", "--port", "3001"] }]), /maskfleet-ui: needs --host 0\.0\.0\.0/],
+        ["retries", patched("Deployment", "maskfleet-ui", [{ op: "add", path: "/spec/template/spec/containers/0/args/-", value: "--allow-retries" }]), /--allow-retries: the base is read-only/],
+        ["another port", patched("Deployment", "maskfleet-ui", [{ op: "replace", path: "/spec/template/spec/containers/0/ports/0/containerPort", value: 3000 }]), /container port "http" is 3000, it listens on 3001/],
+        ["no readiness", patched("Deployment", "maskfleet-ui", [{ op: "remove", path: "/spec/template/spec/containers/0/readinessProbe" }]), /maskfleet-ui: readinessProbe does not GET \/ready/],
+        ["two replicas", patched("Deployment", "maskfleet-ui", [{ op: "replace", path: "/spec/replicas", value: 2 }]), /replicas 2, expected 1/],
+        ["a token", patched("Deployment", "maskfleet-ui", [{ op: "remove", path: "/spec/template/spec/automountServiceAccountToken" }]), /service account token/],
+        ["no Service", base.filter((d) => !(d.kind === "Service" && d.metadata.name === "maskfleet-ui")), /maskfleet-ui: 0 Services select its pods/],
+        ["the workers' pods too", patched("Service", "maskfleet-ui", [{ op: "remove", path: "/spec/selector/app.kubernetes.io~1component" }]), /Service maskfleet\/maskfleet-ui: selects the pods of .*maskfleet-detect/],
+        ["exposed", patched("Service", "maskfleet-ui", [{ op: "add", path: "/spec/type", value: "LoadBalancer" }]), /type LoadBalancer: it has no login/],
       ];
       for (const [what, docs, problem] of cases) {
         const problems = fleetProblems(docs);

@@ -16,6 +16,7 @@ import { onnxSessionLoaded, timeStep, watchQueues } from "../shared/metrics.js";
 import { defaultIntraOpThreads } from "../shared/onnx.js";
 import { keyPrefix, openQueues, type Stage } from "../shared/queues.js";
 import { RunState } from "../shared/run-state.js";
+import { quietBullmqErrors } from "../shared/redis.js";
 import { openStore, type Store } from "../shared/storage/index.js";
 import { timedStore } from "../shared/storage/timed.js";
 import { loadSegmenter, type MaskSelection, type Segmenter } from "./mask/segmenter.js";
@@ -185,6 +186,7 @@ export function createContext(config: Config, redis: Redis, queuePrefix = keyPre
   const queues = openQueues(redis, queuePrefix);
   const unwatchQueues = watchQueues(Object.values(queues)); // their depths, on every metrics scrape
   const flows = new FlowProducer({ connection: redis, prefix: queuePrefix });
+  quietBullmqErrors(flows, redis, { flows: queuePrefix });
   let adaptive: AdaptiveRate | undefined;
   let gaugeTimer: NodeJS.Timeout | undefined;
   const runState = new RunState(redis);

@@ -9,13 +9,15 @@
  * - anything else: retried with exponential backoff, recorded when the last attempt fails.
  * Per run, the generate pool counts generator calls (results made, not reused), throttles and
  * rejections (RunState.count; `maskfleet report` shows them). Per process, every pool reports
- * its jobs' outcomes, durations, running jobs and throttle pauses as metrics (shared/metrics.ts).
+ * its jobs' outcomes, durations, running jobs, busy seconds and throttle pauses as metrics
+ * (shared/metrics.ts).
  * A pool takes jobs once its stage's models have warmed up (workers/warm-up.ts); until every pool
  * of the process has, the process is not ready (shared/readiness.ts, GET /ready).
  */
 import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
 import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledError, failureClass } from "../shared/errors.js";
 import * as metrics from "../shared/metrics.js";
+import { logErrorsOnce } from "../shared/redis.js";
 import type { Stage } from "../shared/queues.js";
 import { log } from "../shared/log.js";
 import { queuedFinalizeSchema, queuedImageSchema, resultCountOf } from "../shared/jobs.js";
@@ -176,11 +178,11 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     stage,
     async (job: Job, token?: string) => {
       running++;
-      metrics.jobsActive.inc({ stage });
+      const ended = metrics.jobStarted(stage, runIdOf(job)); // jobs_active, busy seconds
       try {
         return await runJob(job, token);
       } finally {
-        metrics.jobsActive.dec({ stage });
+        ended();
         if (--running === 0) for (const wake of idleWaiters.splice(0)) wake();
       }
     },
@@ -197,13 +199,12 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       ...(stage === "generate" && rate && { limiter: evenLimiter(rate) }),
     },
   );
-  worker.on("error", (err) => log.error({ stage, err: err.message }, "worker error"));
+  logErrorsOnce(worker, { stage }, "worker error");
   if (stage === "generate" && rate) {
     metrics.generateRate.set({ mode: "fixed" }, perSecondOf(rate));
     recordFixedRate(ctx.redis, perSecondOf(rate)).catch((err: Error) => log.warn({ err: err.message }, "rate in force not recorded"));
   }
-  // Series at 0 from the start, so rates and utilisation show before the first job ends.
-  for (const m of [metrics.jobsCompleted, metrics.jobsActive, metrics.throttles]) m.inc({ stage }, 0);
+  metrics.poolStarted(stage);
   metrics.workerConcurrency.inc({ stage }, opts.concurrency);
   worker.once("closed", () => metrics.workerConcurrency.dec({ stage }, opts.concurrency));
   const started = poolStarting();
