@@ -4,6 +4,7 @@
  * or a leftover: it is warned about, once, before a command runs.
  */
 import type { Option } from "commander";
+import { configVariableNames } from "./env-names.js";
 
 /** `--ep` -> MASKFLEET_EP, `--no-estimate-foreground` -> MASKFLEET_ESTIMATE_FOREGROUND. */
 export function envNameOfFlag(option: Option): string {
@@ -25,17 +26,20 @@ const otherNames = [
 ];
 
 /** Every MASKFLEET_ variable maskfleet reads: the config flags', the config keys', and the others above. */
-export async function knownEnvNames(): Promise<Set<string>> {
-  const [{ configFlagEnvNames }, { configEnvNames }] = await Promise.all([import("./options.js"), import("../shared/config.js")]);
-  return new Set([...configFlagEnvNames(), ...configEnvNames(), ...otherNames]);
+export function knownEnvNames(): Set<string> {
+  return new Set([...configVariableNames, ...otherNames]);
 }
 
+/** Variables maskfleet once read under another name. */
+const renamed: Record<string, string> = { MASKFLEET_CACHE_DIR: "MASKFLEET_CACHE" };
+
 /** One warning line per MASKFLEET_ variable that nothing reads (a typo, a leftover). */
-export async function warnUnknownEnv(warn: (line: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export function warnUnknownEnv(warn: (line: string) => void, env: NodeJS.ProcessEnv = process.env): void {
   const names = Object.keys(env).filter((name) => name.startsWith("MASKFLEET_"));
   if (!names.length) return;
-  const known = await knownEnvNames();
+  const known = knownEnvNames();
   for (const name of names.filter((n) => !known.has(n)).sort()) {
-    warn(`maskfleet: warning: ${name} is not a maskfleet variable (ignored); \`maskfleet <command> --help\` shows each flag's`);
+    const now = renamed[name];
+    warn(now ? `maskfleet: warning: ${name} is not read any more (ignored): set ${now} instead` : `maskfleet: warning: ${name} is not a maskfleet variable (ignored); \`maskfleet <command> --help\` shows each flag's`);
   }
 }

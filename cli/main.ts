@@ -9,5 +9,8 @@
 // maskfleet's one-line errors; the README says which Node versions are supported.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
+// An empty MASKFLEET_ variable (a compose `${VAR}` left unset, a ConfigMap's "") is unset, as it always was.
+for (const [name, value] of Object.entries(process.env)) if (name.startsWith("MASKFLEET_") && value === "") delete process.env[name];
+
 const runCommands = new Set(["status", "report", "retry", "clean", "ui"]);
 await import(runCommands.has(process.argv[2] ?? "") ? "./runs-main.js" : "./program.js");

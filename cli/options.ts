@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { z } from "zod";
-import { configSchema, loadConfig, parseSeedRange, type Config, type ConfigInput } from "../shared/config.js";
+import { configEnvNames, configSchema, loadConfig, parseSeedRange, type Config, type ConfigInput } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
 import { generatorHelp } from "../generators/registry.js";
 import { envNameOfFlag } from "./env.js";
@@ -41,8 +41,20 @@ const flagTable: ConfigFlag[] = [
     scope: "job",
     worker: "mask: the segmenter warmed up before the first job (jobs name their own)",
   },
-  { flags: "--refine-mask", description: "a second SAM pass that feeds the first mask back (samexporter, sam2 models)", key: "refineMask", scope: "job" },
-  { flags: "--mask-selection <rule>", description: "which SAM mask a box gets: single (mask 0, as the old script) | best (highest predicted IoU); default single where the model returns all masks", key: "maskSelection", scope: "job" },
+  {
+    flags: "--refine-mask",
+    description: "a second SAM pass that feeds the first mask back (samexporter, sam2 models)",
+    key: "refineMask",
+    scope: "job",
+    worker: "mask: warm the segmenter up with the refinement pass (jobs say whether they refine)",
+  },
+  {
+    flags: "--mask-selection <rule>",
+    description: "which SAM mask a box gets: single (mask 0, as the old script) | best (highest predicted IoU); default single where the model returns all masks",
+    key: "maskSelection",
+    scope: "job",
+    worker: "mask: warm the segmenter up for this rule (jobs carry their own)",
+  },
   { flags: "--min-mask-quality <n>", description: "send images whose mask quality is below this to review instead of generation", key: "minMaskQuality", scope: "job" },
   { flags: "--no-estimate-foreground", description: "keep the photo's own colours in the soft edge of cutouts and composites (no foreground estimation)", key: "estimateForeground", scope: "job" },
   {
@@ -89,6 +101,8 @@ const flagTable: ConfigFlag[] = [
   { flags: "--metrics-host <host>", description: "address the metrics endpoint listens on (default 0.0.0.0, all interfaces; 127.0.0.1: this host only)", key: "metricsHost", scope: "process" },
 ];
 
+const keyEnvNames = new Set(configEnvNames());
+
 /** A config key's schema without its optional/default wrappers. */
 function schemaOf(key: string): z.ZodType | undefined {
   let s = (configSchema.shape as Record<string, z.ZodType | undefined>)[key];
@@ -125,10 +139,11 @@ function optionOf(row: ConfigFlag, forWorker: boolean): Option {
   const schema = row.key ? schemaOf(row.key) : undefined;
   if (schema instanceof z.ZodNumber) option.argParser(numberParser(schema));
   else if (schema instanceof z.ZodEnum) option.choices(schema.options.map(String));
+  // A variable that is also a config key's (MASKFLEET_SAM_MODEL) is read with the config, as JSON
+  // when it looks like it, a list per line; commander reads the others (MASKFLEET_EP), which win.
   const env = envNameOfFlag(option);
-  // Booleans and lists read their variable through the config (MASKFLEET_REFINE_MASK=false, a list per line).
-  if (option.required && !option.variadic) option.env(env);
-  else if (row.key) option.description += ` (env: ${row.key === "estimateForeground" ? "MASKFLEET_ESTIMATE_FOREGROUND=false" : env})`;
+  if (keyEnvNames.has(env) || !option.required) option.description += ` (env: ${row.key === "estimateForeground" ? `${env}=false` : env})`;
+  else option.env(env);
   return option;
 }
 
@@ -158,18 +173,21 @@ export function ignoredByWorker(cmd: Command): string[] {
 
 export type ConfigFlags = Record<string, unknown> & { config?: string; promptsFile?: string; seeds?: string; concurrency?: number };
 
-/** The config of these flags: defaults < YAML file (--config, MASKFLEET_CONFIG, ./maskfleet.yaml) < environment < flags. */
-export function configFromFlags(flags: ConfigFlags, extra: ConfigInput = {}): Config {
+/**
+ * The config of these flags: defaults < YAML file (--config, MASKFLEET_CONFIG, ./maskfleet.yaml) <
+ * environment < flags. A worker's config leaves the job flags out: jobs carry those settings.
+ */
+export function configFromFlags(flags: ConfigFlags, extra: ConfigInput = {}, opts: { worker?: boolean } = {}): Config {
   const overrides: ConfigInput = {};
   for (const row of flagTable) {
-    if (!row.key) continue;
+    if (!row.key || (opts.worker && row.scope === "job" && !row.worker)) continue;
     const attr = new Option(row.flags).attributeName();
     // --no-estimate-foreground: only `false` is a choice the user made; `true` is commander's default.
     if (row.key === "estimateForeground") overrides[row.key] = flags[attr] === false ? false : undefined;
     else overrides[row.key] = flags[attr];
   }
-  if (flags.promptsFile) overrides.prompts = readPromptsFile(flags.promptsFile);
-  if (flags.seeds !== undefined) overrides.seeds = parseSeedRange(flags.seeds, "--seeds");
+  if (flags.promptsFile && !opts.worker) overrides.prompts = readPromptsFile(flags.promptsFile);
+  if (flags.seeds !== undefined && !opts.worker) overrides.seeds = parseSeedRange(flags.seeds, "--seeds");
   return loadConfig({ file: flags.config ?? defaultConfigFile(), overrides: { ...overrides, ...extra } });
 }
 

@@ -175,7 +175,7 @@ addConfigFlags(
 ).action(async (stage: string, flags: ConfigFlags & { concurrency?: number }, cmd: Command) => {
   const ignored = ignoredByWorker(cmd);
   if (ignored.length) warn(`maskfleet: warning: a worker ignores ${ignored.join(", ")}: jobs carry ${ignored.length === 1 ? "it" : "them"} (give ${ignored.length === 1 ? "it" : "them"} to \`enqueue\`)`);
-  const config = configFromFlags(flags);
+  const config = configFromFlags(flags, {}, { worker: true });
   useRedisCa(config.redisUrl, config.redisCa);
   if (needsAws(config, [])) await assertAwsCredentials(awsSettingsOf(config));
   // A generate worker checks the models its own config names; jobs naming others are checked when their generator opens.

@@ -1,6 +1,5 @@
 /** `maskfleet ui`: the queue browser (producer/queue-browser.ts) until SIGINT/SIGTERM. */
 import { Option, type Command } from "commander";
-import { startQueueBrowser } from "../producer/queue-browser.js";
 import { assertRedisReachable } from "../shared/redis.js";
 import { portNumber, redisCaFlag, redisFlag, redisUrlOf, type RedisFlags } from "./runs.js";
 
@@ -19,6 +18,8 @@ export function addUiCommand(program: Command): void {
     .action(async (flags: RedisFlags & { port: number; host: string; allowRetries?: boolean }) => {
       const redisUrl = redisUrlOf(flags);
       await assertRedisReachable(redisUrl);
+      // Loaded here: the run commands share this entry and need none of bull-board.
+      const { startQueueBrowser } = await import("../producer/queue-browser.js");
       const browser = await startQueueBrowser({ redisUrl, port: flags.port, host: flags.host, allowRetries: flags.allowRetries === true });
       process.stderr.write(`queue browser on ${browser.shown} (${flags.allowRetries ? "read-only but for retries of failed jobs" : "read-only"})\n`);
       const signal = await new Promise<string>((resolve) => process.once("SIGINT", resolve).once("SIGTERM", resolve));

@@ -110,7 +110,8 @@ export async function startQueueBrowser(o: QueueBrowserOptions): Promise<QueueBr
     if (allowRetries && method === "PUT" && one) {
       const job = await queues.get(decodeURIComponent(one[1] as string))?.getJob(decodeURIComponent(one[2] as string));
       const state = await job?.getState();
-      return job === undefined || state === "failed" ? undefined : `only failed jobs are retried here; this one is ${state}`;
+      if (job === undefined) return "no such job";
+      return state === "failed" ? undefined : `only failed jobs are retried here; this one is ${state}`;
     }
     return allowRetries ? "only retries of failed jobs are allowed (--allow-retries)" : "the queue browser is read-only (start it with --allow-retries to retry failed jobs)";
   };
@@ -121,10 +122,11 @@ export async function startQueueBrowser(o: QueueBrowserOptions): Promise<QueueBr
     const json = (status: number, body: unknown) => void res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     if (path === "/healthz") return json(200, { ok: true });
     if (path === "/ready") return (await redisAnswers(redis)) ? json(200, { redis: "ok" }) : json(503, { redis: "no answer" });
+    // The runs' own queues first: the gate looks jobs up in them.
+    if (path.startsWith("/api/")) await fresh();
     const refused = await gate(method, path);
     // bull-board's own answer to a read-only queue: 405 and ERRORS.QUEUE_READ_ONLY, which its UI shows.
     if (refused) return json(405, { error: { key: "ERRORS.QUEUE_READ_ONLY" }, message: refused });
-    if (path.startsWith("/api/")) await fresh();
     app(req, res);
   };
 

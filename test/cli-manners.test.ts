@@ -132,7 +132,7 @@ describe("Redis going away while a command waits", () => {
 describe("a worker's flags", () => {
   it("--help shows what a worker reads, not what jobs carry", async () => {
     const help = (await runMaskfleet(["worker", "--help"])).stdout;
-    for (const flag of ["--concurrency", "--ep", "--threads", "--cache", "--redis", "--rate", "--metrics-port", "--sam-model"]) assert.match(help, new RegExp(`^  ${flag} `, "m"), flag);
+    for (const flag of ["--concurrency", "--ep", "--threads", "--cache", "--redis", "--rate", "--metrics-port", "--sam-model", "--refine-mask", "--mask-selection"]) assert.match(help, new RegExp(`^  ${flag} `, "m"), flag);
     for (const flag of ["--target", "--prompts", "--seeds", "--out", "--generator", "--grow", "--background", "--min-confidence"]) assert.doesNotMatch(help, new RegExp(`${flag}\\b`), flag);
     const shown = help.split("\n").filter((l) => /^ {2}-/.test(l)).length;
     assert.ok(shown <= 22, `${shown} flags shown`);
@@ -151,7 +151,7 @@ describe("a worker's flags", () => {
     } finally {
       child.kill("SIGTERM");
     }
-    assert.equal(await new Promise((resolve) => child.once("exit", resolve)), 0);
+    assert.equal(await new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once("exit", resolve))), 0, stderr);
     const warning = stderr.split("\n").filter((l) => /ignores/.test(l));
     assert.deepEqual(warning, ["maskfleet: warning: a worker ignores --out, --target: jobs carry them (give them to `enqueue`)"]);
   });
@@ -173,8 +173,23 @@ describe("environment variables", () => {
     assert.match(found.stderr, /^maskfleet: growPx: /);
     const named = await runMaskfleet(["run", "x.jpg"], { cwd: dir, env: { MASKFLEET_CONFIG: "other.yaml" } });
     assert.match(named.stderr, /^maskfleet: featherPx: /);
-    const flagged = await runMaskfleet(["run", "x.jpg"], { cwd: dir, env: { MASKFLEET_CONFIG: "other.yaml", MASKFLEET_FEATHER: "-1" } });
-    assert.match(flagged.stderr, /value '-1' from env 'MASKFLEET_FEATHER' is invalid\. expected a number 0-256, got -1/);
+    // MASKFLEET_FEATHER (the flag's) replaces the file's bad featherPx: the next check is Redis (a closed port).
+    const flagged = await runMaskfleet(["run", "x.jpg", "--redis", "redis://127.0.0.1:6399"], { cwd: dir, env: { MASKFLEET_CONFIG: "other.yaml", MASKFLEET_FEATHER: "3" } });
+    assert.equal(flagged.code, 1, flagged.stderr);
+    assert.match(flagged.stderr, /^maskfleet: cannot reach Redis at redis:\/\/127\.0\.0\.1:6399/m);
+    assert.doesNotMatch(flagged.stderr, /featherPx/);
+    const bad = await runMaskfleet(["run", "x.jpg"], { cwd: dir, env: { MASKFLEET_CONFIG: "other.yaml", MASKFLEET_FEATHER: "-1" } });
+    assert.match(bad.stderr, /value '-1' from env 'MASKFLEET_FEATHER' is invalid\. expected a number 0-256, got -1/);
+  });
+
+  it("an empty variable is unset; a key's variable keeps its JSON and range forms", async () => {
+    // Each of these once stopped a worker with exit 2; all get as far as Redis (a closed port: exit 1).
+    const envs: NodeJS.ProcessEnv[] = [{ MASKFLEET_SAM_MODEL: "", MASKFLEET_THREADS: "", MASKFLEET_METRICS_PORT: "" }, { MASKFLEET_RATE: "60" }, { MASKFLEET_SEEDS: "[1,2]" }, { MASKFLEET_SEEDS: "3-5" }];
+    for (const env of envs) {
+      const r = await runMaskfleet(["run", "x.jpg", "--redis", "redis://127.0.0.1:6399"], { env });
+      assert.equal(r.code, 1, `${JSON.stringify(env)}: ${r.stderr}`);
+      assert.match(r.stderr, /cannot reach Redis/, JSON.stringify(env));
+    }
   });
 
   it("lists take one item per line or comma-separated; the model cache has one variable", () => {
@@ -194,11 +209,17 @@ describe("environment variables", () => {
       warnings.map((l) => /(MASKFLEET_\w+)/.exec(l)?.[1]),
       ["MASKFLEET_CACHE_DIR", "MASKFLEET_SAM_MODLE"],
     );
+    assert.match(warnings[0] as string, /MASKFLEET_CACHE_DIR is not read any more \(ignored\): set MASKFLEET_CACHE instead/);
+  });
+
+  it("the unknown-variable check's list is exactly the config flags' and keys' variables", async () => {
+    const [{ configVariableNames }, { configFlagEnvNames }, { configEnvNames }] = await Promise.all([import("../cli/env-names.js"), import("../cli/options.js"), import("../shared/config.js")]);
+    assert.deepEqual([...configVariableNames].sort(), [...new Set([...configFlagEnvNames(), ...configEnvNames()])].sort());
   });
 
   it("every variable a command's flags read is one the unknown-variable check knows", async () => {
     const { knownEnvNames } = await import("../cli/env.js");
-    const known = await knownEnvNames();
+    const known = knownEnvNames();
     const help = ["run", "enqueue", "worker", "status", "retry", "report", "clean", "ui", "eval", "models pull"].map((c) => runMaskfleet([...c.split(" "), "--help"]));
     const named = new Set((await Promise.all(help)).flatMap((r) => [...r.stdout.matchAll(/env: (MASKFLEET_\w+)/g)].map((m) => m[1] as string)));
     assert.ok(named.size >= 20, `${named.size} variables`);

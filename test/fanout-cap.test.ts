@@ -89,7 +89,7 @@ describe("results per image are capped", () => {
       assert.equal(await redis.hget("maskfleet:run:r2:progress", "results"), "1200", "one image of 1,200 results");
       const bad = await runMaskfleet([...base, "--run", "r3", "--max-results-per-image", "zero"], { timeoutMs: 60_000 });
       assert.equal(bad.code, 2);
-      assert.match(bad.stderr, /^maskfleet: maxResultsPerImage: .*\n$/);
+      assert.equal(bad.stderr, "maskfleet: option '--max-results-per-image <n>' argument 'zero' is invalid. expected a whole number 1-1000000, got zero\n(add --help for usage)\n");
     });
 
     it("a manifest row with its own prompts is checked too, before anything is enqueued", async () => {

@@ -56,6 +56,8 @@ describe("npm ci, offline", { timeout: 300_000 }, () => {
 });
 
 describe("AWS SDK packages", () => {
+  // "Together" is one copy of everything they share: the clients' own versions differ, since AWS
+  // publishes a client only when it changes (client-rekognition's newest is 3.1142.0, the others' 3.1178.0).
   it("are pinned exactly, and the lock holds one copy of each shared @aws-sdk, @smithy and @aws-crypto package", () => {
     const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { dependencies: Record<string, string> };
     const aws = Object.entries(pkg.dependencies).filter(([name]) => /^@(aws-sdk|smithy)\//.test(name));

@@ -18,16 +18,15 @@ const BOX: Box = { x0: 16, y0: 12, x1: 48, y1: 36 };
 /** The models of the config's mask jobs, each run once: the instances workers/mask/stage.ts asks the context for. */
 async function warmUpMask(ctx: WorkerContext): Promise<void> {
   const { config } = ctx;
-  if (!usesSalient(config)) {
-    await (await ctx.segmenter(config.samModel, config.refineMask ?? false, config.maskSelection)).segment(GREY, [BOX]);
-    return;
+  // The salient model whenever one is named (its jobs say target auto; a worker's config need not).
+  const spec = config.salientModel;
+  if (spec) {
+    const salient = await ctx.salient(spec);
+    // Bedrock's is a paid request, with nothing of this process to warm.
+    if (!isBedrockSalient(spec)) await salient.predict(GREY);
   }
-  const spec = config.salientModel as string;
-  const salient = await ctx.salient(spec);
-  // Bedrock's is a paid request, with nothing of this process to warm.
-  if (!isBedrockSalient(spec)) await salient.predict(GREY);
-  // The salient mask's refinement: the same SAM as without a salient model.
-  if (config.salientRefine !== false) await (await ctx.segmenter(config.samModel, config.refineMask ?? false, config.maskSelection)).segment(GREY, [BOX]);
+  // SAM: the mask of every other job, and the salient mask's refinement unless that is off.
+  if (!usesSalient(config) || config.salientRefine !== false) await (await ctx.segmenter(config.samModel, config.refineMask ?? false, config.maskSelection)).segment(GREY, [BOX]);
 }
 
 const warmUps: Partial<Record<Stage, (ctx: WorkerContext) => Promise<void>>> = { mask: warmUpMask };
