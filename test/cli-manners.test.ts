@@ -132,10 +132,10 @@ describe("Redis going away while a command waits", () => {
 describe("a worker's flags", () => {
   it("--help shows what a worker reads, not what jobs carry", async () => {
     const help = (await runMaskfleet(["worker", "--help"])).stdout;
-    for (const flag of ["--concurrency", "--ep", "--threads", "--cache", "--redis", "--rate", "--metrics-port", "--sam-model", "--refine-mask", "--mask-selection"]) assert.match(help, new RegExp(`^  ${flag} `, "m"), flag);
-    for (const flag of ["--target", "--prompts", "--seeds", "--out", "--generator", "--grow", "--background", "--min-confidence"]) assert.doesNotMatch(help, new RegExp(`${flag}\\b`), flag);
+    for (const flag of ["--concurrency", "--ep", "--threads", "--cache", "--redis", "--rate", "--metrics-port", "--sam-model", "--refine-mask", "--mask-selection", "--generator", "--model", "--detector", "--out"]) assert.match(help, new RegExp(`^  (-\\w, )?${flag} `, "m"), flag);
+    for (const flag of ["--target", "--prompts", "--seeds", "--grow", "--background", "--min-confidence", "--negative-prompt", "--max-results-per-image"]) assert.doesNotMatch(help, new RegExp(`${flag}\\b`), flag);
     const shown = help.split("\n").filter((l) => /^ {2}-/.test(l)).length;
-    assert.ok(shown <= 22, `${shown} flags shown`);
+    assert.ok(shown <= 28, `${shown} flags shown`);
     // `enqueue` still shows every one of them.
     const enqueue = (await runMaskfleet(["enqueue", "--help"])).stdout;
     for (const flag of ["--target", "--prompts", "--seeds", "--out", "--generator"]) assert.match(enqueue, new RegExp(` ${flag}\\b`), flag);
@@ -143,7 +143,7 @@ describe("a worker's flags", () => {
 
   it("a job flag given to a worker is warned about as ignored; the worker runs", async () => {
     const redis = await freshRedis(13);
-    const child = spawn(process.execPath, ["--import", "tsx", cli, "worker", "finalize", "--redis", redis, "--target", "Car", "-o", "/elsewhere", "--ep", "cpu"], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", cli, "worker", "finalize", "--redis", redis, "--target", "Car", "--seeds", "1-2", "--ep", "cpu"], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     try {
@@ -153,7 +153,7 @@ describe("a worker's flags", () => {
     }
     assert.equal(await new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once("exit", resolve))), 0, stderr);
     const warning = stderr.split("\n").filter((l) => /ignores/.test(l));
-    assert.deepEqual(warning, ["maskfleet: warning: a worker ignores --out, --target: jobs carry them (give them to `enqueue`)"]);
+    assert.deepEqual(warning, ["maskfleet: warning: a worker ignores --target, --seeds: jobs carry them (give them to `enqueue`)"]);
   });
 });
 
