@@ -5,7 +5,7 @@
  *   npm run build && npx tsx benchmarks/fleet-run.ts [--images 50] [--naive 10] [--skip-vit-b]
  *
  * Two SAM models: the tiny test graphs (pipeline overhead) and a full-size random-weight SAM ViT-B
- * encoder (tools/make-sam-vit-encoder.ts; the cost of the real one) with the tiny decoder. Photos are
+ * encoder (benchmarks/standins/make-sam-vit-encoder.ts; the cost of the real one) with the tiny decoder. Photos are
  * distinct variants (scale, crop, mirror) of the shipped samples. Each configuration runs on its own
  * Redis database and output folder. Prints a table and writes benchmarks/results/fleet-run.json.
  */
@@ -17,8 +17,8 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { photoVariant, photoVariantName } from "../test/fixtures/photo-variants.js";
-import { makeTinyModels } from "../tools/make-tiny-models.js";
-import { makeVitBEncoder } from "../tools/make-sam-vit-encoder.js";
+import { makeTinyModels } from "../test/support/onnx/make-tiny-models.js";
+import { makeVitBEncoder } from "./standins/make-sam-vit-encoder.js";
 
 const root = resolve(import.meta.dirname, "..");
 const cli = join(root, "dist", "cli", "main.js");

@@ -23,7 +23,7 @@ import { Redis } from "ioredis";
 import { loadConfig, type ConfigInput } from "../shared/config.js";
 import { photoVariant, photoVariantName } from "../test/fixtures/photo-variants.js";
 import { startRedisServer } from "../test/scenarios/redis-server.js";
-import { makeTinyModels } from "../tools/make-tiny-models.js";
+import { makeTinyModels } from "../test/support/onnx/make-tiny-models.js";
 import { imageJobFor, inlineContext, runInline } from "./inline-context.js";
 
 const root = resolve(import.meta.dirname, "..");

@@ -1,7 +1,7 @@
 /**
  * Every model of models/manifest.json timed on this machine through its real adapter. Where the
  * real weights are absent (no downloads here) the model is a full-size random-weight graph of the
- * same architecture and I/O (tools/make-*.ts): speed does not depend on the weight values.
+ * same architecture and I/O (benchmarks/standins/make-*.ts): speed does not depend on the weight values.
  *
  *   npx tsx benchmarks/models.ts [--models a,b] [--images 3] [--threads 0]   (0: the workers' default, all cores for one job)
  *
@@ -27,9 +27,9 @@ import { listModels, type ModelEntry } from "../models/registry.js";
 import { loadFaceDetector, loadTextDetectionModel } from "../workers/detect/detector.js";
 import { loadSegmenter, type SegmentResult } from "../workers/mask/segmenter.js";
 import { SalientModel } from "../workers/mask/salient.js";
-import { fullSizeBuilders } from "../tools/full-size-models.js";
-import { writeFileAtomic } from "../tools/onnx-graph.js";
-import {  } from "../tools/onnx-graph.js";
+import { fullSizeBuilders } from "./standins/full-size-models.js";
+import { writeFileAtomic } from "../test/support/onnx/onnx-graph.js";
+import {  } from "../test/support/onnx/onnx-graph.js";
 
 const root = resolve(import.meta.dirname, "..");
 const work = join(root, ".cache", "bench", "full-size");
@@ -184,7 +184,7 @@ async function main(): Promise<void> {
   const results: Record<string, ModelTiming & { params: number; gmacs: number; graph: "random-weight full-size" }> = {};
   for (const m of entries) {
     const build = fullSizeBuilders[m.name];
-    if (!build) throw new Error(`${m.name}: no full-size builder in tools/full-size-models.ts`);
+    if (!build) throw new Error(`${m.name}: no full-size builder in benchmarks/standins/full-size-models.ts`);
     process.stderr.write(`${m.name}: building the full-size graph ...\n`);
     const built = await build(work);
     process.stderr.write(`${m.name}: ${(built.params / 1e6).toFixed(1)} M params, ${(built.macs / 1e9).toFixed(1)} G multiply-adds; timing ...\n`);

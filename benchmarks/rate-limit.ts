@@ -23,7 +23,7 @@ import { enqueueImages } from "../producer/enqueue.js";
 import { findInputs } from "../producer/inputs.js";
 import { runStatus, waitForRun } from "../producer/status.js";
 import { startFleet } from "../workers/fleet.js";
-import { makeTinyModels } from "../tools/make-tiny-models.js";
+import { makeTinyModels } from "../test/support/onnx/make-tiny-models.js";
 import { startBedrockStandIn, type StandInRequest } from "../test/standins/bedrock.js";
 import { startBedrockControlStandIn } from "../test/standins/bedrock-control.js";
 import { startRedisServer } from "../test/scenarios/redis-server.js";

@@ -1,6 +1,6 @@
 /**
- * The SAM step on CPU with a full-size random-weight SAM ViT-B (tools/make-sam-vit-encoder.ts +
- * tools/make-sam-decoder.ts): maskfleet's mask worker against the naive path, where the time goes,
+ * The SAM step on CPU with a full-size random-weight SAM ViT-B (benchmarks/standins/make-sam-vit-encoder.ts +
+ * benchmarks/standins/make-sam-decoder.ts): maskfleet's mask worker against the naive path, where the time goes,
  * intra-op threads for 1 and 2 worker processes, and the encoder's GFLOP/s against a MatMul peak
  * measured in the same run.
  *
@@ -42,9 +42,10 @@ import { loadSegmenter, type Segmenter, type SegmentResult } from "../workers/ma
 import { maskStage } from "../workers/mask/stage.js";
 import { fakeJob, imageJobFor, inlineContext } from "./inline-context.js";
 import { photoVariant, photoVariantName } from "../test/fixtures/photo-variants.js";
-import { makeVitBSamModel, samDecoderStats } from "../tools/make-sam-decoder.js";
-import { vitBEncoderStats } from "../tools/make-sam-vit-encoder.js";
-import { encodeModel, GraphBuilder, valueInfo } from "../tools/onnx-graph.js";
+import { samDecoderStats } from "./standins/make-sam-decoder.js";
+import { makeVitBSamModel } from "./standins/make-sam-vit-b.js";
+import { vitBEncoderStats } from "./standins/make-sam-vit-encoder.js";
+import { encodeModel, GraphBuilder, valueInfo } from "../test/support/onnx/onnx-graph.js";
 
 const root = resolve(import.meta.dirname, "..");
 const work = join(root, ".cache", "bench");

@@ -16,7 +16,7 @@ import { enqueueImages } from "../producer/enqueue.js";
 import { findInputs } from "../producer/inputs.js";
 import { waitForRun } from "../producer/status.js";
 import { startFleet } from "../workers/fleet.js";
-import { makeTinyModels } from "../tools/make-tiny-models.js";
+import { makeTinyModels } from "../test/support/onnx/make-tiny-models.js";
 import { startS3Server } from "../test/standins/s3-server.js";
 import { startRedisServer } from "../test/scenarios/redis-server.js";
 

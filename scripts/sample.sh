@@ -9,7 +9,7 @@ if ! $cli models pull sam-vit-b; then
   echo >&2
   echo "sample: the default SAM model could not be downloaded (offline?)." >&2
   echo "sample: running with the tiny test graphs instead: the real pipeline, box-shaped masks." >&2
-  node dist/tools/make-tiny-models.js .cache/tiny-models >/dev/null
+  npx tsx test/support/onnx/make-tiny-models.ts .cache/tiny-models >/dev/null
   models=(--sam-model .cache/tiny-models/sam-tiny)
 fi
 exec $cli run samples/catalog.csv --out out/sample --target boxes \

@@ -1,6 +1,6 @@
 /**
- * The random-weight detector graphs: tools/make-owlv2.ts (OWLv2 base patch16 ensemble; a reduced
- * build runs through the real OWLv2 adapter) and tools/make-ultraface.ts (UltraFace RFB-320 at
+ * The random-weight detector graphs: benchmarks/standins/make-owlv2.ts (OWLv2 base patch16 ensemble; a reduced
+ * build runs through the real OWLv2 adapter) and benchmarks/standins/make-ultraface.ts (UltraFace RFB-320 at
  * full size through the real face-detector loader). Parameter and multiply-add counts are checked
  * against hand counts written here, independent of the builders.
  */
@@ -12,8 +12,8 @@ import * as ort from "onnxruntime-node";
 import onnxProto from "onnx-proto";
 import { ClipTokenizer } from "../workers/detect/clip-tokenizer.js";
 import { loadFaceDetector, loadTextDetectionModel } from "../workers/detect/detector.js";
-import { makeOwlv2, owlv2Config, owlv2ParamCount, owlv2Stats, OWLV2_PUBLISHED, randomImage, type Owlv2Options } from "../tools/make-owlv2.js";
-import { makeUltraFace, ULTRAFACE_FILE, ultraFaceStats } from "../tools/make-ultraface.js";
+import { makeOwlv2, owlv2Config, owlv2ParamCount, owlv2Stats, OWLV2_PUBLISHED, randomImage, type Owlv2Options } from "../benchmarks/standins/make-owlv2.js";
+import { makeUltraFace, ULTRAFACE_FILE, ultraFaceStats } from "../benchmarks/standins/make-ultraface.js";
 import { scratchDir } from "./helpers.js";
 
 const { onnx } = onnxProto;

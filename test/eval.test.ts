@@ -1,7 +1,7 @@
 /**
  * `maskfleet eval`: COCO polygons and RLE (compressed and uncompressed) to masks, IoU and DAVIS
  * boundary F against hand-computed values, and the whole evaluation on a synthetic COCO set with
- * the tiny SAM model, whose mask is the prompted box (tools/make-tiny-models.ts): a box-shaped
+ * the tiny SAM model, whose mask is the prompted box (test/support/onnx/make-tiny-models.ts): a box-shaped
  * ground truth scores IoU ~1, an ellipse inscribed in its box ~pi/4.
  */
 import assert from "node:assert/strict";

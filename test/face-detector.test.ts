@@ -1,5 +1,5 @@
 /**
- * The face detector through loadFaceDetector on the tiny UltraFace graph (tools/make-tiny-models.ts:
+ * The face detector through loadFaceDetector on the tiny UltraFace graph (test/support/onnx/make-tiny-models.ts:
  * candidates score the fraction of skin-coloured pixels, every candidate carries the box around the
  * skin-coloured cells), so the real resize, normalisation, thresholding, NMS, scaling and clamping run.
  */

@@ -76,10 +76,10 @@ export async function freshRedis(db: number): Promise<string> {
 
 let models: Promise<{ sam: string; face: string }> | undefined;
 
-/** Builds the tiny ONNX graphs once per process (real names and shapes, see tools/make-tiny-models.ts). */
+/** Builds the tiny ONNX graphs once per process (real names and shapes, see test/support/onnx/make-tiny-models.ts). */
 export function tinyModels(): Promise<{ sam: string; face: string }> {
   models ??= (async () => {
-    const { makeTinyModels } = await import("../tools/make-tiny-models.js");
+    const { makeTinyModels } = await import("./support/onnx/make-tiny-models.js");
     const dir = join(repoRoot, "test", ".tmp", `models-${process.pid}`);
     await mkdir(dir, { recursive: true });
     await makeTinyModels(dir);

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { createSession, Tensor } from "../shared/onnx.js";
-import { GraphBuilder, valueInfo, writeModel, type Value } from "../tools/onnx-graph.js";
+import { GraphBuilder, valueInfo, writeModel, type Value } from "./support/onnx/onnx-graph.js";
 import { repoRoot, scratchDir } from "./helpers.js";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";

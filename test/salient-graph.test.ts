@@ -1,5 +1,5 @@
 /**
- * The random-weight salient-object graphs (tools/make-isnet.ts: RMBG-1.4; tools/make-birefnet.ts:
+ * The random-weight salient-object graphs (benchmarks/standins/make-isnet.ts: RMBG-1.4; benchmarks/standins/make-birefnet.ts:
  * BiRefNet): the full-size configs' parameter counts against hand counts and the published files
  * (counted, not written), then reduced builds of both through the same code path, loaded and run
  * by the real adapter (SalientModel) end to end.
@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import * as ort from "onnxruntime-node";
 import { SalientModel } from "../workers/mask/salient.js";
-import { BIREFNET_IO, BIREFNET_PUBLISHED, birefnetStats, makeBirefnet, SWIN, type BirefnetOptions, type SwinConfig } from "../tools/make-birefnet.js";
-import { ISNET_IO, isnetStats, makeIsnet, RMBG_PUBLISHED, RMBG_STAGES } from "../tools/make-isnet.js";
+import { BIREFNET_IO, BIREFNET_PUBLISHED, birefnetStats, makeBirefnet, SWIN, type BirefnetOptions, type SwinConfig } from "../benchmarks/standins/make-birefnet.js";
+import { ISNET_IO, isnetStats, makeIsnet, RMBG_PUBLISHED, RMBG_STAGES } from "../benchmarks/standins/make-isnet.js";
 import { scratchDir } from "./helpers.js";
 
 const conv = (cin: number, cout: number, k: number) => cin * cout * k * k + cout;

@@ -1,6 +1,6 @@
 /**
  * Target auto with a salient-object model (format "salient"): the tiny RMBG- and BiRefNet-shaped
- * graphs (tools/make-tiny-salient.ts: real tensor names and shapes, a soft mask of what differs in
+ * graphs (test/support/onnx/make-tiny-salient.ts: real tensor names and shapes, a soft mask of what differs in
  * colour from the top row) through the real loader and processing, the SAM refinement with the
  * salient box, the composite blend with the soft alpha, and one fleet run.
  */
@@ -21,7 +21,7 @@ import { startFleet, type Fleet } from "../workers/fleet.js";
 import { compositeBackground } from "../generators/composite.js";
 import { refineBandPx, SalientModel, SalientSegmenter, usesSalient } from "../workers/mask/salient.js";
 import type { SegmentResult } from "../workers/mask/segmenter.js";
-import { makeTinySalient } from "../tools/make-tiny-salient.js";
+import { makeTinySalient } from "./support/onnx/make-tiny-salient.js";
 import { freshRedis, scratchDir, tinyModels, runImages } from "./helpers.js";
 
 const W = 300;

@@ -1,6 +1,6 @@
 /**
- * The SAM v1 ViT-B/L/H and transformers.js SAM stand-ins (tools/make-sam-vit-encoder.ts,
- * tools/make-hf-sam.ts) and the external-data writer of tools/onnx-graph.ts: parameter counts of
+ * The SAM v1 ViT-B/L/H and transformers.js SAM stand-ins (benchmarks/standins/make-sam-vit-encoder.ts,
+ * benchmarks/standins/make-hf-sam.ts) and the external-data writer of test/support/onnx/onnx-graph.ts: parameter counts of
  * the full-size graphs against a hand count (no weights written), and reduced-depth folders through
  * the real loader and adapters, the ViT-H one with every weight in its external data file.
  */
@@ -10,10 +10,10 @@ import { join, resolve } from "node:path";
 import { after, describe, test } from "node:test";
 import * as ort from "onnxruntime-node";
 import onnxProto from "onnx-proto";
-import { GraphBuilder, valueInfo, writeModel } from "../tools/onnx-graph.js";
-import { hfSamStats, makeHfSam } from "../tools/make-hf-sam.js";
-import { makeSamVit, SAM_VIT_PUBLISHED, samVitEncoderStats, type SamVitVariant } from "../tools/make-sam-vit-encoder.js";
-import { samDecoderStats } from "../tools/make-sam-decoder.js";
+import { GraphBuilder, valueInfo, writeModel } from "./support/onnx/onnx-graph.js";
+import { hfSamStats, makeHfSam } from "../benchmarks/standins/make-hf-sam.js";
+import { makeSamVit, SAM_VIT_PUBLISHED, samVitEncoderStats, type SamVitVariant } from "../benchmarks/standins/make-sam-vit-encoder.js";
+import { samDecoderStats } from "../benchmarks/standins/make-sam-decoder.js";
 import type { RgbImage } from "../shared/types.js";
 import { loadSegmenter } from "../workers/mask/segmenter.js";
 

@@ -1,5 +1,5 @@
 /**
- * tools/make-sam2.ts: the full-size SAM 2.1 stand-ins have the published parameter counts (checked
+ * benchmarks/standins/make-sam2.ts: the full-size SAM 2.1 stand-ins have the published parameter counts (checked
  * against a hand count of the Hiera / FpnNeck / SAM heads modules, without writing any weights), and
  * a reduced trunk built through the same code runs end to end through the real sam2 adapter.
  */
@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import onnxProto from "onnx-proto";
-import { HIERA_CONFIGS, makeSam2, SAM2_PUBLISHED_PARAMS, SAM2_VARIANTS, sam2Stats, sam2VideoOnlyParams, type HieraConfig } from "../tools/make-sam2.js";
+import { HIERA_CONFIGS, makeSam2, SAM2_PUBLISHED_PARAMS, SAM2_VARIANTS, sam2Stats, sam2VideoOnlyParams, type HieraConfig } from "../benchmarks/standins/make-sam2.js";
 import { loadSegmenter } from "../workers/mask/segmenter.js";
 import { Sam2Segmenter } from "../workers/mask/sam2.js";
 import { scratchDir } from "./helpers.js";

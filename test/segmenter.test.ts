@@ -1,6 +1,6 @@
 /**
  * The SAM segmenter through the real loader (resolveModel on a local folder -> samexporter adapter)
- * on the tiny graphs of tools/make-tiny-models.ts, whose decoder's logits are positive exactly
+ * on the tiny graphs of test/support/onnx/make-tiny-models.ts, whose decoder's logits are positive exactly
  * inside the prompted box and whose IoU score is sigmoid(mean(image embedding)).
  */
 import assert from "node:assert/strict";
@@ -11,7 +11,7 @@ import sharp from "sharp";
 import { ConfigError, InputError, ModelError } from "../shared/errors.js";
 import { createSession, Tensor } from "../shared/onnx.js";
 import type { Box, Mask, RgbImage } from "../shared/types.js";
-import { makeTinyModels } from "../tools/make-tiny-models.js";
+import { makeTinyModels } from "./support/onnx/make-tiny-models.js";
 import { normalizePadChw, resizeLongestSide, samResizeShape, scaleBox, upscaleMask } from "../workers/mask/sam-processing.js";
 import { SamexporterSegmenter } from "../workers/mask/samexporter.js";
 import { loadSegmenter, type Segmenter } from "../workers/mask/segmenter.js";

@@ -2,7 +2,7 @@
  * The SAM 2 (samexporter format) and transformers.js SAM segmenters (and the samexporter
  * adapter's points and refine pass) through the real loader
  * (resolveModel on a local folder with model.json) and the real pre/post-processing, on the tiny
- * graphs of tools/make-tiny-sam-variants.ts: logits positive exactly inside the prompted box, a
+ * graphs of test/support/onnx/make-tiny-sam-variants.ts: logits positive exactly inside the prompted box, a
  * square added / cut around positive / negative points, three candidates of which the IoU scores
  * prefer the right one, and (SAM 2) has_mask_input * (mask_input + MASK_BIAS) added; and
  * maskSelection on a samexporter decoder exported with all four masks.
@@ -21,8 +21,8 @@ import { enqueueImages } from "../producer/enqueue.js";
 import { waitForRun } from "../producer/status.js";
 import { resolveConfig } from "../shared/config.js";
 import { startFleet } from "../workers/fleet.js";
-import { ALL_MASKS_BEST, ALL_MASKS_IOU, HF_SAM_BEST, HF_SAM_IOU, makeTinySamVariants, MASK_BIAS, POINT_RADIUS, SAM2_BEST, SAM2_IOU, SHIFT } from "../tools/make-tiny-sam-variants.js";
-import { makeTinyModels } from "../tools/make-tiny-models.js";
+import { ALL_MASKS_BEST, ALL_MASKS_IOU, HF_SAM_BEST, HF_SAM_IOU, makeTinySamVariants, MASK_BIAS, POINT_RADIUS, SAM2_BEST, SAM2_IOU, SHIFT } from "./support/onnx/make-tiny-sam-variants.js";
+import { makeTinyModels } from "./support/onnx/make-tiny-models.js";
 import { HfSamSegmenter } from "../workers/mask/hf-sam.js";
 import { samResizeShape, scaleBox, upscaleMask } from "../workers/mask/sam-processing.js";
 import { SamexporterSegmenter } from "../workers/mask/samexporter.js";
@@ -155,7 +155,7 @@ test("refine is refused where the decoder takes no mask (hf-sam)", async () => {
 });
 
 test("samexporter refine pass: each box decoded again with has_mask_input = 1 and its first logits as mask_input", async () => {
-  // The tiny samexporter decoder (tools/make-tiny-models.ts) adds has_mask_input * mean(mask_input)
+  // The tiny samexporter decoder (test/support/onnx/make-tiny-models.ts) adds has_mask_input * mean(mask_input)
   // to its box logits d, so the refined logits are exactly d + mean(d): computed here independently.
   const b: Box = { x0: 20, y0: 20, x1: 620, y1: 410 };
   const resized = samResizeShape(image);

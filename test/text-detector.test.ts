@@ -1,7 +1,7 @@
 /**
  * Local text-prompted detection (format "owlv2"): the minimal CLIP tokenizer on a tiny vocabulary,
  * the OWLv2 adapter through the real loader, pre- and post-processing on the tiny graph of
- * tools/make-tiny-owlv2.ts (a query naming "car" scores ~1 on white 16 x 16 input patches), and a
+ * test/support/onnx/make-tiny-owlv2.ts (a query naming "car" scores ~1 on white 16 x 16 input patches), and a
  * fleet run with target "Car" and the local detector on a throw-away Redis.
  */
 import assert from "node:assert/strict";
@@ -20,8 +20,8 @@ import { startFleet, type Fleet } from "../workers/fleet.js";
 import { ClipTokenizer } from "../workers/detect/clip-tokenizer.js";
 import { loadTextDetectionModel } from "../workers/detect/detector.js";
 import { decodeTextDetections, preprocess, queryOf, type Owlv2Model } from "../workers/detect/owlv2.js";
-import { makeTinyOwlv2, tinyClipTokenizer, TINY_CAR_ID } from "../tools/make-tiny-owlv2.js";
-import { makeTinyModels } from "../tools/make-tiny-models.js";
+import { makeTinyOwlv2, tinyClipTokenizer, TINY_CAR_ID } from "./support/onnx/make-tiny-owlv2.js";
+import { makeTinyModels } from "./support/onnx/make-tiny-models.js";
 import { scratchDir, runImages } from "./helpers.js";
 import { startRedisServer, type RedisServer } from "./scenarios/redis-server.js";
 

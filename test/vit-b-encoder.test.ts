@@ -14,7 +14,7 @@ import {
   SAM_VIT_B_ENCODER_PARAMS,
   vitBEncoderStats,
   type VitBEncoderOptions,
-} from "../tools/make-sam-vit-encoder.js";
+} from "../benchmarks/standins/make-sam-vit-encoder.js";
 
 const { onnx } = onnxProto;
 const scratch = join(resolve(import.meta.dirname, ".."), ".cache", `test-vit-b-${process.pid}`);

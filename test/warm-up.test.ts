@@ -15,7 +15,7 @@ import { waitForRun } from "../producer/status.js";
 import { connect } from "../shared/redis.js";
 import { createContext, type WorkerContext } from "../workers/context.js";
 import { startPool, type Pool } from "../workers/pool.js";
-import { makeTinySalient } from "../tools/make-tiny-salient.js";
+import { makeTinySalient } from "./support/onnx/make-tiny-salient.js";
 import { freshRedis, repoRoot, runImages, scratchDir, sleep, tinyModels, until } from "./helpers.js";
 
 const photo = { path: join(repoRoot, "samples", "photos", "coffee.jpg"), name: "coffee.jpg" };

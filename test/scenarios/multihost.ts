@@ -20,13 +20,13 @@
  *
  * Mask is the bottleneck, honestly: every mask worker runs one job at a time on one onnxruntime
  * thread (--threads 1, as README: Benchmarks advises for N mask workers on a host) with a real
- * ViT-B patch embedding and neck (tools/make-sam-vit-encoder.ts with no transformer blocks, 11.3
+ * ViT-B patch embedding and neck (benchmarks/standins/make-sam-vit-encoder.ts with no transformer blocks, 11.3
  * GFLOP, ~160 ms per image on one core) and the tiny decoder, so one mask process uses at most one
  * of the machine's cores and a second can use another.
  */
 import { copyFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { makeVitBEncoder } from "../../tools/make-sam-vit-encoder.js";
+import { makeVitBEncoder } from "../../benchmarks/standins/make-sam-vit-encoder.js";
 import { runStatus, waitForRun, type RunStatus } from "../../producer/status.js";
 import { QueueEvents } from "bullmq";
 import { keyPrefix, openQueues, stages, type Stage } from "../../shared/queues.js";

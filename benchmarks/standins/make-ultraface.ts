@@ -5,7 +5,7 @@
  * seeded random weights, so workers/detect/ultraface.ts loads it and it costs what the real file
  * costs. Its faces mean nothing.
  *
- *   npx tsx tools/make-ultraface.ts <dir> [rfb-320] [--seed N]
+ *   npx tsx benchmarks/standins/make-ultraface.ts <dir> [rfb-320] [--seed N]
  *
  * writes <dir>/ultraface-rfb-320/ with version-RFB-320.onnx, model.json (format "ultraface") and
  * build.json (the build stamp: a folder already holding the same build is kept).
@@ -33,7 +33,7 @@ import { mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { encodeModel, GraphBuilder, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Value, writeFileAtomic } from "./onnx-graph.js";
+import { encodeModel, GraphBuilder, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Value, writeFileAtomic } from "../../test/support/onnx/onnx-graph.js";
 
 export const ULTRAFACE_VARIANTS = ["rfb-320"] as const;
 export type UltraFaceVariant = (typeof ULTRAFACE_VARIANTS)[number];
@@ -48,7 +48,7 @@ export const ULTRAFACE_PUBLISHED = {
   fileBytes: 1_270_727,
 } as const;
 
-const BUILT_BY = "tools/make-ultraface.ts@1";
+const BUILT_BY = "benchmarks/standins/make-ultraface.ts@1";
 const DEFAULT_SEED = 20191001;
 const BASE = 16;
 const WIDTH = 320;
@@ -272,7 +272,7 @@ export async function makeUltraFace(outDir: string, variant: UltraFaceVariant = 
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-const USAGE = "usage: npx tsx tools/make-ultraface.ts <dir> [rfb-320] [--seed N]";
+const USAGE = "usage: npx tsx benchmarks/standins/make-ultraface.ts <dir> [rfb-320] [--seed N]";
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals: rest } = parseArgs({ args: argv, allowPositionals: true, options: { seed: { type: "string" } } });

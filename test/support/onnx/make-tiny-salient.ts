@@ -12,7 +12,7 @@
  * sigmoid, birefnet does not (its loader does).
  * So the mask follows whatever differs from the top row, with soft edges.
  *
- * Run: `npx tsx tools/make-tiny-salient.ts <dir>` (writes <dir>/salient-rmbg and <dir>/salient-birefnet).
+ * Run: `npx tsx test/support/onnx/make-tiny-salient.ts <dir>` (writes <dir>/salient-rmbg and <dir>/salient-birefnet).
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -44,7 +44,7 @@ export function tinySalient(variant: TinySalientVariant): Uint8Array {
   if (v.kind === "probability") g.node("Sigmoid", [smooth], smooth.shape, {}, v.output);
   return encodeModel(g, {
     graphName: `tiny_salient_${variant}`,
-    producerName: "maskfleet tools/make-tiny-salient.ts",
+    producerName: "maskfleet test/support/onnx/make-tiny-salient.ts",
     docString: "test graph: soft mask of what differs in colour from the top row",
     inputs: [valueInfo(v.input, [1, 3, SIDE, SIDE])],
     outputs: [valueInfo(v.output, [1, 1, SIDE, SIDE])],

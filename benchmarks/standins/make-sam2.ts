@@ -5,7 +5,7 @@
  * multiply-adds as the real exports, so the same cost on a CPU, without the downloads. Speed does
  * not depend on the weight values; the masks these graphs produce mean nothing.
  *
- *   npx tsx tools/make-sam2.ts <dir> <tiny|small|base-plus|large|all> [--seed N]
+ *   npx tsx benchmarks/standins/make-sam2.ts <dir> <tiny|small|base-plus|large|all> [--seed N]
  *
  * writes <dir>/sam2.1-hiera-<variant>/{sam2.1_hiera_<v>.encoder.onnx, sam2.1_hiera_<v>.decoder.onnx,
  * model.json (format "sam2")}, which workers/mask/sam2.ts loads (timed by benchmarks/models.ts).
@@ -49,12 +49,12 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { encodeModel, GraphBuilder, sfc32, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Value } from "./onnx-graph.js";
+import { encodeModel, GraphBuilder, sfc32, valueInfo, writeModel, type BuiltModel, type ModelInfo, type Value } from "../../test/support/onnx/onnx-graph.js";
 import { attention, DOWNSAMPLE, mlp, reshapeTo, twoWayBlock } from "./sam-two-way.js";
 
 /** Bumped whenever the graphs change, so older builds are rebuilt. */
 const TOOL_VERSION = 1;
-const TOOL = `tools/make-sam2.ts@${TOOL_VERSION}`;
+const TOOL = `benchmarks/standins/make-sam2.ts@${TOOL_VERSION}`;
 const DEFAULT_SEED = 20240729;
 
 export type Sam2Variant = "tiny" | "small" | "base-plus" | "large";
@@ -589,7 +589,7 @@ async function main(argv: string[]): Promise<void> {
   const [dir, which] = positionals;
   const variants = which === "all" ? SAM2_VARIANTS : SAM2_VARIANTS.filter((v) => v === which);
   if (!dir || positionals.length !== 2 || variants.length === 0) {
-    console.error(`usage: npx tsx tools/make-sam2.ts <dir> <${SAM2_VARIANTS.join("|")}|all> [--seed N]`);
+    console.error(`usage: npx tsx benchmarks/standins/make-sam2.ts <dir> <${SAM2_VARIANTS.join("|")}|all> [--seed N]`);
     process.exitCode = 2;
     return;
   }

@@ -6,32 +6,32 @@
  * weights. Speed does not depend on the weight values, so these have the cost of the real encoders
  * without their downloads (360 MB, 1.2 GB, 2.5 GB).
  *
- *   npx tsx tools/make-sam-vit-encoder.ts <dir> [sam-vit-b|sam-vit-l|sam-vit-h] [--seed N] [--depth N]
- *   npx tsx tools/make-sam-vit-encoder.ts <dir> --encoder-only [--variant vit_b|vit_l|vit_h] [--depth N] [--seed N] [--layout hwc|nchw] [--bench [runs]]
+ *   npx tsx benchmarks/standins/make-sam-vit-encoder.ts <dir> [sam-vit-b|sam-vit-l|sam-vit-h] [--seed N] [--depth N]
+ *   npx tsx benchmarks/standins/make-sam-vit-encoder.ts <dir> --encoder-only [--variant vit_b|vit_l|vit_h] [--depth N] [--seed N] [--layout hwc|nchw] [--bench [runs]]
  *
  * The first form writes a samexporter model folder <dir>/<sam-vit-b|l|h>/ that
  * workers/mask/samexporter.ts loads: the encoder and decoder under the published file names
  * (sam_vit_h_4b8939.encoder.onnx + sam_vit_h_4b8939.encoder_data.bin for ViT-H, whose 2.5 GB of
  * weights are ONNX external data as in the published export), the full-size decoder of
- * tools/make-sam-decoder.ts, and model.json. The second form writes only the encoder
+ * benchmarks/standins/make-sam-decoder.ts, and model.json. The second form writes only the encoder
  * (<dir>/sam-vit-b-random/encoder.onnx for vit_b, as makeVitBEncoder always did), and --bench
  * times it with onnxruntime-node at 1, 2 and the default number of threads.
  *
  * Encoder I/O as the samexporter encoders: input_image float32 [image_height, image_width, 3] (raw
  * RGB, preprocessing inside; or [1, 3, 1024, 1024] with --layout nchw) -> image_embeddings float32
- * [1, 256, 64, 64]. The graph builder (samVitEncoderGraph) is also used by tools/make-hf-sam.ts.
+ * [1, 256, 64, 64]. The graph builder (samVitEncoderGraph) is also used by benchmarks/standins/make-hf-sam.ts.
  */
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { encodeSamDecoder, samDecoderStats } from "./make-sam-decoder.js";
-import { encodeModel, GraphBuilder, numel, OPSET, sfc32, valueInfo, writeModel, type BuiltModel, type ExternalDataOptions, type Value, type WrittenModel, writeFileAtomic, fileExists } from "./onnx-graph.js";
+import { encodeModel, GraphBuilder, numel, OPSET, sfc32, valueInfo, writeModel, type BuiltModel, type ExternalDataOptions, type Value, type WrittenModel, writeFileAtomic, fileExists } from "../../test/support/onnx/onnx-graph.js";
 
 export { OPSET };
 
 /**
  * Encoder input, as the samexporter-format encoders that workers/mask/samexporter.ts loads (and as
- * tools/make-tiny-models.ts writes them): "input_image" float32, either
+ * test/support/onnx/make-tiny-models.ts writes them): "input_image" float32, either
  * - "hwc" (default, samexporter --use-preprocess, the published files): [image_height, image_width, 3]
  *   raw RGB 0-255 already resized to longest side 1024; the graph normalises with SAM's pixel
  *   mean/std and zero-pads to 1024 x 1024;
@@ -293,7 +293,7 @@ export function countVitBEncoderParams(opts: VitBEncoderOptions = {}): number {
 function encoderInfo(cfg: SamVitEncoderConfig, input: Value, output: Value) {
   return {
     graphName: `sam_${cfg.variant}_image_encoder_random`,
-    producerName: "maskfleet tools/make-sam-vit-encoder.ts",
+    producerName: "maskfleet benchmarks/standins/make-sam-vit-encoder.ts",
     docString:
       `SAM ${cfg.variant} image encoder architecture (width ${cfg.embedDim}, depth ${cfg.depth}, ${cfg.numHeads} heads, MLP ${cfg.mlpDim}, ` +
       `${cfg.encoderLayout} input, global attention in [${cfg.globalAttnIndexes.join(", ")}]) ` +
@@ -375,7 +375,7 @@ export interface SamVitFolderOptions {
  * A loadable full-size random-weight samexporter folder <outDir>/<variant>/: the encoder (HWC input
  * with the preprocessing inside, as the published --use-preprocess files; ViT-H's weights as
  * external data in sam_vit_h_4b8939.encoder_data.bin, packed as onnx.save_model writes them, so
- * the file has the published file's exact size), the decoder of tools/make-sam-decoder.ts and
+ * the file has the published file's exact size), the decoder of benchmarks/standins/make-sam-decoder.ts and
  * model.json {format: samexporter, files}, whose "name" is the build stamp (model.json is written
  * last and removed first, so a folder with a matching stamp is complete and is not rebuilt).
  * params: encoder + decoder; macs: encoder (one image) + decoder (one box).
@@ -395,7 +395,7 @@ export async function makeSamVit(outDir: string, variant: SamVitFolder, opts: Sa
   const threshold = opts.externalDataThreshold ?? 1024;
   const ext: ExternalDataOptions | undefined = spec.encoderData ? { location: spec.encoderData, threshold, align: 1 } : undefined;
   const stamp =
-    `${variant} random weights: tools/make-sam-vit-encoder.ts@${TOOL_VERSION} ${cfg.variant} depth ${cfg.depth} ` +
+    `${variant} random weights: benchmarks/standins/make-sam-vit-encoder.ts@${TOOL_VERSION} ${cfg.variant} depth ${cfg.depth} ` +
     `global [${cfg.globalAttnIndexes.join(",")}] seed ${seed}${ext ? ` external >= ${threshold} B` : ""}`;
   const dir = path.join(outDir, variant);
   const files: Record<string, string> = { encoder: spec.encoder, decoder: spec.decoder, ...(spec.encoderData && { "encoder-data": spec.encoderData }) };
@@ -489,8 +489,8 @@ async function bench(file: string, layout: EncoderLayout, stats: VitBEncoderStat
 }
 
 const USAGE =
-  "usage: npx tsx tools/make-sam-vit-encoder.ts <dir> [sam-vit-b|sam-vit-l|sam-vit-h] [--seed N] [--depth N] [--force]\n" +
-  "       npx tsx tools/make-sam-vit-encoder.ts <dir> --encoder-only [--variant vit_b|vit_l|vit_h] [--depth N] [--seed N] [--layout hwc|nchw] [--bench [runs]]";
+  "usage: npx tsx benchmarks/standins/make-sam-vit-encoder.ts <dir> [sam-vit-b|sam-vit-l|sam-vit-h] [--seed N] [--depth N] [--force]\n" +
+  "       npx tsx benchmarks/standins/make-sam-vit-encoder.ts <dir> --encoder-only [--variant vit_b|vit_l|vit_h] [--depth N] [--seed N] [--layout hwc|nchw] [--bench [runs]]";
 
 const M = (n: number) => `${(n / 1e6).toFixed(2)} M`;
 

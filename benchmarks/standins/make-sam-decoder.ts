@@ -1,13 +1,9 @@
 /**
  * A benchmark stand-in for SAM's prompt encoder + mask decoder as Meta's SamOnnxModel exports them
  * (samexporter's decoder files), with seeded random weights: the same operators and sizes, so the
- * same cost per box, without the download. With tools/make-sam-vit-encoder.ts it makes a full-size
- * random-weight SAM ViT-B model folder that workers/mask/samexporter.ts loads.
- *
- *   npx tsx tools/make-sam-decoder.ts <dir> [--seed N]
- *
- * writes <dir>/sam-vit-b-random-full/{decoder.onnx, model.json} (and the encoder in
- * <dir>/sam-vit-b-random/ when missing). What the graph computes (segment_anything 1.0):
+ * same cost per box, without the download. With benchmarks/standins/make-sam-vit-encoder.ts it makes a full-size
+ * random-weight SAM ViT-B model folder that workers/mask/samexporter.ts loads
+ * (benchmarks/standins/make-sam-vit-b.ts). What the graph computes (segment_anything 1.0):
  *
  * - points: PositionEmbeddingRandom of (coords + 0.5) / 1024 (a 2 x 128 Gaussian matrix, sin and
  *   cos), zeroed for label -1, plus the learned embedding of each label (-1 "not a point", 0, 1,
@@ -28,12 +24,7 @@
  * without return_single_mask; the adapter picks one). The dense positional encoding of the 64 x 64
  * grid is a constant, as the traced export makes it.
  */
-import { existsSync } from "node:fs";
-import { mkdir, stat } from "node:fs/promises";
-import path from "node:path";
-import { pathToFileURL } from "node:url";
-import { encodeModel, GraphBuilder, valueInfo, type Value, writeFileAtomic } from "./onnx-graph.js";
-import { makeVitBEncoder } from "./make-sam-vit-encoder.js";
+import { encodeModel, GraphBuilder, valueInfo, type Value } from "../../test/support/onnx/onnx-graph.js";
 import { attention, DIM, DOWNSAMPLE, mlp, reshapeTo, twoWayBlock } from "./sam-two-way.js";
 
 const DEPTH = 2;
@@ -137,52 +128,9 @@ export function encodeSamDecoder(seed = 20230406): Uint8Array {
   const info = (io: Record<string, readonly (number | string)[]>) => Object.entries(io).map(([name, dims]) => valueInfo(name, dims));
   return encodeModel(g, {
     graphName: "sam_mask_decoder_random",
-    producerName: "maskfleet tools/make-sam-decoder.ts",
+    producerName: "maskfleet benchmarks/standins/make-sam-decoder.ts",
     docString: `SAM prompt encoder + mask decoder architecture (SamOnnxModel I/O, batched prompts) with random weights (seed ${seed}); for benchmarks only.`,
     inputs: info(DECODER_IO.inputs),
     outputs: info(DECODER_IO.outputs),
-  });
-}
-
-
-/**
- * A loadable full-size random-weight SAM ViT-B model folder: <dir>/sam-vit-b-random-full/ with
- * decoder.onnx, model.json (format samexporter) and the encoder of <dir>/sam-vit-b-random/
- * (written first when missing). Returns the folder.
- */
-export async function makeVitBSamModel(dir: string, opts: { seed?: number } = {}): Promise<string> {
-  const encoder = path.join(dir, "sam-vit-b-random", "encoder.onnx");
-  if (!existsSync(encoder)) await makeVitBEncoder(dir);
-  const outDir = path.join(dir, "sam-vit-b-random-full");
-  await mkdir(outDir, { recursive: true });
-  await writeFileAtomic(path.join(outDir, "decoder.onnx"), encodeSamDecoder(opts.seed));
-  const files = { encoder: path.relative(outDir, encoder), decoder: "decoder.onnx" };
-  await writeFileAtomic(path.join(outDir, "model.json"), JSON.stringify({ format: "samexporter", task: "segment", files }, null, 2) + "\n");
-  return outDir;
-}
-
-async function main(argv: string[]): Promise<void> {
-  const { parseArgs } = await import("node:util");
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { seed: { type: "string" } } });
-  const dir = positionals[0];
-  if (!dir || positionals.length > 1) {
-    console.error("usage: npx tsx tools/make-sam-decoder.ts <dir> [--seed N]");
-    process.exitCode = 2;
-    return;
-  }
-  const seed = values.seed !== undefined ? Number(values.seed) : undefined;
-  const folder = await makeVitBSamModel(dir, seed !== undefined ? { seed } : {});
-  const stats = samDecoderStats(seed);
-  const size = (await stat(path.join(folder, "decoder.onnx"))).size;
-  console.log(
-    `${folder}: decoder.onnx ${(size / 1e6).toFixed(1)} MB, params ${stats.params.toLocaleString("en-US")}, ` +
-      `${stats.gflopPerBox.toFixed(2)} GFLOP per box (${(stats.macsPerBox / 1e9).toFixed(2)} G multiply-adds), ${stats.nodes} nodes`,
-  );
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  main(process.argv.slice(2)).catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
   });
 }

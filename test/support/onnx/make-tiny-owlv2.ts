@@ -14,7 +14,7 @@
  *
  * The folder also gets a tiny CLIP tokenizer.json (tinyClipTokenizer()): "!" = 0, the letters
  * a-z (ids 1-26) and with "</w>" (27-52), "ca" = 53, "car</w>" = 54, <|startoftext|> = 55,
- * <|endoftext|> = 56. Run: `npx tsx tools/make-tiny-owlv2.ts <dir>`.
+ * <|endoftext|> = 56. Run: `npx tsx test/support/onnx/make-tiny-owlv2.ts <dir>`.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -91,7 +91,7 @@ export async function makeTinyOwlv2(dir: string): Promise<string> {
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const dir = process.argv[2];
   if (!dir) {
-    process.stderr.write("usage: tsx tools/make-tiny-owlv2.ts <dir>\n");
+    process.stderr.write("usage: tsx test/support/onnx/make-tiny-owlv2.ts <dir>\n");
     process.exit(2);
   }
   process.stdout.write(`${await makeTinyOwlv2(resolve(dir))}\n`);

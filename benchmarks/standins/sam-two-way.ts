@@ -1,10 +1,10 @@
 /**
  * The two-way transformer pieces every SAM mask decoder shares (segment_anything, SAM 2 and
  * transformers' SamMaskDecoder differ only in parameter names): attention with a downsampled inner
- * width, ReLU MLPs, and the two-way block. Used by tools/make-sam-decoder.ts, make-sam2.ts and
+ * width, ReLU MLPs, and the two-way block. Used by benchmarks/standins/make-sam-decoder.ts, make-sam2.ts and
  * make-hf-sam.ts.
  */
-import type { GraphBuilder, Shape, Value } from "./onnx-graph.js";
+import type { GraphBuilder, Shape, Value } from "../../test/support/onnx/onnx-graph.js";
 
 /** Transformer width, heads, MLP width and the cross-attention downsampling of every SAM decoder. */
 export const DIM = 256;

@@ -19,15 +19,15 @@
  * ("output", probabilities). Only d1 (the full-resolution prediction the adapter reads) is an
  * output; side2..side6 (five 3x3 convs to one channel, 13.8 k parameters) are not written.
  *
- * The folder-writing helpers below are shared with tools/make-birefnet.ts.
+ * The folder-writing helpers below are shared with benchmarks/standins/make-birefnet.ts.
  *
- *   npx tsx tools/make-isnet.ts <outDir> [rmbg-1.4] [--seed N]
+ *   npx tsx benchmarks/standins/make-isnet.ts <outDir> [rmbg-1.4] [--seed N]
  */
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { getModel, type Preprocess } from "../models/registry.js";
-import { encodeModel, GraphBuilder, valueInfo, type BuiltModel, type Value } from "./onnx-graph.js";
+import { getModel, type Preprocess } from "../../models/registry.js";
+import { encodeModel, GraphBuilder, valueInfo, type BuiltModel, type Value } from "../../test/support/onnx/onnx-graph.js";
 
 export type { BuiltModel };
 
@@ -285,7 +285,7 @@ export function encodeIsnet(opts: IsnetOptions = {}): Uint8Array {
   const { g, input, output } = buildIsnet(cfg);
   return encodeModel(g, {
     graphName: "rmbg_1_4_random",
-    producerName: "maskfleet tools/make-isnet.ts",
+    producerName: "maskfleet benchmarks/standins/make-isnet.ts",
     docString: `BRIA RMBG-1.4 (IS-Net) architecture at ${cfg.size} px, width / ${cfg.widthDiv}, random weights (seed ${cfg.seed}); for benchmarks only.`,
     inputs: [valueInfo(input.name, input.shape)],
     outputs: [valueInfo(output.name, output.shape)],
@@ -306,7 +306,7 @@ export async function makeIsnet(outDir: string, variant: IsnetVariant = "rmbg-1.
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-const USAGE = "usage: npx tsx tools/make-isnet.ts <outDir> [rmbg-1.4] [--seed N]";
+const USAGE = "usage: npx tsx benchmarks/standins/make-isnet.ts <outDir> [rmbg-1.4] [--seed N]";
 
 async function main(argv: string[]): Promise<void> {
   const args = [...argv];

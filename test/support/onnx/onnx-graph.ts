@@ -1,6 +1,6 @@
 /**
- * A small ONNX graph builder for the benchmark models (tools/make-sam-vit-encoder.ts,
- * tools/make-sam-decoder.ts, the MatMul peak graph of benchmarks/sam.ts, ...): seeded random
+ * A small ONNX graph builder for the benchmark models (benchmarks/standins/make-sam-vit-encoder.ts,
+ * benchmarks/standins/make-sam-decoder.ts, the MatMul peak graph of benchmarks/sam.ts, ...): seeded random
  * weights, static shape tracking (a -1 dimension is one known only at run time), parameter and
  * multiply-add counts (MatMul, Conv, ConvTranspose), and the ModelProto encoding: in memory
  * (encodeModel) or streamed to disk (writeModel), optionally with the weights in an ONNX external
@@ -337,7 +337,7 @@ export interface ModelInfo {
   outputs: OnnxTypes.IValueInfoProto[];
 }
 
-/** What a tools/make-<family>.ts build returns: the model folder and its size and cost. */
+/** What a benchmarks/standins/make-<family>.ts build returns: the model folder and its size and cost. */
 export interface BuiltModel {
   dir: string;
   params: number;

@@ -6,7 +6,7 @@
  *   <dir>/sam-tiny/   encoder.onnx, decoder.onnx, model.json  (format "samexporter")
  *   <dir>/face-tiny/  model.onnx, model.json                  (format "ultraface")
  *
- * Run: `npx tsx tools/make-tiny-models.ts <dir>` (prints the two folders), or import makeTinyModels.
+ * Run: `npx tsx test/support/onnx/make-tiny-models.ts <dir>` (prints the two folders), or import makeTinyModels.
  * These are test graphs, never a default: nothing in the manifest points at them.
  */
 import { mkdir, writeFile } from "node:fs/promises";
@@ -72,7 +72,7 @@ export function valueInfo(name: string, dims: Dim[]): Onnx.IValueInfoProto {
 export function encodeModel(g: Graph, name: string, inputs: Onnx.IValueInfoProto[], outputs: Onnx.IValueInfoProto[]): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: 8,
-    producerName: "maskfleet tools/make-tiny-models.ts",
+    producerName: "maskfleet test/support/onnx/make-tiny-models.ts",
     opsetImport: [{ domain: "", version: 17 }],
     graph: { name, node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
   });

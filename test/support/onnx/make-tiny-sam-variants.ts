@@ -14,7 +14,7 @@
  * a refine pass that feeds back the first pass's logits grows the box by MASK_BIAS / 2 cells per
  * side (and zeros with has_mask_input = 1 would grow it by MASK_BIAS cells).
  *
- * Run: `npx tsx tools/make-tiny-sam-variants.ts <dir>`, or import makeTinySamVariants. Test graphs only.
+ * Run: `npx tsx test/support/onnx/make-tiny-sam-variants.ts <dir>`, or import makeTinySamVariants. Test graphs only.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";

@@ -34,13 +34,13 @@
  * Input "input_image" float32 [1, 3, 1024, 1024] (ImageNet-normalised RGB), output "output_image"
  * (BiRefNet's own export names; the adapter also accepts input / output).
  *
- *   npx tsx tools/make-birefnet.ts <outDir> birefnet-general|birefnet-lite [--seed N] [--deform exporter|conv]
+ *   npx tsx benchmarks/standins/make-birefnet.ts <outDir> birefnet-general|birefnet-lite [--seed N] [--deform exporter|conv]
  */
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { getModel } from "../models/registry.js";
-import { encodeModel, GraphBuilder, numel, valueInfo, type BuiltModel, type Fill, type Shape, type Value } from "./onnx-graph.js";
+import { getModel } from "../../models/registry.js";
+import { encodeModel, GraphBuilder, numel, valueInfo, type BuiltModel, type Fill, type Shape, type Value } from "../../test/support/onnx/onnx-graph.js";
 import { concat, conv2d, relu, resize, sigmoid, writeSalientFolder } from "./make-isnet.js";
 
 export type { BuiltModel };
@@ -480,7 +480,7 @@ export function encodeBirefnet(variant: BirefnetVariant, opts: BirefnetOptions =
   const sw = cfg.swin;
   return encodeModel(g, {
     graphName: `${variant.replace(/-/g, "_")}_random`,
-    producerName: "maskfleet tools/make-birefnet.ts",
+    producerName: "maskfleet benchmarks/standins/make-birefnet.ts",
     docString:
       `BiRefNet (${variant}: Swin embed ${sw.embedDim}, depths [${sw.depths.join(", ")}], window ${sw.window}) at ${cfg.size} px with random weights ` +
       `(seed ${cfg.seed}); deformable convs approximated by regular ones; for benchmarks only.`,
@@ -514,7 +514,7 @@ export async function makeBirefnet(outDir: string, variant: BirefnetVariant, opt
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-const USAGE = "usage: npx tsx tools/make-birefnet.ts <outDir> birefnet-general|birefnet-lite [--seed N] [--deform exporter|conv]";
+const USAGE = "usage: npx tsx benchmarks/standins/make-birefnet.ts <outDir> birefnet-general|birefnet-lite [--seed N] [--deform exporter|conv]";
 
 async function main(argv: string[]): Promise<void> {
   const args = [...argv];

@@ -1,13 +1,13 @@
 /**
  * One builder per manifest model: a full-size random-weight graph of the model's architecture with
- * the real export's I/O (tools/make-*.ts), written as a loadable model folder under `dir`. Speed
+ * the real export's I/O (benchmarks/standins/make-*.ts), written as a loadable model folder under `dir`. Speed
  * does not depend on the weight values, so benchmarks/models.ts times these where the real weights
  * cannot be downloaded. A folder already built with the same settings is reused.
  */
 import { makeBirefnet } from "./make-birefnet.js";
 import { makeHfSam } from "./make-hf-sam.js";
 import { makeIsnet } from "./make-isnet.js";
-import type { BuiltModel } from "./onnx-graph.js";
+import type { BuiltModel } from "../../test/support/onnx/onnx-graph.js";
 import { makeOwlv2 } from "./make-owlv2.js";
 import { makeSam2 } from "./make-sam2.js";
 import { makeSamVit } from "./make-sam-vit-encoder.js";

@@ -8,11 +8,11 @@
  * each with onnx/-less file names as the manifest lists them (vision_encoder.onnx,
  * prompt_encoder_mask_decoder.onnx) and model.json {format: "hf-sam"}.
  *
- *   npx tsx tools/make-hf-sam.ts <dir> [sam-vit-base-hf|slimsam-77-uniform] [--seed N] [--depth N] [--force]
+ *   npx tsx benchmarks/standins/make-hf-sam.ts <dir> [sam-vit-base-hf|slimsam-77-uniform] [--seed N] [--depth N] [--force]
  *
  * vision_encoder: pixel_values float32 [1, 3, 1024, 1024] (normalised and padded by the caller)
  * -> image_embeddings [1, 256, 64, 64] (SamVisionEncoder: the same ViT as segment_anything's,
- * built by tools/make-sam-vit-encoder.ts) and image_positional_embeddings [1, 256, 64, 64]
+ * built by benchmarks/standins/make-sam-vit-encoder.ts) and image_positional_embeddings [1, 256, 64, 64]
  * (SamModel.get_image_wide_positional_embeddings: the random-Fourier encoding of the 64 x 64 grid
  * centres with the shared 2 x 128 Gaussian matrix).
  *
@@ -39,7 +39,7 @@ import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { ENCODER_OUTPUT, samVitConfig, samVitEncoderGraph, type SamVitEncoderOptions } from "./make-sam-vit-encoder.js";
-import { encodeModel, GraphBuilder, valueInfo, writeModel, type BuiltModel, type Value, writeFileAtomic, fileExists } from "./onnx-graph.js";
+import { encodeModel, GraphBuilder, valueInfo, writeModel, type BuiltModel, type Value, writeFileAtomic, fileExists } from "../../test/support/onnx/onnx-graph.js";
 import onnxProto from "onnx-proto";
 import { attention, DIM, DOWNSAMPLE, mlp, reshapeTo, twoWayBlock } from "./sam-two-way.js";
 
@@ -242,7 +242,7 @@ export function encodeHfSamDecoder(seed = 20230406): Uint8Array {
   const g = buildDecoder(seed);
   return encodeModel(g, {
     graphName: "hf_sam_prompt_encoder_mask_decoder_random",
-    producerName: "maskfleet tools/make-hf-sam.ts",
+    producerName: "maskfleet benchmarks/standins/make-hf-sam.ts",
     docString: `transformers SamPromptEncoder (points) + SamMaskDecoder (multimask) architecture with random weights (seed ${seed}); for benchmarks only.`,
     inputs: infos(HF_SAM_IO.decoder.inputs, ["input_labels"]),
     outputs: infos(HF_SAM_IO.decoder.outputs),
@@ -264,7 +264,7 @@ export async function makeHfSam(outDir: string, variant: HfSamVariant, opts: HfS
   const encOpts = encoderOptions(variant, opts);
   const cfg = samVitConfig(encOpts);
   const stamp =
-    `${variant} random weights: tools/make-hf-sam.ts@${TOOL_VERSION} width ${cfg.embedDim} depth ${cfg.depth} heads ${cfg.numHeads} ` +
+    `${variant} random weights: benchmarks/standins/make-hf-sam.ts@${TOOL_VERSION} width ${cfg.embedDim} depth ${cfg.depth} heads ${cfg.numHeads} ` +
     `mlp ${cfg.mlpDim} global [${cfg.globalAttnIndexes.join(",")}] seed ${seed}`;
   const dir = path.join(outDir, variant);
   const files = { encoder: "vision_encoder.onnx", decoder: "prompt_encoder_mask_decoder.onnx" };
@@ -279,7 +279,7 @@ export async function makeHfSam(outDir: string, variant: HfSamVariant, opts: HfS
   const g = buildVisionEncoder(seed, encOpts);
   await writeModel(path.join(dir, files.encoder), g, {
     graphName: "hf_sam_vision_encoder_random",
-    producerName: "maskfleet tools/make-hf-sam.ts",
+    producerName: "maskfleet benchmarks/standins/make-hf-sam.ts",
     docString:
       `transformers SamVisionEncoder (width ${cfg.embedDim}, depth ${cfg.depth}, ${cfg.numHeads} heads, MLP ${cfg.mlpDim}) + image-wide positional ` +
       `embeddings, random weights (seed ${seed}); for benchmarks only.`,
@@ -303,7 +303,7 @@ async function main(argv: string[]): Promise<void> {
   });
   const [dir, variant = "sam-vit-base-hf"] = positionals;
   if (!dir || positionals.length > 2 || !(variant in HF_SAM_VARIANTS)) {
-    console.error("usage: npx tsx tools/make-hf-sam.ts <dir> [sam-vit-base-hf|slimsam-77-uniform] [--seed N] [--depth N] [--force]");
+    console.error("usage: npx tsx benchmarks/standins/make-hf-sam.ts <dir> [sam-vit-base-hf|slimsam-77-uniform] [--seed N] [--depth N] [--force]");
     process.exitCode = 2;
     return;
   }

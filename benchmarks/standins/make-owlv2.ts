@@ -5,7 +5,7 @@
  * (opset 17) graph with seeded random weights, so workers/detect/owlv2.ts loads it and it costs
  * what the real 614 MB file costs, without the download. Its detections mean nothing.
  *
- *   npx tsx tools/make-owlv2.ts <dir> [base-patch16-ensemble] [--seed N]
+ *   npx tsx benchmarks/standins/make-owlv2.ts <dir> [base-patch16-ensemble] [--seed N]
  *
  * writes <dir>/owlv2-base-patch16-ensemble/ with model.onnx, tokenizer.json, model.json (format
  * "owlv2") and build.json (the build stamp: a folder already holding the same build is kept).
@@ -50,8 +50,8 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
-import { byteAlphabet } from "../workers/detect/clip-tokenizer.js";
-import { encodeModel, GraphBuilder, sfc32, valueInfo, writeFileAtomic, writeModel, type BuiltModel, type ModelInfo, type Value } from "./onnx-graph.js";
+import { byteAlphabet } from "../../workers/detect/clip-tokenizer.js";
+import { encodeModel, GraphBuilder, sfc32, valueInfo, writeFileAtomic, writeModel, type BuiltModel, type ModelInfo, type Value } from "../../test/support/onnx/onnx-graph.js";
 
 const { onnx } = onnxProto;
 
@@ -69,7 +69,7 @@ export const OWLV2_PUBLISHED = {
   exportBytesApprox: 614e6,
 } as const;
 
-const BUILT_BY = "tools/make-owlv2.ts@1";
+const BUILT_BY = "benchmarks/standins/make-owlv2.ts@1";
 const DEFAULT_SEED = 20240601;
 const FLOAT_MIN = -3.4028234663852886e38;
 const CLIP_VOCAB = 49408;
@@ -455,7 +455,7 @@ export function randomImage(width: number, height: number, seed = 7): { data: Ui
   return { data, width, height };
 }
 
-const USAGE = "usage: npx tsx tools/make-owlv2.ts <dir> [base-patch16-ensemble] [--seed N]";
+const USAGE = "usage: npx tsx benchmarks/standins/make-owlv2.ts <dir> [base-patch16-ensemble] [--seed N]";
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals: rest } = parseArgs({ args: argv, allowPositionals: true, options: { seed: { type: "string" } } });
