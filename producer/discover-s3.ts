@@ -6,8 +6,7 @@ import { ListObjectsV2Command, type ListObjectsV2CommandOutput } from "@aws-sdk/
 import type { AwsSettings } from "../shared/aws.js";
 import { ConfigError } from "../shared/errors.js";
 import { httpStatusOf, isAccessDenied, parseS3Uri, s3Client } from "../shared/storage/s3.js";
-import { imageExtensions, type InputItem } from "./discover.js";
-import type { StreamedInput } from "./input-stream.js";
+import { imageExtensions, type InputItem, type StreamedInput } from "./discover.js";
 
 export interface DiscoverS3Options {
   /** Keys asked for per ListObjectsV2 page (S3's maximum and default: 1000). */

@@ -87,6 +87,11 @@ export interface InputItem {
   prompts?: string[];
 }
 
+export interface StreamedInput extends InputItem {
+  /** For S3 objects: "s3:<ETag>:<Size>" from the listing itself (so enqueue needs no HEAD request); undefined for local files. */
+  contentTag?: string;
+}
+
 /** A point prompt: [x, y, label] or {x, y, label}; label 1 = on the object, 0 = background. */
 const pointLabel = z.union([z.literal(0), z.literal(1)]);
 const point = z

@@ -14,13 +14,10 @@ import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import type { AwsSettings } from "../shared/aws.js";
 import { isS3Uri } from "../shared/storage/s3.js";
-import { localSpecKind, streamManifest, walkLocal, type FollowedLink, type InputItem, type SkippedInput } from "./discover.js";
+import { localSpecKind, streamManifest, walkLocal, type FollowedLink, type SkippedInput, type StreamedInput } from "./discover.js";
 import { listS3Inputs } from "./discover-s3.js";
 
-export interface StreamedInput extends InputItem {
-  /** For S3 objects: "s3:<ETag>:<Size>" from the listing itself (so enqueue needs no HEAD request); undefined for local files. */
-  contentTag?: string;
-}
+export type { StreamedInput } from "./discover.js";
 
 /** Opaque, JSON-serialisable resume point: resuming after it yields exactly the items after the last one yielded before it. */
 export type InputCursor = string;

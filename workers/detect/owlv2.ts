@@ -19,8 +19,8 @@ import { checkSessionIO, createSession, inputShape, Tensor, type InferenceSessio
 import type { Box, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
 import { ClipTokenizer } from "./clip-tokenizer.js";
-import type { Detector, DetectorOptions } from "./detector.js";
-import { nms } from "./ultraface.js";
+import type { Detector, DetectorOptions } from "./types.js";
+import { nms } from "./nms.js";
 
 export const OWLV2_IO = { inputs: ["input_ids", "pixel_values", "attention_mask"], outputs: ["logits", "pred_boxes"] } as const;
 const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;

@@ -10,7 +10,10 @@ import { ModelError } from "../../shared/errors.js";
 import { checkSessionIO, createSession, inputShape, Tensor, type InferenceSession } from "../../shared/onnx.js";
 import type { Box, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
-import type { Detector, DetectorOptions } from "./detector.js";
+import type { Detector, DetectorOptions } from "./types.js";
+import { nms } from "./nms.js";
+
+export { nms };
 
 export const ULTRAFACE_IO = { inputs: ["input"], outputs: ["scores", "boxes"] } as const;
 const CANDIDATES = 200;
@@ -87,20 +90,4 @@ export function decodeFaces(scores: Float32Array, boxes: Float32Array, image: { 
     if (x1 > x0 && y1 > y0) out.push({ x0, y0, x1, y1, score: scores[i * 2 + 1]!, label: "face" });
   }
   return out;
-}
-
-/** Hard NMS: `order` is best first; a box is dropped when its IoU with a kept one exceeds `iou`. */
-export function nms(boxes: Float32Array, order: number[], iou: number): number[] {
-  const kept: number[] = [];
-  const area = (i: number) => Math.max(0, boxes[i * 4 + 2]! - boxes[i * 4]!) * Math.max(0, boxes[i * 4 + 3]! - boxes[i * 4 + 1]!);
-  for (const i of order) {
-    const suppressed = kept.some((k) => {
-      const w = Math.min(boxes[i * 4 + 2]!, boxes[k * 4 + 2]!) - Math.max(boxes[i * 4]!, boxes[k * 4]!);
-      const h = Math.min(boxes[i * 4 + 3]!, boxes[k * 4 + 3]!) - Math.max(boxes[i * 4 + 1]!, boxes[k * 4 + 1]!);
-      const inter = Math.max(0, w) * Math.max(0, h);
-      return inter / (area(i) + area(k) - inter + 1e-5) > iou;
-    });
-    if (!suppressed) kept.push(i);
-  }
-  return kept;
 }

@@ -28,8 +28,8 @@ import type { ResolvedModel } from "../../models/registry.js";
 import { chooseCandidates, EncoderDecoderSegmenter, loadSessionPair, selectionFor, toResult, type Chosen } from "./sam-common.js";
 import { normalizePadChw, resizeLongestSide, SAM_INPUT_SIDE, type Size } from "./sam-processing.js";
 import { boxPrompts, checkPoints } from "./sam-prompts.js";
-import { checkInput } from "./samexporter.js";
-import type { MaskSelection, SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
+import { checkInput } from "./sam-prompts.js";
+import type { MaskSelection, SegmentResult, Segmenter, SegmenterOptions } from "./types.js";
 
 export const HF_SAM_ENCODER_IO = { inputs: ["pixel_values"], outputs: ["image_embeddings", "image_positional_embeddings"] } as const;
 export const HF_SAM_DECODER_IO = {

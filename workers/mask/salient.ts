@@ -18,7 +18,7 @@ import { checkSessionIO, createSession, inputShape, Tensor, type ExecutionProvid
 import { growMask, maskStats, unionMasks } from "../../shared/mask-ops.js";
 import { maskIoU } from "../../shared/eval/metrics.js";
 import type { Box, Mask, RgbImage } from "../../shared/types.js";
-import type { SegmentResult, Segmenter } from "./segmenter.js";
+import type { SegmentResult, Segmenter } from "./types.js";
 import { resolveModel, type Preprocess, type ResolvedModel } from "../../models/registry.js";
 
 export const SALIENT_INPUT_NAMES = ["input", "pixel_values", "input_image"] as const;

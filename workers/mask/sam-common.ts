@@ -9,7 +9,7 @@ import { createSession, type InferenceSession, type Tensor } from "../../shared/
 import type { Mask, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
 import { SAM_INPUT_SIDE, upscaleMask, type Size } from "./sam-processing.js";
-import type { MaskSelection, SegmentResult, SegmenterOptions } from "./segmenter.js";
+import type { MaskSelection, SegmentResult, SegmenterOptions } from "./types.js";
 
 export interface SessionPair {
   encoder: InferenceSession;

@@ -3,10 +3,11 @@
  * two corners labelled 2 (top-left) and 3 (bottom-right), followed by the box's own points
  * (label 1 = object, 0 = background), all mapped into the model's input frame; boxes with fewer
  * points are padded with (0, 0) and the format's "not a point" label, so all boxes fit one
- * [boxes, points, 2] tensor.
+ * [boxes, points, 2] tensor. And the checks every SAM adapter makes of an image and its boxes.
  */
 import { InputError } from "../../shared/errors.js";
-import type { Box } from "../../shared/types.js";
+import type { Box, RgbImage } from "../../shared/types.js";
+import { SAM_INPUT_SIDE, samResizeShape } from "./sam-processing.js";
 
 export interface PromptBatch {
   /** [boxes, points, 2] in the model's frame. */
@@ -45,4 +46,26 @@ export function checkPoints(boxes: readonly Box[]): void {
       }
     }),
   );
+}
+
+/** The encoder sees 16 x 16 patches: a thinner image has no full patch of content. */
+const MIN_RESIZED_SIDE = 16;
+
+export function checkInput(image: RgbImage, boxes: Box[]): void {
+  if (!(image.width > 0 && image.height > 0) || image.data.length !== image.width * image.height * 3) {
+    throw new InputError(`segment: expected ${image.width}x${image.height} RGB pixels (${image.width * image.height * 3} bytes), got ${image.data.length} bytes`);
+  }
+  if (boxes.length === 0) throw new InputError("segment: no boxes to segment");
+  const resized = samResizeShape(image);
+  if (Math.min(resized.width, resized.height) < MIN_RESIZED_SIDE) {
+    throw new InputError(
+      `segment: a ${image.width}x${image.height} image is ${resized.width}x${resized.height} at SAM's ${SAM_INPUT_SIDE}-px input, ` +
+        `too elongated to segment (the short side must reach ${MIN_RESIZED_SIDE} px, one encoder patch)`,
+    );
+  }
+  boxes.forEach((b, i) => {
+    if (![b.x0, b.y0, b.x1, b.y1].every(Number.isFinite) || b.x1 <= b.x0 || b.y1 <= b.y0) {
+      throw new InputError(`segment: box ${i} (${b.x0}, ${b.y0}, ${b.x1}, ${b.y1}) is empty or not finite`);
+    }
+  });
 }

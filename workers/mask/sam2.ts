@@ -31,8 +31,8 @@ import type { ResolvedModel } from "../../models/registry.js";
 import { chooseCandidates, EncoderDecoderSegmenter, loadSessionPair, selectionFor, toResult, type Chosen } from "./sam-common.js";
 import { normalizePadChw, SAM_INPUT_SIDE, SAM_LOW_RES_SIDE, type Size } from "./sam-processing.js";
 import { boxPrompts, checkPoints } from "./sam-prompts.js";
-import { checkInput } from "./samexporter.js";
-import type { MaskSelection, SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
+import { checkInput } from "./sam-prompts.js";
+import type { MaskSelection, SegmentResult, Segmenter, SegmenterOptions } from "./types.js";
 
 export const SAM2_ENCODER_IO = { inputs: ["image"], outputs: ["high_res_feats_0", "high_res_feats_1", "image_embed"] } as const;
 export const SAM2_DECODER_IO = {

@@ -25,14 +25,14 @@
  * orig_im_size only feeds that `masks` output (SamOnnxModel.mask_postprocessing), so we pass the
  * resized size: whatever onnxruntime computes for the unused output stays <= 1024 x 1024 per box.
  */
-import { ModelError, InputError } from "../../shared/errors.js";
+import { ModelError } from "../../shared/errors.js";
 import { checkSessionIO, inputShape, Tensor, type InferenceSession } from "../../shared/onnx.js";
 import type { Box, RgbImage } from "../../shared/types.js";
 import type { ResolvedModel } from "../../models/registry.js";
 import { chooseCandidates, EncoderDecoderSegmenter, loadSessionPair, selectionFor, toResult, type Chosen } from "./sam-common.js";
-import { normalizePadChw, resizeLongestSide, SAM_INPUT_SIDE, samResizeShape, toHwcFloat, type Size } from "./sam-processing.js";
-import { boxPrompts, checkPoints } from "./sam-prompts.js";
-import type { MaskSelection, SegmentResult, Segmenter, SegmenterOptions } from "./segmenter.js";
+import { normalizePadChw, resizeLongestSide, SAM_INPUT_SIDE, toHwcFloat, type Size } from "./sam-processing.js";
+import { boxPrompts, checkInput, checkPoints } from "./sam-prompts.js";
+import type { MaskSelection, SegmentResult, Segmenter, SegmenterOptions } from "./types.js";
 
 export const SAMEXPORTER_ENCODER_IO = { inputs: ["input_image"], outputs: ["image_embeddings"] } as const;
 export const SAMEXPORTER_DECODER_IO = {
@@ -145,24 +145,3 @@ export class SamexporterSegmenter extends EncoderDecoderSegmenter implements Seg
 
 }
 
-/** The encoder sees 16 x 16 patches: a thinner image has no full patch of content. */
-const MIN_RESIZED_SIDE = 16;
-
-export function checkInput(image: RgbImage, boxes: Box[]): void {
-  if (!(image.width > 0 && image.height > 0) || image.data.length !== image.width * image.height * 3) {
-    throw new InputError(`segment: expected ${image.width}x${image.height} RGB pixels (${image.width * image.height * 3} bytes), got ${image.data.length} bytes`);
-  }
-  if (boxes.length === 0) throw new InputError("segment: no boxes to segment");
-  const resized = samResizeShape(image);
-  if (Math.min(resized.width, resized.height) < MIN_RESIZED_SIDE) {
-    throw new InputError(
-      `segment: a ${image.width}x${image.height} image is ${resized.width}x${resized.height} at SAM's ${SAM_INPUT_SIDE}-px input, ` +
-        `too elongated to segment (the short side must reach ${MIN_RESIZED_SIDE} px, one encoder patch)`,
-    );
-  }
-  boxes.forEach((b, i) => {
-    if (![b.x0, b.y0, b.x1, b.y1].every(Number.isFinite) || b.x1 <= b.x0 || b.y1 <= b.y0) {
-      throw new InputError(`segment: box ${i} (${b.x0}, ${b.y0}, ${b.x1}, ${b.y1}) is empty or not finite`);
-    }
-  });
-}

@@ -29,7 +29,7 @@ import type { WorkerContext } from "../context.js";
 import type { Detections } from "../detect/stage.js";
 import { decodeMask } from "../generate/stage.js";
 import { SalientSegmenter, usesSalient } from "./salient.js";
-import type { Segmenter } from "./segmenter.js";
+import type { Segmenter } from "./types.js";
 
 /** target auto with salientModel: the salient soft mask, refined by SAM unless salientRefine is false. */
 async function salientSegmenter(ctx: WorkerContext, opts: ImageJob["options"]): Promise<Segmenter> {
