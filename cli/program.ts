@@ -9,7 +9,7 @@ import { awsSettingsOf, type Config } from "../shared/config.js";
 import { ConfigError } from "../shared/errors.js";
 import { startMetricsServer, type MetricsServer } from "../shared/metrics.js";
 import { privateQueuePrefix, stages, type Stage } from "../shared/queues.js";
-import { assertRedisReachable, connect, useRedisCa } from "../shared/redis.js";
+import { assertRedisReachable, closeConnection, connect, useRedisCa } from "../shared/redis.js";
 import { RunState } from "../shared/run-state.js";
 import { checkRunId } from "../shared/run-id.js";
 import { maskfleetVersion } from "../shared/version.js";
@@ -161,7 +161,7 @@ addConfigFlags(
     }
   } finally {
     await metrics?.close();
-    await redis.quit();
+    await closeConnection(redis);
   }
 });
 
@@ -196,7 +196,9 @@ addConfigFlags(
       fleet.fatal,
     ]);
   } finally {
-    await fleet.close();
+    // Redis lost while closing (a socket broken under load) leaves nothing to do: the jobs still in
+    // flight go back to the queue when their locks lapse.
+    await fleet.close().catch((err: Error) => warn(`maskfleet: shutdown: ${err.message.split("\n")[0]} (jobs in flight go back to the queue when their locks lapse)`));
     await metrics.close();
   }
   // Jobs handed back after the grace period may still hold native work (an ONNX run): do not wait for it.

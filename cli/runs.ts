@@ -11,7 +11,7 @@ import { formatReport, runReport } from "../producer/report.js";
 import { formatStatus, runStatus, waitForRun } from "../producer/status.js";
 import type { MetricsServer } from "../shared/metrics.js";
 import { stages, type Stage } from "../shared/queues.js";
-import { assertRedisReachable, connect, useRedisCa } from "../shared/redis.js";
+import { assertRedisReachable, closeConnection, connect, useRedisCa } from "../shared/redis.js";
 import { checkRunId } from "../shared/run-id.js";
 import { RunState } from "../shared/run-state.js";
 import { serveMetrics } from "./serve-metrics.js";
@@ -56,7 +56,7 @@ async function withRedis(runId: string, flags: RedisFlags, fn: (redis: Redis) =>
     process.stderr.write(`maskfleet: ${err.message}\n`);
     process.exitCode = 1;
   } finally {
-    await redis.quit();
+    await closeConnection(redis);
   }
 }
 
@@ -99,7 +99,7 @@ export function addRunCommands(program: Command): void {
         if (flags.wait) process.exitCode = exitCodeOfRun(status);
       } finally {
         await metrics?.close();
-        await redis.quit();
+        await closeConnection(redis);
       }
     });
 

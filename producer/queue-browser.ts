@@ -17,7 +17,7 @@ import type { Redis } from "ioredis";
 import { ConfigError } from "../shared/errors.js";
 import { log } from "../shared/log.js";
 import { keyPrefix, stages } from "../shared/queues.js";
-import { connect } from "../shared/redis.js";
+import { closeConnection, connect } from "../shared/redis.js";
 import { RunState } from "../shared/run-state.js";
 
 export interface QueueBrowserOptions {
@@ -191,7 +191,7 @@ async function redisAnswers(redis: Redis): Promise<boolean> {
 
 async function closeAll(queues: Queue[], redis: Redis): Promise<void> {
   await Promise.all(queues.map((q) => q.close()));
-  await redis.quit().catch(() => redis.disconnect());
+  await closeConnection(redis);
 }
 
 function listen(port: number, host: string, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {

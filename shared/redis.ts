@@ -96,6 +96,14 @@ export function quietBullmqErrors(emitter: { on(event: "error", listener: (err: 
   else logErrorsOnce(emitter, fields, "Redis connection error");
 }
 
+/**
+ * Closes a connection at shutdown: QUIT, or, when the connection is already broken (a quit then
+ * rejects with "Connection is closed."), a plain disconnect. Nothing is left to lose at that point.
+ */
+export async function closeConnection(redis: Redis): Promise<void> {
+  await redis.quit().catch(() => redis.disconnect());
+}
+
 /** What to add to the first error's message, when it is one a user can act on. */
 function hintFor(url: string, err: Error & { code?: string }): string {
   const code = err.code ?? "";

@@ -123,9 +123,15 @@ describe("Redis going away while a command waits", () => {
       await server.close();
     }
     assertNoNoise(stderr);
-    const warnings = stderr.split("\n").filter((l) => /Redis connection error/.test(l));
-    assert.equal(warnings.length, 1, stderr);
-    assert.equal(JSON.parse(warnings[0] as string).err, `connect ECONNREFUSED 127.0.0.1:${server.port}`);
+    // Each distinct error once (the connection may first see its socket break: EPIPE or ECONNRESET),
+    // however many reconnects and polls there were.
+    const errors = stderr
+      .split("\n")
+      .filter((l) => /Redis connection error/.test(l))
+      .map((l) => JSON.parse(l).err as string);
+    assert.equal(new Set(errors).size, errors.length, stderr);
+    assert.ok(errors.length <= 3, stderr);
+    assert.equal(errors.at(-1), `connect ECONNREFUSED 127.0.0.1:${server.port}`);
   });
 });
 

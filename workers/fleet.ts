@@ -2,7 +2,7 @@
 import type { Config } from "../shared/config.js";
 import type { FatalServiceError } from "../shared/errors.js";
 import { type Stage } from "../shared/queues.js";
-import { connect } from "../shared/redis.js";
+import { closeConnection, connect } from "../shared/redis.js";
 import { createContext, type WorkerContext } from "./context.js";
 import { startPool, type Pool, type StageProcessor } from "./pool.js";
 
@@ -43,7 +43,7 @@ export function startFleet(config: Config, stagesToRun: readonly Stage[], concur
         clearTimeout(timer);
         await Promise.all(pools.map((p) => p.worker.close(true)));
         await ctx.close();
-        await redis.quit();
+        await closeConnection(redis);
       })();
       return closing;
     },
