@@ -117,8 +117,7 @@ const zshFunction = (n: Node) => `_maskfleet${n.path.map((p) => `_${p.replace(/-
 
 function zshNode(n: Node): string {
   const specs = n.flags.flatMap((f) => {
-    const label = f.values ? (/<([^>.]+)/.exec(f.names.join(" ")) ?? [])[1] ?? "value" : "";
-    const action = f.values ? zshAction(f.values, label || "value") : "";
+    const action = f.values ? zshAction(f.values, "value") : "";
     return f.names.map((name) => `    '${f.repeatable ? "*" : ""}${name}[${zshText(f.description)}]${action}'`);
   });
   if (n.commands.length) {

@@ -17,7 +17,7 @@ import type { Redis } from "ioredis";
 import { ConfigError } from "../shared/errors.js";
 import { log } from "../shared/log.js";
 import { keyPrefix, stages } from "../shared/queues.js";
-import { closeConnection, connect } from "../shared/redis.js";
+import { closeConnection, connect, quietBullmqErrors } from "../shared/redis.js";
 import { RunState } from "../shared/run-state.js";
 
 export interface QueueBrowserOptions {
@@ -57,7 +57,7 @@ export async function startQueueBrowser(o: QueueBrowserOptions): Promise<QueueBr
   const adapters = (prefix: string, shownAs: string, description: string) =>
     stages.map((stage) => {
       const q = new Queue(stage, { connection: redis, prefix, skipMetasUpdate: true });
-      q.on("error", () => undefined); // the connection's own listener (connect()) logs them
+      quietBullmqErrors(q, redis, { queue: stage }); // the connection's own listener (connect()) logs them
       queues.set(`${shownAs}${q.name}`, q);
       return new BullMQAdapter(q, { ...adapterOptions, prefix: shownAs, description, delimiter: shownAs ? ":" : "" });
     });
