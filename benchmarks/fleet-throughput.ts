@@ -3,7 +3,7 @@
  * generator, target auto, 2 prompts x 2 seeds) against the same per-photo work in one plain loop
  * without queues or Redis (benchmarks/inline-context.ts: detectStage, maskStage, each
  * generateStage, finalizeStage called in turn), each in its own process started the same way
- * (`node --import tsx cli/main.ts run ...` and `node --import tsx benchmarks/fleet-throughput.ts
+ * (`node --import tsx src/cli/main.ts run ...` and `node --import tsx benchmarks/fleet-throughput.ts
  * --plain ...`), so both pay the same start-up. Redis: a throw-away redis-server on a free port (no
  * persistence), so `INFO commandstats` counts this run's commands only (those BullMQ's Lua scripts
  * run inside Redis included); a MONITOR connection counts what the clients sent: commands per image
@@ -20,7 +20,7 @@ import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import { loadConfig, type ConfigInput } from "../shared/config.js";
+import { loadConfig, type ConfigInput } from "../src/config/config.js";
 import { photoVariant, photoVariantName } from "../test/fixtures/photo-variants.js";
 import { startRedisServer } from "../test/scenarios/redis-server.js";
 import { makeTinyModels } from "../test/support/onnx/make-tiny-models.js";
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       const s = settings(tiny.sam, fleetOut);
       const clients = await countClientCommands(redis.url);
       const f = await run(
-        ["cli/main.ts", "run", photosDir, "--out", fleetOut, "--target", "auto", "--sam-model", tiny.sam, "--redis", redis.url, "--prompts", ...prompts, "--seeds", String(s.seeds),
+        ["src/cli/main.ts", "run", photosDir, "--out", fleetOut, "--target", "auto", "--sam-model", tiny.sam, "--redis", redis.url, "--prompts", ...prompts, "--seeds", String(s.seeds),
           "--generator", "composite", "--background", "#ffffff", "--no-progress"],
       );
       if (!new RegExp(`${images}/${images} images finished \\(${images} ok, 0 failed\\)`).test(f.stdout)) throw new Error(`not every image finished:\n${f.stdout}`);
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version },
     workload: { images, repeats, samModel: "tiny test graphs", target: "auto", prompts: 2, seeds: 2, generator: "composite", resultsPerImage: 4 },
-    fleet: { command: "node --import tsx cli/main.ts run (all four pools in one process, default concurrency)", seconds: fleet.map((f) => Math.round(f.seconds * 10) / 10), imagesPerMin: perMin(fleetSec) },
+    fleet: { command: "node --import tsx src/cli/main.ts run (all four pools in one process, default concurrency)", seconds: fleet.map((f) => Math.round(f.seconds * 10) / 10), imagesPerMin: perMin(fleetSec) },
     plain: { command: "node --import tsx benchmarks/fleet-throughput.ts --plain (one loop, no queues, no Redis)", seconds: plain.map((s) => Math.round(s * 10) / 10), imagesPerMin: perMin(plainSec) },
     overheadPct: Math.round((fleetSec / plainSec - 1) * 1000) / 10,
     redis: {

@@ -1,5 +1,5 @@
 /**
- * Foreground estimation (shared/foreground.ts) on a synthetic 12 MP photo: a large fur-coloured
+ * Foreground estimation (src/imaging/foreground.ts) on a synthetic 12 MP photo: a large fur-coloured
  * object with a soft edge 10-30 px wide and ~600 hair-like strands over green foliage, composited
  * in 8 bits from a known foreground, so the fringe error is measurable:
  *
@@ -19,8 +19,8 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { estimateForeground, FOREGROUND_DEFAULTS } from "../shared/foreground.js";
-import type { Mask, RgbImage } from "../shared/types.js";
+import { estimateForeground, FOREGROUND_DEFAULTS } from "../src/imaging/foreground.js";
+import type { Mask, RgbImage } from "../src/imaging/types.js";
 
 const root = resolve(import.meta.dirname, "..");
 const NEAR_EDGE_PX = 8;

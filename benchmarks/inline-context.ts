@@ -1,12 +1,12 @@
 /**
  * The stages without queues, for benchmarks: the real LocalContext (models, stores, image loading,
- * workers/context.ts) with in-process stand-ins for the queues, flow producer and run state (no
+ * src/fleet/context.ts) with in-process stand-ins for the queues, flow producer and run state (no
  * Redis). runInline() then takes one image through detectStage, maskStage, every generateStage and
  * finalizeStage in turn, in this process: exactly the per-photo work of the fleet, minus the fleet.
  */
 import type { Job } from "bullmq";
-import type { Config } from "../shared/config.js";
-import { awsSettingsOf } from "../shared/config.js";
+import type { Config } from "../src/config/config.js";
+import { awsSettingsOf } from "../src/config/config.js";
 import {
   generateJobDataSchema,
   imageIdOf,
@@ -19,16 +19,16 @@ import {
   type GenerateJobData,
   type ImageJob,
   type QueuedFinalize,
-} from "../shared/jobs.js";
-import type { PromptVars } from "../shared/prompts.js";
-import { openStore } from "../shared/storage/index.js";
-import { contentIdOf } from "../producer/enqueue.js";
-import { createLocalContext, type WorkerContext } from "../workers/context.js";
-import { detectStage } from "../workers/detect/stage.js";
-import { finalizeStage } from "../workers/finalize/stage.js";
-import { generateStage, type GenerateResult } from "../workers/generate/stage.js";
-import type { Segmenter } from "../workers/mask/segmenter.js";
-import { maskStage } from "../workers/mask/stage.js";
+} from "../src/pipeline/jobs.js";
+import type { PromptVars } from "../src/pipeline/prompts.js";
+import { openStore } from "../src/storage/index.js";
+import { contentIdOf } from "../src/producer/enqueue.js";
+import { createLocalContext, type WorkerContext } from "../src/fleet/context.js";
+import { detectStage } from "../src/stages/detect.js";
+import { finalizeStage } from "../src/stages/finalize.js";
+import { generateStage, type GenerateResult } from "../src/stages/generate.js";
+import type { Segmenter } from "../src/segmenters/segmenter.js";
+import { maskStage } from "../src/stages/mask.js";
 
 export interface InlineContext extends WorkerContext {
   /** Generate jobs the mask stage handed to the flow producer, not yet run, with their finalize parent's data. */

@@ -1,5 +1,5 @@
 /**
- * Every model of models/manifest.json timed on this machine through its real adapter. Where the
+ * Every model of src/models/manifest.json timed on this machine through its real adapter. Where the
  * real weights are absent (no downloads here) the model is a full-size random-weight graph of the
  * same architecture and I/O (benchmarks/standins/make-*.ts): speed does not depend on the weight values.
  *
@@ -13,20 +13,20 @@
  *   from the decoder and post-processing times (the encoder runs once per photo whatever the boxes);
  * - salient: SalientModel.predict(photo);
  * - detect: an OWLv2 label detector ("Car"); face-detect: the UltraFace detector.
- * Writes benchmarks/results/models.json and models/speed.json (what `maskfleet models list` shows).
+ * Writes benchmarks/results/models.json and src/models/speed.json (what `maskfleet models list` shows).
  */
 import { spawn } from "node:child_process";
 import { mkdir, readFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { decodeImage } from "../shared/image.js";
-import { defaultIntraOpThreads } from "../shared/onnx.js";
-import type { Box, RgbImage } from "../shared/types.js";
-import { listModels, type ModelEntry } from "../models/registry.js";
-import { loadFaceDetector, loadTextDetectionModel } from "../workers/detect/detector.js";
-import { loadSegmenter, type SegmentResult } from "../workers/mask/segmenter.js";
-import { SalientModel } from "../workers/mask/salient.js";
+import { decodeImage } from "../src/imaging/image.js";
+import { defaultIntraOpThreads } from "../src/runtime/onnx.js";
+import type { Box, RgbImage } from "../src/imaging/types.js";
+import { listModels, type ModelEntry } from "../src/models/registry.js";
+import { loadFaceDetector, loadTextDetectionModel } from "../src/detectors/detector.js";
+import { loadSegmenter, type SegmentResult } from "../src/segmenters/segmenter.js";
+import { SalientModel } from "../src/segmenters/salient.js";
 import { fullSizeBuilders } from "./standins/full-size-models.js";
 import { writeFileAtomic } from "../test/support/onnx/onnx-graph.js";
 import {  } from "../test/support/onnx/onnx-graph.js";
@@ -207,14 +207,14 @@ async function main(): Promise<void> {
   const report = { date, machine, images, results };
   await mkdir(join(root, "benchmarks", "results"), { recursive: true });
   await writeFileAtomic(join(root, "benchmarks", "results", "models.json"), JSON.stringify(report, null, 2) + "\n");
-  // models/speed.json keeps earlier figures of models not timed in this run.
+  // src/models/speed.json keeps earlier figures of models not timed in this run.
   const speedPath = join(root, "models", "speed.json");
   const previous = (JSON.parse(await readFile(speedPath, "utf8").catch(() => "{}")) as { models?: Record<string, unknown> }).models ?? {};
   const speeds = Object.fromEntries(
     Object.entries(results).map(([name, r]) => [name, { msPerImage: Math.round(r.msPerImage), ...(r.msPerExtraBox !== undefined && { msPerExtraBox: Math.round(r.msPerExtraBox) }), peakRssMb: Math.round(r.peakRssMb), measured: date }]),
   );
   await writeFileAtomic(speedPath, JSON.stringify({ machine, weights: "random-weight full-size graphs of each architecture (benchmarks/models.ts)", models: { ...previous, ...speeds } }, null, 2) + "\n");
-  console.log(`\nwrote benchmarks/results/models.json and models/speed.json`);
+  console.log(`\nwrote benchmarks/results/models.json and src/models/speed.json`);
 }
 
 if (process.argv[2] === "--child") {

@@ -3,7 +3,7 @@
  * known rate L (more than L accepted requests in any 1 s window -> 429 ThrottlingException, no
  * rate header, as Bedrock does): 300 Stability inpaint results (10 photos x 3 prompts x 10 seeds)
  * over 2 `maskfleet worker generate` processes x concurrency 8, all on 127.0.0.1, once per mode:
- * - adaptive: no --rate, the fleet finds the rate itself (shared/adaptive-rate.ts);
+ * - adaptive: no --rate, the fleet finds the rate itself (src/fleet/adaptive-rate.ts);
  * - fixed at 95% of L: --rate, BullMQ's fleet-wide limiter;
  * - no limiter: --rate unlimited, throttles and queue pauses only (the naive path).
  * Reports accepted requests per second overall and after warm-up (from 2 s after the first
@@ -18,11 +18,11 @@ import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
-import { resolveConfig } from "../shared/config.js";
-import { enqueueImages } from "../producer/enqueue.js";
-import { findInputs } from "../producer/inputs.js";
-import { runStatus, waitForRun } from "../producer/status.js";
-import { startFleet } from "../workers/fleet.js";
+import { resolveConfig } from "../src/config/config.js";
+import { enqueueImages } from "../src/producer/enqueue.js";
+import { findInputs } from "../src/producer/inputs.js";
+import { runStatus, waitForRun } from "../src/runs/status.js";
+import { startFleet } from "../src/fleet/fleet.js";
 import { makeTinyModels } from "../test/support/onnx/make-tiny-models.js";
 import { startBedrockStandIn, type StandInRequest } from "../test/standins/bedrock.js";
 import { startBedrockControlStandIn } from "../test/standins/bedrock-control.js";
@@ -85,7 +85,7 @@ for (const key of args.modes.split(",")) {
   const logs: string[] = [];
   const env = { ...process.env, ...credentials, AWS_ENDPOINT_URL_BEDROCK: control.endpoint, MASKFLEET_LOG_LEVEL: "warn", MASKFLEET_THROTTLE_BACKOFF_MS: "1000", MASKFLEET_METRICS_PORT: "0", MASKFLEET_METRICS_HOST: "127.0.0.1" };
   const workers: ChildProcess[] = Array.from({ length: 2 }, () => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(root, "cli/main.ts"), ...workerArgs], { env, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), ...workerArgs], { env, stdio: ["ignore", "ignore", "pipe"] });
     child.stderr?.on("data", (d: Buffer) => logs.push(d.toString()));
     return child;
   });

@@ -8,7 +8,7 @@
  *
  * Every measurement runs in its own child process (`node --import tsx benchmarks/sam.ts --child`),
  * so peak RSS (VmHWM) is per path; each child processes one untimed warm-up photo first.
- * - maskfleet: the real maskStage (workers/mask/stage.ts) on an in-process context
+ * - maskfleet: the real maskStage (src/stages/mask.ts) on an in-process context
  *   (benchmarks/inline-context.ts): loadSegmenter once, encoder once per photo, decoder once for all
  *   boxes, low-res masks upscaled by sam-processing.ts, masks cleaned, three PNGs written to a
  *   LocalStore, mask.json.
@@ -28,18 +28,18 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
 import * as ort from "onnxruntime-node";
-import { loadConfig } from "../shared/config.js";
-import { decodeImage, encodePng, rgbaFrom } from "../shared/image.js";
-import { outputKeys, queuedImageOf } from "../shared/jobs.js";
-import { fillHoles, removeSmallIslands, toBedrockMask, unionMasks } from "../shared/mask-ops.js";
-import { stepTotal } from "../shared/metrics.js";
-import { defaultIntraOpThreads, type ExecutionProvider } from "../shared/onnx.js";
-import { openStore } from "../shared/storage/index.js";
-import type { Box, RgbImage } from "../shared/types.js";
-import { resolveModel } from "../models/registry.js";
-import { SAM_INPUT_SIDE, resizeLongestSide, scaleBox, toHwcFloat, type Size } from "../workers/mask/sam-processing.js";
-import { loadSegmenter, type Segmenter, type SegmentResult } from "../workers/mask/segmenter.js";
-import { maskStage } from "../workers/mask/stage.js";
+import { loadConfig } from "../src/config/config.js";
+import { decodeImage, encodePng, rgbaFrom } from "../src/imaging/image.js";
+import { outputKeys, queuedImageOf } from "../src/pipeline/jobs.js";
+import { fillHoles, removeSmallIslands, toBedrockMask, unionMasks } from "../src/imaging/mask-ops.js";
+import { stepTotal } from "../src/runtime/metrics.js";
+import { defaultIntraOpThreads, type ExecutionProvider } from "../src/runtime/onnx.js";
+import { openStore } from "../src/storage/index.js";
+import type { Box, RgbImage } from "../src/imaging/types.js";
+import { resolveModel } from "../src/models/registry.js";
+import { SAM_INPUT_SIDE, resizeLongestSide, scaleBox, toHwcFloat, type Size } from "../src/segmenters/sam-processing.js";
+import { loadSegmenter, type Segmenter, type SegmentResult } from "../src/segmenters/segmenter.js";
+import { maskStage } from "../src/stages/mask.js";
 import { fakeJob, imageJobFor, inlineContext } from "./inline-context.js";
 import { photoVariant, photoVariantName } from "../test/fixtures/photo-variants.js";
 import { samDecoderStats } from "./standins/make-sam-decoder.js";

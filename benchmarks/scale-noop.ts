@@ -12,15 +12,15 @@
 import { realpathSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { Job } from "bullmq";
-import { resolveConfig } from "../shared/config.js";
-import { generateJobDataSchema, generateJobOf, queuedFinalizeSchema, resultIndexOf } from "../shared/jobs.js";
-import { stages, type Stage } from "../shared/queues.js";
-import type { WorkerContext } from "../workers/context.js";
-import { handOn } from "../workers/detect/stage.js";
-import { fanOut } from "../workers/mask/stage.js";
-import { recordOutcome } from "../workers/finalize/stage.js";
-import { startFleet, type Fleet } from "../workers/fleet.js";
-import type { StageProcessor } from "../workers/pool.js";
+import { resolveConfig } from "../src/config/config.js";
+import { generateJobDataSchema, generateJobOf, queuedFinalizeSchema, resultIndexOf } from "../src/pipeline/jobs.js";
+import { stages, type Stage } from "../src/pipeline/queues.js";
+import type { WorkerContext } from "../src/fleet/context.js";
+import { handOn } from "../src/stages/detect.js";
+import { fanOut } from "../src/stages/mask.js";
+import { recordOutcome } from "../src/stages/finalize.js";
+import { startFleet, type Fleet } from "../src/fleet/fleet.js";
+import type { StageProcessor } from "../src/fleet/pool.js";
 
 const promptVars = { label: "object", color: "white" };
 

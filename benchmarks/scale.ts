@@ -28,7 +28,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import { RunState } from "../shared/run-state.js";
+import { RunState } from "../src/runs/run-state.js";
 import { startS3Server } from "../test/standins/s3-server.js";
 import { startRedisServer } from "../test/scenarios/redis-server.js";
 import { catalogBody, catalogKey, figures, measureBefore, mib, redisInfo, round, runMeasured, standInEnv, type CommandFigures, type ScaleBeforeResult } from "./scale-before.js";

@@ -11,11 +11,11 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { resolveConfig } from "../shared/config.js";
-import { enqueueImages } from "../producer/enqueue.js";
-import { findInputs } from "../producer/inputs.js";
-import { waitForRun } from "../producer/status.js";
-import { startFleet } from "../workers/fleet.js";
+import { resolveConfig } from "../src/config/config.js";
+import { enqueueImages } from "../src/producer/enqueue.js";
+import { findInputs } from "../src/producer/inputs.js";
+import { waitForRun } from "../src/runs/status.js";
+import { startFleet } from "../src/fleet/fleet.js";
 import { makeTinyModels } from "../test/support/onnx/make-tiny-models.js";
 import { startS3Server } from "../test/standins/s3-server.js";
 import { startRedisServer } from "../test/scenarios/redis-server.js";

@@ -13,9 +13,9 @@
 import { describe, it } from "node:test";
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import assert from "node:assert/strict";
-import { stages, type Stage } from "../shared/queues.js";
-import { waitForRun, runStatus } from "../producer/status.js";
-import { s3Client } from "../shared/storage/s3.js";
+import { stages, type Stage } from "../src/pipeline/queues.js";
+import { waitForRun, runStatus } from "../src/runs/status.js";
+import { s3Client } from "../src/storage/s3.js";
 import { until } from "./helpers.js";
 import type { StandInRequest } from "./standins/bedrock.js";
 import {

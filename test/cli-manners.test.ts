@@ -9,13 +9,13 @@ import { spawn, spawnSync } from "node:child_process";
 import { copyFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { loadConfig, resolveConfig } from "../shared/config.js";
-import { stages } from "../shared/queues.js";
-import { startFleet, type Fleet } from "../workers/fleet.js";
+import { loadConfig, resolveConfig } from "../src/config/config.js";
+import { stages } from "../src/pipeline/queues.js";
+import { startFleet, type Fleet } from "../src/fleet/fleet.js";
 import { freshRedis, repoRoot, runMaskfleet, scratchDir, tinyModels, until } from "./helpers.js";
 import { startRedisServer } from "./scenarios/redis-server.js";
 
-const cli = join(repoRoot, "cli/main.ts");
+const cli = join(repoRoot, "src/cli/main.ts");
 
 /** No stack frame and no ioredis/BullMQ dump in what a user reads. */
 function assertNoNoise(stderr: string): void {
@@ -219,12 +219,12 @@ describe("environment variables", () => {
   });
 
   it("the unknown-variable check's list is exactly the config flags' and keys' variables", async () => {
-    const [{ configVariableNames }, { configFlagEnvNames }, { configEnvNames }] = await Promise.all([import("../cli/env-names.js"), import("../cli/options.js"), import("../shared/config.js")]);
+    const [{ configVariableNames }, { configFlagEnvNames }, { configEnvNames }] = await Promise.all([import("../src/cli/env-names.js"), import("../src/cli/options.js"), import("../src/config/config.js")]);
     assert.deepEqual([...configVariableNames].sort(), [...new Set([...configFlagEnvNames(), ...configEnvNames()])].sort());
   });
 
   it("every variable a command's flags read is one the unknown-variable check knows", async () => {
-    const { knownEnvNames } = await import("../cli/env.js");
+    const { knownEnvNames } = await import("../src/cli/env.js");
     const known = knownEnvNames();
     const help = ["run", "enqueue", "worker", "status", "retry", "report", "clean", "ui", "eval", "models pull"].map((c) => runMaskfleet([...c.split(" "), "--help"]));
     const named = new Set((await Promise.all(help)).flatMap((r) => [...r.stdout.matchAll(/env: (MASKFLEET_\w+)/g)].map((m) => m[1] as string)));
@@ -234,7 +234,7 @@ describe("environment variables", () => {
 });
 
 describe("logs", () => {
-  const logLine = `const { log } = await import(${JSON.stringify(join(repoRoot, "shared/log.ts"))}); log.warn({ queue: "mask" }, "Redis connection error");`;
+  const logLine = `const { log } = await import(${JSON.stringify(join(repoRoot, "src/runtime/log.ts"))}); log.warn({ queue: "mask" }, "Redis connection error");`;
 
   it("JSON lines when stderr is not a terminal, readable lines in one", () => {
     const piped = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", logLine], { encoding: "utf8" });

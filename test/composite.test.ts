@@ -3,12 +3,12 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import sharp from "sharp";
-import { ConfigError } from "../shared/errors.js";
-import { resolveConfig } from "../shared/config.js";
-import type { Mask, RgbImage } from "../shared/types.js";
-import { CompositeGenerator, compositeBackend, compositeBackground, parseColor } from "../generators/composite.js";
-import type { GeneratorSettings } from "../generators/backend.js";
-import { checkRunnable } from "../producer/enqueue.js";
+import { ConfigError } from "../src/runtime/errors.js";
+import { resolveConfig } from "../src/config/config.js";
+import type { Mask, RgbImage } from "../src/imaging/types.js";
+import { CompositeGenerator, compositeBackend, compositeBackground, parseColor } from "../src/generators/composite.js";
+import type { GeneratorSettings } from "../src/generators/backend.js";
+import { checkRunnable } from "../src/producer/enqueue.js";
 import { repoRoot, scratchDir } from "./helpers.js";
 
 const W = 64;

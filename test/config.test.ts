@@ -2,11 +2,11 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fromEnv, loadConfig, parseSeedRange, resolveConfig } from "../shared/config.js";
-import { ConfigError } from "../shared/errors.js";
-import { checkRunnable } from "../producer/enqueue.js";
-import { generateJobsOf, imageIdOf, outPrefixOf, pickImageOptions } from "../shared/jobs.js";
-import { stableJson } from "../shared/hash.js";
+import { fromEnv, loadConfig, parseSeedRange, resolveConfig } from "../src/config/config.js";
+import { ConfigError } from "../src/runtime/errors.js";
+import { checkRunnable } from "../src/producer/enqueue.js";
+import { generateJobsOf, imageIdOf, outPrefixOf, pickImageOptions } from "../src/pipeline/jobs.js";
+import { stableJson } from "../src/pipeline/hash.js";
 import { scratchDir } from "./helpers.js";
 import { oldYaml } from "./fixtures/old-config.js";
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import sharp from "sharp";
-import type { Mask, RgbImage } from "../shared/types.js";
-import { contactSheet, type ContactSheetTile } from "../workers/finalize/contact-sheet.js";
+import type { Mask, RgbImage } from "../src/imaging/types.js";
+import { contactSheet, type ContactSheetTile } from "../src/stages/contact-sheet.js";
 
 function rgb(width: number, height: number, colour: [number, number, number]): RgbImage {
   const data = new Uint8Array(width * height * 3);

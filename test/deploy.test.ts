@@ -25,9 +25,9 @@ import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Worker } from "bullmq";
 import { parse as parseYaml } from "yaml";
-import { defaultUiPort } from "../cli/ui.js";
-import { keyPrefix, openQueue, stages } from "../shared/queues.js";
-import { connect } from "../shared/redis.js";
+import { defaultUiPort } from "../src/cli/ui.js";
+import { keyPrefix, openQueue, stages } from "../src/pipeline/queues.js";
+import { connect } from "../src/runtime/redis.js";
 import { copyArgs, dockerfileProblems, dockerignore, parseDockerfile, valuesOf, type RepoView } from "./deploy/dockerfile.js";
 import { environmentProblems, fleetProblems, modelFor, unknownFieldProblems, validateManifest } from "./deploy/k8s.js";
 import { applyJsonPatch, kustomize, readYamlDocs, type Manifest } from "./deploy/kustomize.js";
@@ -113,7 +113,7 @@ describe("Dockerfiles", () => {
 
   it(".dockerignore keeps local installs, builds, caches and outputs out of the build context", () => {
     for (const p of ["node_modules", "node_modules/sharp/package.json", "dist/cli/main.js", ".cache/x", "test/.tmp/a", "out/sample", ".git/HEAD"]) assert.ok(repo.ignored(p), p);
-    for (const p of ["package.json", "cli/main.ts", "models/manifest.json", "deploy/docker/entrypoint.sh", "test/deploy.test.ts"]) assert.ok(!repo.ignored(p), p);
+    for (const p of ["package.json", "src/cli/main.ts", "src/models/manifest.json", "deploy/docker/entrypoint.sh", "test/deploy.test.ts"]) assert.ok(!repo.ignored(p), p);
   });
 
   it("the checks reject a root user, no health check, missing or ignored sources, an unknown stage", () => {

@@ -9,10 +9,10 @@ import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { realpathSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
-import * as discovery from "../producer/discover.js";
-import { discoverInputs } from "../producer/discover.js";
-import { findInputs } from "../producer/inputs.js";
-import { ConfigError } from "../shared/errors.js";
+import * as discovery from "../src/producer/discover.js";
+import { discoverInputs } from "../src/producer/discover.js";
+import { findInputs } from "../src/producer/inputs.js";
+import { ConfigError } from "../src/runtime/errors.js";
 import { freshRedis, runMaskfleet, scratchDir } from "./helpers.js";
 
 const names = (specs: string[]) => discoverInputs(specs).map((i) => i.name);

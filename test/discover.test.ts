@@ -2,9 +2,9 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { discoverInputs } from "../producer/discover.js";
-import { ConfigError } from "../shared/errors.js";
-import { boxSchema } from "../shared/jobs.js";
+import { discoverInputs } from "../src/producer/discover.js";
+import { ConfigError } from "../src/runtime/errors.js";
+import { boxSchema } from "../src/pipeline/jobs.js";
 import { scratchDir } from "./helpers.js";
 
 describe("discoverInputs", () => {

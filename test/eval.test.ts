@@ -9,11 +9,11 @@ import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import sharp from "sharp";
-import { ConfigError } from "../shared/errors.js";
-import { decodeRle, decodeRleString, encodeRle, encodeRleString, parseCoco, rasterizePolygons } from "../shared/eval/coco.js";
-import { boundaryF, defaultBoundaryTolerance, maskIoU } from "../shared/eval/metrics.js";
-import { formatEvalTable, runEval, type EvalReport } from "../shared/eval/run.js";
-import type { Mask } from "../shared/types.js";
+import { ConfigError } from "../src/runtime/errors.js";
+import { decodeRle, decodeRleString, encodeRle, encodeRleString, parseCoco, rasterizePolygons } from "../src/eval/coco.js";
+import { boundaryF, defaultBoundaryTolerance, maskIoU } from "../src/eval/metrics.js";
+import { formatEvalTable, runEval, type EvalReport } from "../src/eval/run.js";
+import type { Mask } from "../src/imaging/types.js";
 import { runMaskfleet, scratchDir, tinyModels } from "./helpers.js";
 
 

@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import sharp from "sharp";
-import { ConfigError, ModelError } from "../shared/errors.js";
-import type { Box, RgbImage } from "../shared/types.js";
-import { loadFaceDetector, type Detector } from "../workers/detect/detector.js";
-import { decodeFaces, nms } from "../workers/detect/ultraface.js";
+import { ConfigError, ModelError } from "../src/runtime/errors.js";
+import type { Box, RgbImage } from "../src/imaging/types.js";
+import { loadFaceDetector, type Detector } from "../src/detectors/detector.js";
+import { decodeFaces, nms } from "../src/detectors/ultraface.js";
 import { repoRoot, tinyModels } from "./helpers.js";
 
 const SKIN = [224, 172, 140];

@@ -9,10 +9,10 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { enqueueImages } from "../producer/enqueue.js";
-import { configSchema, resolveConfig } from "../shared/config.js";
-import { ConfigError } from "../shared/errors.js";
-import { imageOptionsSchema } from "../shared/jobs.js";
+import { enqueueImages } from "../src/producer/enqueue.js";
+import { configSchema, resolveConfig } from "../src/config/config.js";
+import { ConfigError } from "../src/runtime/errors.js";
+import { imageOptionsSchema } from "../src/pipeline/jobs.js";
 import { repoRoot, runMaskfleet, scratchDir } from "./helpers.js";
 import { startRedisServer, type RedisServer } from "./scenarios/redis-server.js";
 

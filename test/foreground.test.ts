@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { estimateForeground, FOREGROUND_DEFAULTS } from "../shared/foreground.js";
-import type { Mask, RgbImage } from "../shared/types.js";
+import { estimateForeground, FOREGROUND_DEFAULTS } from "../src/imaging/foreground.js";
+import type { Mask, RgbImage } from "../src/imaging/types.js";
 
 /** A known scene: smooth warm foreground F over a green textured background B under a known alpha, photo I = alpha*F + (1-alpha)*B in 8 bits. */
 interface Scene {

@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
-import { outPrefixOf } from "../shared/jobs.js";
-import { RunState, type ImageRecord } from "../shared/run-state.js";
+import { outPrefixOf } from "../src/pipeline/jobs.js";
+import { RunState, type ImageRecord } from "../src/runs/run-state.js";
 
 export const repoRoot = resolve(import.meta.dirname, "..");
 
@@ -114,10 +114,10 @@ export interface CliResult {
 
 const exec = promisify(execFile);
 
-/** Runs `maskfleet ...args` (cli/main.ts through tsx) to its end; a non-zero exit is a result, not an error. */
+/** Runs `maskfleet ...args` (src/cli/main.ts through tsx) to its end; a non-zero exit is a result, not an error. */
 export async function runMaskfleet(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), ...args], {
+    const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), ...args], {
       cwd: o.cwd,
       env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn", ...o.env },
       timeout: o.timeoutMs ?? 120_000,

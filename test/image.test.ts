@@ -4,9 +4,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
-import { InputError } from "../shared/errors.js";
-import { decodeImage, encodeJpeg, encodePng, resizeRgb, rgbaFrom, type DecodedImage } from "../shared/image.js";
-import type { RgbImage } from "../shared/types.js";
+import { InputError } from "../src/runtime/errors.js";
+import { decodeImage, encodeJpeg, encodePng, resizeRgb, rgbaFrom, type DecodedImage } from "../src/imaging/image.js";
+import type { RgbImage } from "../src/imaging/types.js";
 import { BAD_FIXTURES, EXIF_STORED, GOOD_FIXTURES, writeBadImages, type FixtureId } from "./fixtures/bad-images.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");

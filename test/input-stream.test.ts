@@ -11,11 +11,11 @@ import { join, relative } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
-import { discoverInputs, imageExtensions } from "../producer/discover.js";
-import { streamInputs, type InputStreamOptions, type StreamedInput } from "../producer/input-stream.js";
-import type { AwsSettings } from "../shared/aws.js";
-import { ConfigError } from "../shared/errors.js";
-import { s3Client } from "../shared/storage/s3.js";
+import { discoverInputs, imageExtensions } from "../src/producer/discover.js";
+import { streamInputs, type InputStreamOptions, type StreamedInput } from "../src/producer/input-stream.js";
+import type { AwsSettings } from "../src/runtime/aws.js";
+import { ConfigError } from "../src/runtime/errors.js";
+import { s3Client } from "../src/storage/s3.js";
 import { scratchDir } from "./helpers.js";
 import { startS3Server, type S3Server } from "./standins/s3-server.js";
 

@@ -10,9 +10,9 @@ import { readdir } from "node:fs/promises";
 import { syncBuiltinESMExports } from "node:module";
 import os from "node:os";
 import { join } from "node:path";
-import { resolveConfig } from "../shared/config.js";
-import { createSession, defaultIntraOpThreads } from "../shared/onnx.js";
-import { createLocalContext } from "../workers/context.js";
+import { resolveConfig } from "../src/config/config.js";
+import { createSession, defaultIntraOpThreads } from "../src/runtime/onnx.js";
+import { createLocalContext } from "../src/fleet/context.js";
 import { tinyModels } from "./helpers.js";
 
 /** Runs `body` with os.availableParallelism() (and its named import) answering `cores`. */

@@ -5,9 +5,9 @@
  */
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { checkBedrockModels, formatCloudModels, listImageEditingModels, type CloudModelRow, type LifecycleOptions } from "../generators/lifecycle.js";
-import type { AwsSettings } from "../shared/aws.js";
-import { ConfigError } from "../shared/errors.js";
+import { checkBedrockModels, formatCloudModels, listImageEditingModels, type CloudModelRow, type LifecycleOptions } from "../src/generators/lifecycle.js";
+import type { AwsSettings } from "../src/runtime/aws.js";
+import { ConfigError } from "../src/runtime/errors.js";
 import { runMaskfleet, scratchDir } from "./helpers.js";
 import { startBedrockControlStandIn, type ControlStandIn, type ControlStandInOptions } from "./standins/bedrock-control.js";
 

@@ -3,8 +3,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ConfigError } from "../shared/errors.js";
-import { LocalStore, writeError } from "../shared/storage/local.js";
+import { ConfigError } from "../src/runtime/errors.js";
+import { LocalStore, writeError } from "../src/storage/local.js";
 import { scratchDir } from "./helpers.js";
 
 const errno = (code: string) => Object.assign(new Error(`${code}: failed`), { code });

@@ -10,8 +10,8 @@ import {
   removeSmallIslands,
   toBedrockMask,
   unionMasks,
-} from "../shared/mask-ops.js";
-import type { Mask } from "../shared/types.js";
+} from "../src/imaging/mask-ops.js";
+import type { Mask } from "../src/imaging/types.js";
 
 /** Rows of '#' (255) and '.' (0); digits 1-9 stand for soft values 10..90 where needed. */
 function m(...rows: string[]): Mask {

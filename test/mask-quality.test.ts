@@ -1,5 +1,5 @@
 /**
- * The mask quality score (shared/mask-quality.ts) on constructed cases, and images held for review
+ * The mask quality score (src/imaging/mask-quality.ts) on constructed cases, and images held for review
  * by --min-mask-quality in a real fleet (real Redis, tiny SAM graphs, composite generator): held
  * images are not generated, `report` lists them, `retry --stage mask` sends them on.
  */
@@ -8,17 +8,17 @@ import { copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
-import { enqueueImages } from "../producer/enqueue.js";
-import { formatReport, runReport } from "../producer/report.js";
-import { retryRun } from "../producer/retry.js";
-import { runStatus, waitForRun } from "../producer/status.js";
-import { resolveConfig } from "../shared/config.js";
-import { maskIoU } from "../shared/eval/metrics.js";
-import { largestPieceShare, maskQuality, softBandShare } from "../shared/mask-quality.js";
-import { stages } from "../shared/queues.js";
-import type { Mask } from "../shared/types.js";
-import { stabilityScore } from "../workers/mask/sam-common.js";
-import { startFleet, type Fleet } from "../workers/fleet.js";
+import { enqueueImages } from "../src/producer/enqueue.js";
+import { formatReport, runReport } from "../src/runs/report.js";
+import { retryRun } from "../src/runs/retry.js";
+import { runStatus, waitForRun } from "../src/runs/status.js";
+import { resolveConfig } from "../src/config/config.js";
+import { maskIoU } from "../src/eval/metrics.js";
+import { largestPieceShare, maskQuality, softBandShare } from "../src/imaging/mask-quality.js";
+import { stages } from "../src/pipeline/queues.js";
+import type { Mask } from "../src/imaging/types.js";
+import { stabilityScore } from "../src/segmenters/sam-common.js";
+import { startFleet, type Fleet } from "../src/fleet/fleet.js";
 import { freshRedis, listFiles, repoRoot, runImages, scratchDir, tinyModels } from "./helpers.js";
 
 const side = 64;

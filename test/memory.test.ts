@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { connect } from "../shared/redis.js";
-import { runStatus } from "../producer/status.js";
+import { connect } from "../src/runtime/redis.js";
+import { runStatus } from "../src/runs/status.js";
 import { photoVariant, photoVariantName } from "./fixtures/photo-variants.js";
 import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
 
@@ -33,7 +33,7 @@ describe("memory", () => {
 
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", join(repoRoot, "cli/main.ts"), "run", photos, "--run", "memory", "--out", join(dir, "out"), "--target", "auto",
+      ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "run", photos, "--run", "memory", "--out", join(dir, "out"), "--target", "auto",
         "--sam-model", models.sam, "--prompts", "studio white background", "soft grey backdrop", "--seeds", "1-1", "--redis", redisUrl, "--no-progress"],
       { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" } },
     );

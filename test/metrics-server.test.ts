@@ -6,9 +6,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import * as metrics from "../shared/metrics.js";
-import { startMetricsServer } from "../shared/metrics.js";
-import { poolStarting } from "../shared/readiness.js";
+import * as metrics from "../src/runtime/metrics.js";
+import { startMetricsServer } from "../src/runtime/metrics.js";
+import { poolStarting } from "../src/runtime/readiness.js";
 
 const cap = 64;
 import { sleep, until } from "./helpers.js";

@@ -16,15 +16,15 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { resolveConfig, type Config } from "../shared/config.js";
-import { ConfigError } from "../shared/errors.js";
-import { DEFAULT_METRICS_PORT, imageFinished, poolLabelOf, registry, startMetricsServer, type MetricsServer } from "../shared/metrics.js";
-import { stages } from "../shared/queues.js";
-import { discoverInputs } from "../producer/discover.js";
-import { enqueueImages } from "../producer/enqueue.js";
-import { waitForRun } from "../producer/status.js";
-import { maskfleetVersion } from "../shared/version.js";
-import { startFleet, type Fleet } from "../workers/fleet.js";
+import { resolveConfig, type Config } from "../src/config/config.js";
+import { ConfigError } from "../src/runtime/errors.js";
+import { DEFAULT_METRICS_PORT, imageFinished, poolLabelOf, registry, startMetricsServer, type MetricsServer } from "../src/runtime/metrics.js";
+import { stages } from "../src/pipeline/queues.js";
+import { discoverInputs } from "../src/producer/discover.js";
+import { enqueueImages } from "../src/producer/enqueue.js";
+import { waitForRun } from "../src/runs/status.js";
+import { maskfleetVersion } from "../src/runtime/version.js";
+import { startFleet, type Fleet } from "../src/fleet/fleet.js";
 import { kustomize, type Manifest } from "./deploy/kustomize.js";
 import { freshRedis, repoRoot, samples, scratchDir, tinyModels, type Sample } from "./helpers.js";
 
@@ -332,7 +332,7 @@ describe("metrics", () => {
   it("a worker process names its endpoint in its start line and serves it; SIGTERM closes it", async () => {
     // A job waiting a minute in a queue no worker here serves: the depth the worker reads from Redis.
     const later = await fleet.ctx.queues.mask.add("mask", {}, { delay: 60_000, jobId: "metrics-later" });
-    const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), "worker", "finalize", "--redis", config.redisUrl, "--metrics-port", "0"], {
+    const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", "finalize", "--redis", config.redisUrl, "--metrics-port", "0"], {
       env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" },
       stdio: ["ignore", "ignore", "pipe"],
     });

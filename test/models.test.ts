@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { crc32, deflateRawSync } from "node:zlib";
-import { ModelError } from "../shared/errors.js";
+import { ModelError } from "../src/runtime/errors.js";
 import {
   getModel,
   listModels,
@@ -19,8 +19,8 @@ import {
   resolveModel,
   verifyModel,
   type ModelEntry,
-} from "../models/registry.js";
-import { listZip } from "../models/unzip.js";
+} from "../src/models/registry.js";
+import { listZip } from "../src/models/unzip.js";
 import { repoRoot, runMaskfleet, scratchDir, tinyModels } from "./helpers.js";
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -327,7 +327,7 @@ test("the ZIP reader lists names, sizes and ZIP64 fields", async () => {
 });
 
 test("models list: every model with its size, CPU time measured here, licence and what it is good for; show gives the rest", async () => {
-  const speed = JSON.parse(await readFile(join(repoRoot, "models/speed.json"), "utf8")) as { machine: string; models: Record<string, { msPerImage: number; msPerExtraBox?: number }> };
+  const speed = JSON.parse(await readFile(join(repoRoot, "src/models/speed.json"), "utf8")) as { machine: string; models: Record<string, { msPerImage: number; msPerExtraBox?: number }> };
   const cache = await scratchDir("models-list-cache");
   const list = await runMaskfleet(["models", "list", "--json", "--cache", cache]);
   assert.equal(list.code, 0, list.stderr);
@@ -336,7 +336,7 @@ test("models list: every model with its size, CPU time measured here, licence an
   for (const r of rows) {
     const m = getModel(r.name);
     // Every shipped model has been timed by benchmarks/models.ts and says what it is for.
-    assert.ok(r.cpu && r.cpu.msPerImage > 0, `${r.name}: no CPU time in models/speed.json`);
+    assert.ok(r.cpu && r.cpu.msPerImage > 0, `${r.name}: no CPU time in src/models/speed.json`);
     assert.deepEqual(r.cpu, speed.models[r.name]);
     assert.equal(r.cpu.msPerExtraBox !== undefined, m.task === "segment", `${r.name}: per-box time is for segmenters only`);
     assert.ok(r.goodFor && r.goodFor.length > 20, `${r.name}: goodFor`);

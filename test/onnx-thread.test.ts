@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { createSession, Tensor } from "../shared/onnx.js";
+import { createSession, Tensor } from "../src/runtime/onnx.js";
 import { GraphBuilder, valueInfo, writeModel, type Value } from "./support/onnx/onnx-graph.js";
 import { repoRoot, scratchDir } from "./helpers.js";
 import { execFile } from "node:child_process";
@@ -74,7 +74,7 @@ test("a file onnxruntime cannot load is a ModelError naming it; an idle session 
   await assert.rejects(createSession(join(dir, "missing.onnx")), (err: Error) => err.name === "ModelError" && err.message.includes("missing.onnx"));
   const model = await slowModel(dir, 2);
   // Loaded, run once and never released: the process still ends on its own.
-  const script = `import { createSession, Tensor } from ${JSON.stringify(join(repoRoot, "shared/onnx.ts"))};
+  const script = `import { createSession, Tensor } from ${JSON.stringify(join(repoRoot, "src/runtime/onnx.ts"))};
 const s = await createSession(${JSON.stringify(model)});
 const out = await s.run({ x: new Tensor("float32", new Float32Array(${SIDE * SIDE}), [1, ${SIDE}, ${SIDE}]) });
 console.log(out.y.dims.join("x"));`;

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { resizePillowBilinear } from "../workers/mask/pillow-resize.js";
-import { resizeLongestSide, samResizeShape } from "../workers/mask/sam-processing.js";
+import { resizePillowBilinear } from "../src/segmenters/pillow-resize.js";
+import { resizeLongestSide, samResizeShape } from "../src/segmenters/sam-processing.js";
 
 const fixtures = join(import.meta.dirname, "fixtures", "pillow-resize");
 

@@ -16,14 +16,14 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { resolveConfig, type Config } from "../shared/config.js";
-import { startMetricsServer, type MetricsServer } from "../shared/metrics.js";
-import { stages } from "../shared/queues.js";
-import { discoverInputs } from "../producer/discover.js";
-import { enqueueImages } from "../producer/enqueue.js";
-import { waitForRun } from "../producer/status.js";
-import type { Store } from "../shared/storage/store.js";
-import { startFleet, type Fleet } from "../workers/fleet.js";
+import { resolveConfig, type Config } from "../src/config/config.js";
+import { startMetricsServer, type MetricsServer } from "../src/runtime/metrics.js";
+import { stages } from "../src/pipeline/queues.js";
+import { discoverInputs } from "../src/producer/discover.js";
+import { enqueueImages } from "../src/producer/enqueue.js";
+import { waitForRun } from "../src/runs/status.js";
+import type { Store } from "../src/storage/store.js";
+import { startFleet, type Fleet } from "../src/fleet/fleet.js";
 import { freshRedis, repoRoot, scratchDir, sleep, tinyModels, until } from "./helpers.js";
 import { freePort } from "./scenarios/redis-server.js";
 
@@ -118,7 +118,7 @@ describe("the Grafana board in a real Prometheus", () => {
     variables = dashboard.templating.list.filter((v) => v.type === "query");
 
     // The finalize worker: a process of its own, started while this one gets ready.
-    child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), "worker", "finalize", "--redis", redisUrl, "--metrics-port", "0"], {
+    child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", "finalize", "--redis", redisUrl, "--metrics-port", "0"], {
       env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" },
       stdio: ["ignore", "ignore", "pipe"],
     });

@@ -6,11 +6,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { resolveConfig } from "../shared/config.js";
-import { registry } from "../shared/metrics.js";
-import { fleetAdaptiveRate, formatRateInForce, rateInForce } from "../shared/rate-in-force.js";
-import { createContext } from "../workers/context.js";
-import { startPool } from "../workers/pool.js";
+import { resolveConfig } from "../src/config/config.js";
+import { registry } from "../src/runtime/metrics.js";
+import { fleetAdaptiveRate, formatRateInForce, rateInForce } from "../src/fleet/rate-in-force.js";
+import { createContext } from "../src/fleet/context.js";
+import { startPool } from "../src/fleet/pool.js";
 import { until } from "./helpers.js";
 import { startRedisServer, type RedisServer } from "./scenarios/redis-server.js";
 

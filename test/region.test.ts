@@ -7,10 +7,10 @@ import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { STABILITY_REGIONS } from "../generators/bedrock-models.js";
-import { assertStabilityRegion, resolveRegion } from "../shared/aws.js";
-import { awsSettingsOf, loadConfig } from "../shared/config.js";
-import { ConfigError } from "../shared/errors.js";
+import { STABILITY_REGIONS } from "../src/generators/bedrock-models.js";
+import { assertStabilityRegion, resolveRegion } from "../src/runtime/aws.js";
+import { awsSettingsOf, loadConfig } from "../src/config/config.js";
+import { ConfigError } from "../src/runtime/errors.js";
 import { scratchDir } from "./helpers.js";
 
 interface Row {

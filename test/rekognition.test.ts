@@ -10,11 +10,11 @@ import { createServer } from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
-import type { AwsSettings } from "../shared/aws.js";
-import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledError } from "../shared/errors.js";
-import { decodeImage, encodeJpeg, resizeRgb, type DecodedImage } from "../shared/image.js";
-import type { Box, RgbImage } from "../shared/types.js";
-import { createRekognitionDetector, encodeForRekognition, MAX_IMAGE_BYTES, ratioBoxToPixels, type RekognitionDetectorOptions } from "../workers/detect/rekognition.js";
+import type { AwsSettings } from "../src/runtime/aws.js";
+import { ConfigError, FatalServiceError, InputError, RejectedError, ThrottledError } from "../src/runtime/errors.js";
+import { decodeImage, encodeJpeg, resizeRgb, type DecodedImage } from "../src/imaging/image.js";
+import type { Box, RgbImage } from "../src/imaging/types.js";
+import { createRekognitionDetector, encodeForRekognition, MAX_IMAGE_BYTES, ratioBoxToPixels, type RekognitionDetectorOptions } from "../src/detectors/rekognition.js";
 import { repoRoot } from "./helpers.js";
 import { FAULTS, startRekognitionStandIn, type RekognitionCall, type RekognitionStandIn } from "./standins/rekognition.js";
 

@@ -1,5 +1,5 @@
 /**
- * Run ids are checked in one place (shared/run-id.ts): a run id with ":" would reach another
+ * Run ids are checked in one place (src/pipeline/run-id.ts): a run id with ":" would reach another
  * run's Redis keys (`maskfleet:run:foo:images` is run foo's image set), an empty one used to dump
  * a ZodError. Every command that takes a run id refuses a bad one with one line and exit 2,
  * before Redis is touched; RunState and enqueueImages refuse it too, as a last guard.
@@ -8,11 +8,11 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { enqueueImages, newRunId } from "../producer/enqueue.js";
-import { resolveConfig } from "../shared/config.js";
-import { ConfigError } from "../shared/errors.js";
-import { RunState } from "../shared/run-state.js";
-import { checkRunId, isValidRunId } from "../shared/run-id.js";
+import { enqueueImages, newRunId } from "../src/producer/enqueue.js";
+import { resolveConfig } from "../src/config/config.js";
+import { ConfigError } from "../src/runtime/errors.js";
+import { RunState } from "../src/runs/run-state.js";
+import { checkRunId, isValidRunId } from "../src/pipeline/run-id.js";
 import { repoRoot, runMaskfleet } from "./helpers.js";
 import { startRedisServer, type RedisServer } from "./scenarios/redis-server.js";
 

@@ -9,10 +9,10 @@ import assert from "node:assert/strict";
 import { copyFile, mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { enqueueImages } from "../producer/enqueue.js";
-import { discoverInputs } from "../producer/discover.js";
-import { resolveConfig } from "../shared/config.js";
-import { keyPrefix, openQueue, privateQueuePrefix } from "../shared/queues.js";
+import { enqueueImages } from "../src/producer/enqueue.js";
+import { discoverInputs } from "../src/producer/discover.js";
+import { resolveConfig } from "../src/config/config.js";
+import { keyPrefix, openQueue, privateQueuePrefix } from "../src/pipeline/queues.js";
 import { freshRedis, repoRoot, runMaskfleet, scratchDir, tinyModels, scanKeys } from "./helpers.js";
 
 describe("maskfleet run keeps to its own run", () => {

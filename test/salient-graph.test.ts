@@ -9,7 +9,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import * as ort from "onnxruntime-node";
-import { SalientModel } from "../workers/mask/salient.js";
+import { SalientModel } from "../src/segmenters/salient.js";
 import { BIREFNET_IO, BIREFNET_PUBLISHED, birefnetStats, makeBirefnet, SWIN, type BirefnetOptions, type SwinConfig } from "../benchmarks/standins/make-birefnet.js";
 import { ISNET_IO, isnetStats, makeIsnet, RMBG_PUBLISHED, RMBG_STAGES } from "../benchmarks/standins/make-isnet.js";
 import { scratchDir } from "./helpers.js";

@@ -21,8 +21,8 @@ import {
   scaleBox,
   upscaleMask,
   upscaleMaskLogits,
-} from "../workers/mask/sam-processing.js";
-import type { RgbImage } from "../shared/types.js";
+} from "../src/segmenters/sam-processing.js";
+import type { RgbImage } from "../src/imaging/types.js";
 import { repoRoot } from "./helpers.js";
 
 env.allowRemoteModels = false;

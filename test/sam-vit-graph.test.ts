@@ -14,8 +14,8 @@ import { GraphBuilder, valueInfo, writeModel } from "./support/onnx/onnx-graph.j
 import { hfSamStats, makeHfSam } from "../benchmarks/standins/make-hf-sam.js";
 import { makeSamVit, SAM_VIT_PUBLISHED, samVitEncoderStats, type SamVitVariant } from "../benchmarks/standins/make-sam-vit-encoder.js";
 import { samDecoderStats } from "../benchmarks/standins/make-sam-decoder.js";
-import type { RgbImage } from "../shared/types.js";
-import { loadSegmenter } from "../workers/mask/segmenter.js";
+import type { RgbImage } from "../src/imaging/types.js";
+import { loadSegmenter } from "../src/segmenters/segmenter.js";
 
 const { onnx } = onnxProto;
 const scratch = join(resolve(import.meta.dirname, ".."), ".cache", `test-sam-vit-${process.pid}`);

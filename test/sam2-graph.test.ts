@@ -8,8 +8,8 @@ import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import onnxProto from "onnx-proto";
 import { HIERA_CONFIGS, makeSam2, SAM2_PUBLISHED_PARAMS, SAM2_VARIANTS, sam2Stats, sam2VideoOnlyParams, type HieraConfig } from "../benchmarks/standins/make-sam2.js";
-import { loadSegmenter } from "../workers/mask/segmenter.js";
-import { Sam2Segmenter } from "../workers/mask/sam2.js";
+import { loadSegmenter } from "../src/segmenters/segmenter.js";
+import { Sam2Segmenter } from "../src/segmenters/sam2.js";
 import { scratchDir } from "./helpers.js";
 
 const { onnx } = onnxProto;

@@ -6,15 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { checkRunnable } from "../producer/enqueue.js";
-import { resolveConfig } from "../shared/config.js";
-import { ConfigError, RejectedError } from "../shared/errors.js";
-import type { Mask, RgbImage } from "../shared/types.js";
-import { createBedrockClient } from "../generators/bedrock-client.js";
-import type { GenerateRequest } from "../generators/generator.js";
-import { BedrockRemoveBackground } from "../generators/stability-remove-background.js";
-import { StabilityGenerator, type StabilityOptions } from "../generators/stability.js";
-import { stabilityModelFor } from "../generators/bedrock-models.js";
+import { checkRunnable } from "../src/producer/enqueue.js";
+import { resolveConfig } from "../src/config/config.js";
+import { ConfigError, RejectedError } from "../src/runtime/errors.js";
+import type { Mask, RgbImage } from "../src/imaging/types.js";
+import { createBedrockClient } from "../src/generators/bedrock-client.js";
+import type { GenerateRequest } from "../src/generators/generator.js";
+import { BedrockRemoveBackground } from "../src/generators/stability-remove-background.js";
+import { StabilityGenerator, type StabilityOptions } from "../src/generators/stability.js";
+import { stabilityModelFor } from "../src/generators/bedrock-models.js";
 import { startBedrockStandIn, type BedrockStandIn } from "./standins/bedrock.js";
 
 process.env.AWS_ACCESS_KEY_ID = "AKIDSTANDIN";

@@ -6,9 +6,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { summarize } from "../producer/status.js";
-import { keyPrefix, stages } from "../shared/queues.js";
-import { RunState, type RunProgress } from "../shared/run-state.js";
+import { summarize } from "../src/runs/status.js";
+import { keyPrefix, stages } from "../src/pipeline/queues.js";
+import { RunState, type RunProgress } from "../src/runs/run-state.js";
 import { freshRedis, runMaskfleet } from "./helpers.js";
 
 const noQueues = Object.fromEntries(stages.map((s) => [s, {}])) as Parameters<typeof summarize>[4];

@@ -1,5 +1,5 @@
 /**
- * `maskfleet ui` (cli/ui.ts, producer/queue-browser.ts) in a real browser: Debian's chromium,
+ * `maskfleet ui` (src/cli/ui.ts, src/runs/queue-browser.ts) in a real browser: Debian's chromium,
  * headless, through playwright-core. A run in progress on a private redis-server: its images
  * enqueued by the real producer, jobs in every stage in known states (active, waiting, failed,
  * completed, waiting for children), and a `maskfleet run` of its own queues. The UI started by the
@@ -16,12 +16,12 @@ import { join } from "node:path";
 import { FlowProducer, Worker, type Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { enqueueInputs } from "../producer/enqueue.js";
-import { startQueueBrowser } from "../producer/queue-browser.js";
-import { resolveConfig } from "../shared/config.js";
-import { keyPrefix, openQueues, privateQueuePrefix, stages, type Stage } from "../shared/queues.js";
-import { connect } from "../shared/redis.js";
-import { RunState } from "../shared/run-state.js";
+import { enqueueInputs } from "../src/producer/enqueue.js";
+import { startQueueBrowser } from "../src/runs/queue-browser.js";
+import { resolveConfig } from "../src/config/config.js";
+import { keyPrefix, openQueues, privateQueuePrefix, stages, type Stage } from "../src/pipeline/queues.js";
+import { connect } from "../src/runtime/redis.js";
+import { RunState } from "../src/runs/run-state.js";
 import { freshRedis, repoRoot, runMaskfleet, scanKeys, scratchDir, until } from "./helpers.js";
 
 const screenshot = join(repoRoot, "test", "artifacts", "queue-browser.png");
@@ -86,7 +86,7 @@ before(async () => {
   }
   await queues.finalize.add("finalize", { runId: "catalog-ui", name: "hubble_deep_field.jpg" }, { ...kept, jobId: "finalize-done" });
   await take("finalize", "completed");
-  // mask's fan-out: a finalize parent waiting for its generate children (workers/mask/stage.ts).
+  // mask's fan-out: a finalize parent waiting for its generate children (src/stages/mask.ts).
   const flows = new FlowProducer({ connection: redis, prefix: keyPrefix });
   await flows.add({
     name: "finalize",
@@ -129,7 +129,7 @@ interface Ui {
 
 /** `maskfleet ui --port 0 ...args` through the real CLI, once it says where it listens. */
 async function startUi(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ui> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), "ui", "--port", "0", ...args], {
+  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "ui", "--port", "0", ...args], {
     env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -1,7 +1,7 @@
 /**
  * Benchmark stand-ins for BiRefNet (ZhengPeng7/BiRefNet, models/birefnet.py + config.py) as the
  * rembg project's ONNX exports ship it: the same architecture with seeded random weights, so the
- * "salient" adapter (workers/mask/salient.ts) can be timed without the 973 / 224 MB downloads.
+ * "salient" adapter (src/segmenters/salient.ts) can be timed without the 973 / 224 MB downloads.
  *
  *   birefnet-general  Swin-L backbone (embed 192, depths [2, 2, 18, 2], heads [6, 12, 24, 48], window 12)
  *   birefnet-lite     Swin-T backbone (embed 96,  depths [2, 2, 6, 2],  heads [3, 6, 12, 24],  window 7)
@@ -39,7 +39,7 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { getModel } from "../../models/registry.js";
+import { getModel } from "../../src/models/registry.js";
 import { encodeModel, GraphBuilder, numel, valueInfo, type BuiltModel, type Fill, type Shape, type Value } from "../../test/support/onnx/onnx-graph.js";
 import { concat, conv2d, relu, resize, sigmoid, writeSalientFolder } from "./make-isnet.js";
 

@@ -1,5 +1,5 @@
 /**
- * Benchmark stand-ins for the transformers.js (Xenova) SAM exports that workers/mask/hf-sam.ts
+ * Benchmark stand-ins for the transformers.js (Xenova) SAM exports that src/segmenters/hf-sam.ts
  * loads, with seeded random weights and the real architecture and I/O:
  *
  *   <dir>/sam-vit-base-hf/      Xenova/sam-vit-base: SAM ViT-B (transformers SamModel)

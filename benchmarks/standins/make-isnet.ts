@@ -1,7 +1,7 @@
 /**
  * A benchmark stand-in for BRIA RMBG-1.4 (IS-Net / DIS architecture, briaai/RMBG-1.4 briarmbg.py
  * BriaRMBG): the same graph as the published onnx/model.onnx with seeded random weights, so the
- * "salient" adapter (workers/mask/salient.ts) can be timed on this CPU without the gated 176 MB
+ * "salient" adapter (src/segmenters/salient.ts) can be timed on this CPU without the gated 176 MB
  * download. Speed does not depend on the weight values.
  *
  *   conv_in 3x3 stride 2 (3 -> 64, 1024 -> 512), then the RSU encoder
@@ -26,7 +26,7 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { getModel, type Preprocess } from "../../models/registry.js";
+import { getModel, type Preprocess } from "../../src/models/registry.js";
 import { encodeModel, GraphBuilder, valueInfo, type BuiltModel, type Value } from "../../test/support/onnx/onnx-graph.js";
 
 export type { BuiltModel };

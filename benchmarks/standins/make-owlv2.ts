@@ -2,7 +2,7 @@
  * A benchmark stand-in for OWLv2 base patch16 ensemble (google/owlv2-base-patch16-ensemble) as
  * Xenova / Transformers.js export it (onnx/model.onnx, optimum task zero-shot-object-detection):
  * the same architecture and sizes as transformers' Owlv2ForObjectDetection, written as an ONNX
- * (opset 17) graph with seeded random weights, so workers/detect/owlv2.ts loads it and it costs
+ * (opset 17) graph with seeded random weights, so src/detectors/owlv2.ts loads it and it costs
  * what the real 614 MB file costs, without the download. Its detections mean nothing.
  *
  *   npx tsx benchmarks/standins/make-owlv2.ts <dir> [base-patch16-ensemble] [--seed N]
@@ -50,7 +50,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
-import { byteAlphabet } from "../../workers/detect/clip-tokenizer.js";
+import { byteAlphabet } from "../../src/detectors/clip-tokenizer.js";
 import { encodeModel, GraphBuilder, sfc32, valueInfo, writeFileAtomic, writeModel, type BuiltModel, type ModelInfo, type Value } from "../../test/support/onnx/onnx-graph.js";
 
 const { onnx } = onnxProto;

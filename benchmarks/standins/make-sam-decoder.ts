@@ -2,7 +2,7 @@
  * A benchmark stand-in for SAM's prompt encoder + mask decoder as Meta's SamOnnxModel exports them
  * (samexporter's decoder files), with seeded random weights: the same operators and sizes, so the
  * same cost per box, without the download. With benchmarks/standins/make-sam-vit-encoder.ts it makes a full-size
- * random-weight SAM ViT-B model folder that workers/mask/samexporter.ts loads
+ * random-weight SAM ViT-B model folder that src/segmenters/samexporter.ts loads
  * (benchmarks/standins/make-sam-vit-b.ts). What the graph computes (segment_anything 1.0):
  *
  * - points: PositionEmbeddingRandom of (coords + 0.5) / 1024 (a 2 x 128 Gaussian matrix, sin and

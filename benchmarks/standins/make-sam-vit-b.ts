@@ -1,7 +1,7 @@
 /**
  * A loadable full-size random-weight SAM ViT-B model folder: the encoder of
  * make-sam-vit-encoder.ts and the decoder of make-sam-decoder.ts, with model.json (format
- * samexporter), which workers/mask/samexporter.ts loads.
+ * samexporter), which src/segmenters/samexporter.ts loads.
  *
  *   npx tsx benchmarks/standins/make-sam-vit-b.ts <dir> [--seed N]
  *

@@ -10,7 +10,7 @@
  *   npx tsx benchmarks/standins/make-sam-vit-encoder.ts <dir> --encoder-only [--variant vit_b|vit_l|vit_h] [--depth N] [--seed N] [--layout hwc|nchw] [--bench [runs]]
  *
  * The first form writes a samexporter model folder <dir>/<sam-vit-b|l|h>/ that
- * workers/mask/samexporter.ts loads: the encoder and decoder under the published file names
+ * src/segmenters/samexporter.ts loads: the encoder and decoder under the published file names
  * (sam_vit_h_4b8939.encoder.onnx + sam_vit_h_4b8939.encoder_data.bin for ViT-H, whose 2.5 GB of
  * weights are ONNX external data as in the published export), the full-size decoder of
  * benchmarks/standins/make-sam-decoder.ts, and model.json. The second form writes only the encoder
@@ -30,7 +30,7 @@ import { encodeModel, GraphBuilder, numel, OPSET, sfc32, valueInfo, writeModel, 
 export { OPSET };
 
 /**
- * Encoder input, as the samexporter-format encoders that workers/mask/samexporter.ts loads (and as
+ * Encoder input, as the samexporter-format encoders that src/segmenters/samexporter.ts loads (and as
  * test/support/onnx/make-tiny-models.ts writes them): "input_image" float32, either
  * - "hwc" (default, samexporter --use-preprocess, the published files): [image_height, image_width, 3]
  *   raw RGB 0-255 already resized to longest side 1024; the graph normalises with SAM's pixel
@@ -342,7 +342,7 @@ const TOOL_VERSION = 1;
 
 export type SamVitFolder = "sam-vit-b" | "sam-vit-l" | "sam-vit-h";
 
-/** Each manifest model: its encoder variant and the published file names (models/manifest.json). */
+/** Each manifest model: its encoder variant and the published file names (src/models/manifest.json). */
 export const SAM_VIT_FOLDERS: Record<SamVitFolder, { variant: SamVitVariant; encoder: string; decoder: string; encoderData: string | null }> = {
   "sam-vit-b": { variant: "vit_b", encoder: "sam_vit_b_01ec64.encoder.onnx", decoder: "sam_vit_b_01ec64.decoder.onnx", encoderData: null },
   "sam-vit-l": { variant: "vit_l", encoder: "sam_vit_l_0b3195.encoder.onnx", decoder: "sam_vit_l_0b3195.decoder.onnx", encoderData: null },

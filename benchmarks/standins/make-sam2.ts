@@ -8,7 +8,7 @@
  *   npx tsx benchmarks/standins/make-sam2.ts <dir> <tiny|small|base-plus|large|all> [--seed N]
  *
  * writes <dir>/sam2.1-hiera-<variant>/{sam2.1_hiera_<v>.encoder.onnx, sam2.1_hiera_<v>.decoder.onnx,
- * model.json (format "sam2")}, which workers/mask/sam2.ts loads (timed by benchmarks/models.ts).
+ * model.json (format "sam2")}, which src/segmenters/sam2.ts loads (timed by benchmarks/models.ts).
  *
  * Encoder (samexporter's SAM2ImageEncoder; sam2/modeling/backbones/hieradet.py, image_encoder.py):
  * image float32 [1, 3, 1024, 1024] (normalised by the caller) ->

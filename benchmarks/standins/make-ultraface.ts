@@ -2,7 +2,7 @@
  * A benchmark stand-in for UltraFace version-RFB-320 (Linzaer's Ultra-Light-Fast-Generic-Face-
  * Detector-1MB, the ONNX model zoo's version-RFB-320.onnx): the same network as
  * vision/ssd/mb_tiny_RFB_fd.py create_Mb_Tiny_RFB_fd in test mode, as an ONNX (opset 17) graph with
- * seeded random weights, so workers/detect/ultraface.ts loads it and it costs what the real file
+ * seeded random weights, so src/detectors/ultraface.ts loads it and it costs what the real file
  * costs. Its faces mean nothing.
  *
  *   npx tsx benchmarks/standins/make-ultraface.ts <dir> [rfb-320] [--seed N]
@@ -40,7 +40,7 @@ export type UltraFaceVariant = (typeof ULTRAFACE_VARIANTS)[number];
 
 export type { BuiltModel };
 
-/** Published figures of version-RFB-320 (Open Model Zoo ultra-lightweight-face-detection-rfb-320; models/manifest.json). */
+/** Published figures of version-RFB-320 (Open Model Zoo ultra-lightweight-face-detection-rfb-320; src/models/manifest.json). */
 export const ULTRAFACE_PUBLISHED = {
   /** OMZ "MParams 0.3004": BatchNorm kept apart (4 numbers per channel) and, it seems, the 17,680 prior constants. */
   mparams: 0.3004,

@@ -3,7 +3,7 @@
 #
 # For the commands that load models (worker mask: the SAM model; worker detect with the local
 # detector: the face detector; run: both) it first makes sure those models are in the cache
-# ($MASKFLEET_CACHE, a volume) with the sha256 pinned in models/manifest.json, then execs
+# ($MASKFLEET_CACHE, a volume) with the sha256 pinned in src/models/manifest.json, then execs
 # maskfleet, so the worker is PID 1 and gets SIGTERM itself.
 #
 #   MASKFLEET_MODEL_CHECK=pull    (default) `maskfleet models pull`: downloads what is missing and

@@ -6,9 +6,9 @@
  */
 import { join } from "node:path";
 import ts from "typescript";
-import { defaultUiPort } from "../../cli/ui.js";
-import { configSchema, loadConfig } from "../../shared/config.js";
-import { keyPrefix, stages, type Stage } from "../../shared/queues.js";
+import { defaultUiPort } from "../../src/cli/ui.js";
+import { configSchema, loadConfig } from "../../src/config/config.js";
+import { keyPrefix, stages, type Stage } from "../../src/pipeline/queues.js";
 import type { Manifest } from "./kustomize.js";
 
 /** Where the model classes of an API group live; a group not listed here is an unknown kind. */

@@ -10,11 +10,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
-import { resolveConfig, type Config } from "../../shared/config.js";
-import { enqueueImages } from "../../producer/enqueue.js";
-import { findInputs } from "../../producer/inputs.js";
-import { runStatus, waitForRun, type RunStatus } from "../../producer/status.js";
-import { startFleet } from "../../workers/fleet.js";
+import { resolveConfig, type Config } from "../../src/config/config.js";
+import { enqueueImages } from "../../src/producer/enqueue.js";
+import { findInputs } from "../../src/producer/inputs.js";
+import { runStatus, waitForRun, type RunStatus } from "../../src/runs/status.js";
+import { startFleet } from "../../src/fleet/fleet.js";
 import { startBedrockStandIn, type BedrockStandInOptions, type StandInRequest } from "../standins/bedrock.js";
 import { startBedrockControlStandIn, type ControlModel, type ControlRequest, type ControlStandIn } from "../standins/bedrock-control.js";
 import { startS3Server, type S3Server } from "../standins/s3-server.js";
@@ -92,7 +92,7 @@ async function uploadPhotos(s3: S3Server, count: number): Promise<void> {
 }
 
 function startGenerateWorker(args: string[], env: NodeJS.ProcessEnv, logs: string[]): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "cli/main.ts"), "worker", "generate", ...args], {
+  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", "generate", ...args], {
     env: { ...process.env, ...standInCredentials, MASKFLEET_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -23,15 +23,15 @@ import { join } from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import type { Redis } from "ioredis";
 import sharp, { type Sharp } from "sharp";
-import { resolveConfig, type Config } from "../../shared/config.js";
-import { enqueueImages } from "../../producer/enqueue.js";
-import { findInputs } from "../../producer/inputs.js";
-import { runReport, type RunReport } from "../../producer/report.js";
-import { runStatus, waitForRun, type RunStatus } from "../../producer/status.js";
-import { openQueues, stages, type Stage } from "../../shared/queues.js";
-import { connect } from "../../shared/redis.js";
-import { RunState, type ImageRecord } from "../../shared/run-state.js";
-import { s3Client } from "../../shared/storage/s3.js";
+import { resolveConfig, type Config } from "../../src/config/config.js";
+import { enqueueImages } from "../../src/producer/enqueue.js";
+import { findInputs } from "../../src/producer/inputs.js";
+import { runReport, type RunReport } from "../../src/runs/report.js";
+import { runStatus, waitForRun, type RunStatus } from "../../src/runs/status.js";
+import { openQueues, stages, type Stage } from "../../src/pipeline/queues.js";
+import { connect } from "../../src/runtime/redis.js";
+import { RunState, type ImageRecord } from "../../src/runs/run-state.js";
+import { s3Client } from "../../src/storage/s3.js";
 import { startBedrockStandIn, type BedrockStandIn, type BedrockStandInOptions, type StandInRequest } from "../standins/bedrock.js";
 import { startBedrockControlStandIn } from "../standins/bedrock-control.js";
 import { startS3Server, type S3Server } from "../standins/s3-server.js";
@@ -214,7 +214,7 @@ export class WorkerSet {
     const [command = process.execPath, ...prefix] = [...(where.launcher ?? []), process.execPath];
     const args = [
       ...prefix,
-      "--import", "tsx", join(repoRoot, "cli/main.ts"), "worker", stage,
+      "--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", stage,
       "--concurrency", String(concurrency),
       "--redis", this.env.redis.url,
       "--generator", "titan",

@@ -27,9 +27,9 @@
 import { copyFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { makeVitBEncoder } from "../../benchmarks/standins/make-sam-vit-encoder.js";
-import { runStatus, waitForRun, type RunStatus } from "../../producer/status.js";
+import { runStatus, waitForRun, type RunStatus } from "../../src/runs/status.js";
 import { QueueEvents } from "bullmq";
-import { keyPrefix, openQueues, stages, type Stage } from "../../shared/queues.js";
+import { keyPrefix, openQueues, stages, type Stage } from "../../src/pipeline/queues.js";
 import { samples, scratchDir, sleep, type Sample } from "../helpers.js";
 import { catalogConfig, enqueueCatalog, startChaosEnv, uploadSmallPhotos, verifyOutputs, WorkerSet, type ChaosEnv, type WorkerProcess } from "./chaos.js";
 import { createTopology, type Topology } from "./netns.js";

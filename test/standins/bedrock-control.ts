@@ -23,7 +23,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { BEDROCK_IMAGE_MODELS, STABILITY_REGIONS, stripProfilePrefix } from "../../generators/bedrock-models.js";
+import { BEDROCK_IMAGE_MODELS, STABILITY_REGIONS, stripProfilePrefix } from "../../src/generators/bedrock-models.js";
 import { listenOnLoopback } from "./loopback.js";
 
 export interface ControlModel {

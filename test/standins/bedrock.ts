@@ -25,7 +25,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import sharp from "sharp";
-import type { StabilityService } from "../../generators/bedrock-models.js";
+import type { StabilityService } from "../../src/generators/bedrock-models.js";
 import { listenOnLoopback } from "./loopback.js";
 import { STABILITY_MODELS, buildStabilityAnswer, stabilityServiceFor, validateStabilityRequest } from "./stability.js";
 

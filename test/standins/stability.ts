@@ -10,7 +10,7 @@
  */
 import { createHash, randomInt } from "node:crypto";
 import sharp, { type Sharp } from "sharp";
-import { BEDROCK_IMAGE_MODELS, stabilityServiceOf, stripProfilePrefix, type StabilityService } from "../../generators/bedrock-models.js";
+import { BEDROCK_IMAGE_MODELS, stabilityServiceOf, stripProfilePrefix, type StabilityService } from "../../src/generators/bedrock-models.js";
 import { seedColour, type RequestFacts } from "./bedrock.js";
 
 /** Every Stability id served: the `us.` inference profiles and their bare `stability.` ids. */
