@@ -1,6 +1,6 @@
 /**
  * The stages without queues, for benchmarks: the real LocalContext (models, stores, image loading,
- * src/fleet/context.ts) with in-process stand-ins for the queues, flow producer and run state (no
+ * src/stages/context.ts) with in-process stand-ins for the queues, flow producer and run state (no
  * Redis). runInline() then takes one image through detectStage, maskStage, every generateStage and
  * finalizeStage in turn, in this process: exactly the per-photo work of the fleet, minus the fleet.
  */
@@ -23,7 +23,7 @@ import {
 import type { PromptVars } from "../src/pipeline/prompts.js";
 import { openStore } from "../src/storage/index.js";
 import { contentIdOf } from "../src/producer/enqueue.js";
-import { createLocalContext, type WorkerContext } from "../src/fleet/context.js";
+import { createLocalContext, type WorkerContext } from "../src/stages/context.js";
 import { detectStage } from "../src/stages/detect.js";
 import { finalizeStage } from "../src/stages/finalize.js";
 import { generateStage, type GenerateResult } from "../src/stages/generate.js";

@@ -3,7 +3,7 @@
  * known rate L (more than L accepted requests in any 1 s window -> 429 ThrottlingException, no
  * rate header, as Bedrock does): 300 Stability inpaint results (10 photos x 3 prompts x 10 seeds)
  * over 2 `maskfleet worker generate` processes x concurrency 8, all on 127.0.0.1, once per mode:
- * - adaptive: no --rate, the fleet finds the rate itself (src/fleet/adaptive-rate.ts);
+ * - adaptive: no --rate, the fleet finds the rate itself (src/rate/adaptive-rate.ts);
  * - fixed at 95% of L: --rate, BullMQ's fleet-wide limiter;
  * - no limiter: --rate unlimited, throttles and queue pauses only (the naive path).
  * Reports accepted requests per second overall and after warm-up (from 2 s after the first

@@ -15,7 +15,7 @@ import type { Job } from "bullmq";
 import { resolveConfig } from "../src/config/config.js";
 import { generateJobDataSchema, generateJobOf, queuedFinalizeSchema, resultIndexOf } from "../src/pipeline/jobs.js";
 import { stages, type Stage } from "../src/pipeline/queues.js";
-import type { WorkerContext } from "../src/fleet/context.js";
+import type { WorkerContext } from "../src/stages/context.js";
 import { handOn } from "../src/stages/detect.js";
 import { fanOut } from "../src/stages/mask.js";
 import { recordOutcome } from "../src/stages/finalize.js";

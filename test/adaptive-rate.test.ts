@@ -1,5 +1,5 @@
 /**
- * The fleet's adaptive generator rate (src/fleet/adaptive-rate.ts) on a throw-away redis-server: two
+ * The fleet's adaptive generator rate (src/rate/adaptive-rate.ts) on a throw-away redis-server: two
  * instances on two connections (two worker processes) share one rate and one pace; slow start,
  * the cut once per cooldown and the bounds; then 16 senders against an in-process stand-in that
  * throttles at 20 accepted requests per sliding second must settle near that limit.
@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { AdaptiveRate, type AdaptiveRateOptions } from "../src/fleet/adaptive-rate.js";
+import { AdaptiveRate, type AdaptiveRateOptions } from "../src/rate/adaptive-rate.js";
 import { startRedisServer, type RedisServer } from "./scenarios/redis-server.js";
 
 let server: RedisServer;

@@ -21,7 +21,7 @@ import { generateJobData, generateJobOf, outPrefixOf, pickImageOptions, queuedIm
 import { keyPrefix, stages } from "../src/pipeline/queues.js";
 import { connect } from "../src/runtime/redis.js";
 import { RunState } from "../src/runs/run-state.js";
-import { createContext, type WorkerContext } from "../src/fleet/context.js";
+import { createContext, type WorkerContext } from "../src/stages/context.js";
 import { startFleet, type Fleet } from "../src/fleet/fleet.js";
 import type { Generator } from "../src/generators/generator.js";
 import { startPool } from "../src/fleet/pool.js";

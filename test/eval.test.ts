@@ -11,7 +11,7 @@ import { test } from "node:test";
 import sharp from "sharp";
 import { ConfigError } from "../src/runtime/errors.js";
 import { decodeRle, decodeRleString, encodeRle, encodeRleString, parseCoco, rasterizePolygons } from "../src/eval/coco.js";
-import { boundaryF, defaultBoundaryTolerance, maskIoU } from "../src/eval/metrics.js";
+import { boundaryF, defaultBoundaryTolerance, maskIoU } from "../src/imaging/mask-metrics.js";
 import { formatEvalTable, runEval, type EvalReport } from "../src/eval/run.js";
 import type { Mask } from "../src/imaging/types.js";
 import { runMaskfleet, scratchDir, tinyModels } from "./helpers.js";

@@ -12,7 +12,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { resolveConfig } from "../src/config/config.js";
 import { createSession, defaultIntraOpThreads } from "../src/runtime/onnx.js";
-import { createLocalContext } from "../src/fleet/context.js";
+import { createLocalContext } from "../src/stages/context.js";
 import { tinyModels } from "./helpers.js";
 
 /** Runs `body` with os.availableParallelism() (and its named import) answering `cores`. */

@@ -13,7 +13,7 @@ import { formatReport, runReport } from "../src/runs/report.js";
 import { retryRun } from "../src/runs/retry.js";
 import { runStatus, waitForRun } from "../src/runs/status.js";
 import { resolveConfig } from "../src/config/config.js";
-import { maskIoU } from "../src/eval/metrics.js";
+import { maskIoU } from "../src/imaging/mask-metrics.js";
 import { largestPieceShare, maskQuality, softBandShare } from "../src/imaging/mask-quality.js";
 import { stages } from "../src/pipeline/queues.js";
 import type { Mask } from "../src/imaging/types.js";

@@ -14,7 +14,7 @@ import { enqueueImages } from "../src/producer/enqueue.js";
 import { waitForRun } from "../src/runs/status.js";
 import { RunState } from "../src/runs/run-state.js";
 import type { Store } from "../src/storage/store.js";
-import { createContext, type WorkerContext } from "../src/fleet/context.js";
+import { createContext, type WorkerContext } from "../src/stages/context.js";
 import { startPool, type Pool } from "../src/fleet/pool.js";
 import { freshRedis, repoRoot, scratchDir, tinyModels, runImages } from "./helpers.js";
 

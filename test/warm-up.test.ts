@@ -13,7 +13,7 @@ import { startMetricsServer, type MetricsServer } from "../src/runtime/metrics.j
 import { enqueueImages } from "../src/producer/enqueue.js";
 import { waitForRun } from "../src/runs/status.js";
 import { connect } from "../src/runtime/redis.js";
-import { createContext, type WorkerContext } from "../src/fleet/context.js";
+import { createContext, type WorkerContext } from "../src/stages/context.js";
 import { startPool, type Pool } from "../src/fleet/pool.js";
 import { makeTinySalient } from "./support/onnx/make-tiny-salient.js";
 import { freshRedis, repoRoot, runImages, scratchDir, sleep, tinyModels, until } from "./helpers.js";

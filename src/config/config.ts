@@ -15,6 +15,9 @@ const seedRange = z
   .object({ from: z.number().int().min(0).max(4_294_967_294), to: z.number().int().min(0).max(4_294_967_294) })
   .refine((r) => r.from <= r.to, { message: "seed range start must not exceed its end" });
 
+/** The text detector `--target <label>` uses unless textDetectorModel names another. */
+export const DEFAULT_TEXT_DETECTOR_MODEL = "owlv2-base-patch16-ensemble";
+
 export const configSchema = z.strictObject({
   /** What to mask: "face", "auto" (the main object), "boxes" (given per image in a manifest), or a label like "Car". */
   target: z.string().min(1).default("face"),

@@ -39,7 +39,7 @@ import { awsClientConfig, type AwsSettings } from "../runtime/aws.js";
 import { ConfigError, FatalServiceError, InputError, ThrottledError } from "../runtime/errors.js";
 import { encodeJpeg, resizeRgb, type DecodedImage } from "../imaging/image.js";
 import type { Box, RgbImage } from "../imaging/types.js";
-import type { Detector, ImageSource } from "./detector.js";
+import type { Detector, ImageSource } from "./types.js";
 
 /** Rekognition's limit for `Image.Bytes` (API reference, Image: length 1 - 5242880). */
 export const MAX_IMAGE_BYTES = 5 * 1024 * 1024;

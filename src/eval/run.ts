@@ -13,7 +13,7 @@ import type { ExecutionProvider } from "../runtime/onnx.js";
 import type { Box, Mask } from "../imaging/types.js";
 import { loadSegmenter, type Segmenter, type SegmenterOptions } from "../segmenters/segmenter.js";
 import { annotationMask, bboxToBox, readCoco, type CocoAnnotation, type CocoImage } from "./coco.js";
-import { boundaryF, defaultBoundaryTolerance, maskIoU } from "./metrics.js";
+import { boundaryF, defaultBoundaryTolerance, maskIoU } from "../imaging/mask-metrics.js";
 
 export interface EvalOptions {
   /** COCO instances JSON. */

@@ -3,7 +3,7 @@ import type { Config } from "../config/config.js";
 import type { FatalServiceError } from "../runtime/errors.js";
 import { type Stage } from "../pipeline/queues.js";
 import { closeConnection, connect } from "../runtime/redis.js";
-import { createContext, type WorkerContext } from "./context.js";
+import { createContext, type WorkerContext } from "../stages/context.js";
 import { startPool, type Pool, type StageProcessor } from "./pool.js";
 
 export interface Fleet {

@@ -23,24 +23,14 @@ import { log } from "../runtime/log.js";
 import { queuedFinalizeSchema, queuedImageSchema, resultCountOf } from "../pipeline/jobs.js";
 import { normaliseReason } from "../runs/reasons.js";
 import { causeOf } from "../runs/run-state.js";
-import { perSecondOf, recordFixedRate } from "./rate-in-force.js";
+import { perSecondOf, recordFixedRate } from "../rate/rate-in-force.js";
 import { poolStarting } from "../runtime/readiness.js";
-import type { WorkerContext } from "./context.js";
-import { detectStage } from "../stages/detect.js";
-import { maskStage } from "../stages/mask.js";
-import { generateStage, type GenerateResult } from "../stages/generate.js";
-import { finalizeStage } from "../stages/finalize.js";
+import type { WorkerContext } from "../stages/context.js";
+import { stageProcessors, type StageProcessor } from "../stages/index.js";
+import type { GenerateResult } from "../stages/generate.js";
 import { warmUp } from "./warm-up.js";
 
-/** A stage's work on one job; returns what the job stores as its result. */
-export type StageProcessor = (job: Job, ctx: WorkerContext) => Promise<unknown>;
-
-const processors: Record<Stage, StageProcessor> = {
-  detect: detectStage,
-  mask: maskStage,
-  generate: generateStage,
-  finalize: finalizeStage,
-};
+export type { StageProcessor };
 
 /** The run a job was enqueued for (every job carries it). */
 function runIdOf(job: Job): string | undefined {
@@ -77,7 +67,7 @@ export interface Pool {
 }
 
 export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): Pool {
-  const processJob = opts.processor ?? processors[stage];
+  const processJob = opts.processor ?? stageProcessors[stage];
   // A fixed fleet-wide rate (--rate); without one, cloud generators pace themselves (adaptive, see generate/stage.ts).
   const rate = typeof ctx.config.rate === "object" ? ctx.config.rate : undefined;
   // With a rate configured, a throttle means the pace is a little fast for the service's window:

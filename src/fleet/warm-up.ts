@@ -10,7 +10,7 @@ import { usesSalient } from "../pipeline/jobs.js";
 import { log } from "../runtime/log.js";
 import type { Stage } from "../pipeline/queues.js";
 import type { Box, RgbImage } from "../imaging/types.js";
-import type { WorkerContext } from "./context.js";
+import type { WorkerContext } from "../stages/context.js";
 
 const GREY: RgbImage = { data: new Uint8Array(64 * 48 * 3).fill(128), width: 64, height: 48 };
 const BOX: Box = { x0: 16, y0: 12, x1: 48, y1: 36 };

@@ -7,6 +7,8 @@
  * offered in us-east-1, us-east-2 and us-west-2 only.
  */
 
+import { ConfigError } from "../runtime/errors.js";
+
 export type BedrockFamily = "titan" | "nova" | "stability";
 
 /** What a Stability AI Image Service does with an image (one InvokeModel = one image). */
@@ -85,4 +87,13 @@ export function stripProfilePrefix(modelId: string): string {
 /** Whether an id is a cross-region inference profile (resolved with GetInferenceProfile). */
 export function isInferenceProfile(modelId: string): boolean {
   return stripProfilePrefix(modelId) !== modelId;
+}
+
+/** Stability AI Image Services are offered in STABILITY_REGIONS only: anything else is one clear error. */
+export function assertStabilityRegion(region: string): void {
+  if ((STABILITY_REGIONS as readonly string[]).includes(region)) return;
+  throw new ConfigError(
+    "region",
+    `Stability AI Image Services on Bedrock are offered in ${STABILITY_REGIONS.join(", ")} only, not ${region}; use --region ${STABILITY_REGIONS.join(" | ")}`,
+  );
 }

@@ -2,11 +2,8 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
 import { quietBullmqErrors } from "../runtime/redis.js";
 
-export const stages = ["detect", "mask", "generate", "finalize"] as const;
-export type Stage = (typeof stages)[number];
-
-/** Prefix of every Redis key maskfleet writes (BullMQ's and its own). */
-export const keyPrefix = "maskfleet";
+import { keyPrefix, stages, type Stage } from "./stages.js";
+export { keyPrefix, stages, type Stage } from "./stages.js";
 
 export function jobOptions(attempts: number): JobsOptions {
   return {

@@ -8,7 +8,7 @@ import type { Redis } from "ioredis";
 import { stages, type Stage } from "../pipeline/queues.js";
 import { RunState, bucketUpperMs, type ReasonGroup } from "./run-state.js";
 import { AdminError } from "./admin.js";
-import { formatRateInForce, rateInForce, type RateInForce } from "../fleet/rate-in-force.js";
+import { formatRateInForce, rateInForce, type RateInForce } from "../rate/rate-in-force.js";
 
 export interface StageDurations {
   /** Jobs measured (completed, and failed for good). */

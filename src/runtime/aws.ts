@@ -10,7 +10,6 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { defaultProvider } from "@aws-sdk/credential-provider-node";
-import { STABILITY_REGIONS } from "../generators/bedrock-models.js";
 import { ConfigError } from "./errors.js";
 
 export type AwsService = "s3" | "bedrock" | "rekognition";
@@ -108,13 +107,4 @@ function readIni(path: string): Record<string, Record<string, string> | undefine
     section[sub ? `${sub}.${key}` : key] = value;
   }
   return out;
-}
-
-/** Stability AI Image Services are offered in STABILITY_REGIONS only: anything else is one clear error. */
-export function assertStabilityRegion(region: string): void {
-  if ((STABILITY_REGIONS as readonly string[]).includes(region)) return;
-  throw new ConfigError(
-    "region",
-    `Stability AI Image Services on Bedrock are offered in ${STABILITY_REGIONS.join(", ")} only, not ${region}; use --region ${STABILITY_REGIONS.join(" | ")}`,
-  );
 }

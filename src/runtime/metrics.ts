@@ -16,7 +16,7 @@ import type { Queue } from "bullmq";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { ConfigError, failureClass, type FailureClass } from "./errors.js";
 import { log } from "./log.js";
-import { stages, type Stage } from "../pipeline/queues.js";
+import { stages, type Stage } from "../pipeline/stages.js";
 import { isReady } from "./readiness.js";
 import { maskfleetVersion } from "./version.js";
 
@@ -347,5 +347,5 @@ function listen(port: number, host: string, limits: Required<MetricsServerLimits
   });
 }
 
-/** Set by the generate pool: mode "fixed" (the configured --rate) or "adaptive" (src/fleet/adaptive-rate.ts). */
+/** Set by the generate pool: mode "fixed" (the configured --rate) or "adaptive" (src/rate/adaptive-rate.ts). */
 export const generateRate = gauge("maskfleet_generate_rate_per_second", "Generator requests per second in force for the fleet: the configured --rate, or the adaptive rate the fleet found", ["mode"]);

@@ -16,7 +16,7 @@ import { ModelError, InputError } from "../runtime/errors.js";
 import { sharpRaw } from "../imaging/image.js";
 import { checkSessionIO, createSession, inputShape, Tensor, type ExecutionProvider, type InferenceSession } from "../runtime/onnx.js";
 import { growMask, maskStats, unionMasks } from "../imaging/mask-ops.js";
-import { maskIoU } from "../eval/metrics.js";
+import { maskIoU } from "../imaging/mask-metrics.js";
 import type { Box, Mask, RgbImage } from "../imaging/types.js";
 import type { SegmentResult, Segmenter } from "./types.js";
 import { resolveModel, type Preprocess, type ResolvedModel } from "../models/registry.js";
@@ -144,7 +144,6 @@ export async function upscaleAlpha(low: Mask, width: number, height: number): Pr
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
 }
 
-export { usesSalient } from "../pipeline/jobs.js";
 
 /** The band around SAM's boundary where the salient soft edge is kept: 2% of the shorter side, at least 3 px. */
 export function refineBandPx(width: number, height: number): number {

@@ -5,11 +5,11 @@ import { outputKeys, type ImageJob } from "../pipeline/jobs.js";
 import { jobOptions } from "../pipeline/queues.js";
 import type { Box, RgbImage } from "../imaging/types.js";
 import { isS3Uri, parseS3Uri } from "../storage/s3.js";
-import type { WorkerContext } from "../fleet/context.js";
+import type { WorkerContext } from "./context.js";
 import { DEFAULT_TEXT_SCORE_THRESHOLD } from "../detectors/owlv2.js";
+import { DEFAULT_TEXT_DETECTOR_MODEL } from "../config/config.js";
 
 /** Label targets with the local detector: OWLv2 (manifest name). */
-export const DEFAULT_TEXT_DETECTOR_MODEL = "owlv2-base-patch16-ensemble";
 
 export interface Detections {
   imageId: string;

@@ -8,7 +8,7 @@ import { normaliseReason } from "../runs/reasons.js";
 import { causeOf, resultCauseOf, type FailureRecord } from "../runs/run-state.js";
 import { decodeImage } from "../imaging/image.js";
 import type { Mask, RgbImage } from "../imaging/types.js";
-import type { WorkerContext } from "../fleet/context.js";
+import type { WorkerContext } from "./context.js";
 import { decodeMask, type GenerateResult } from "./generate.js";
 import { contactSheet } from "./contact-sheet.js";
 

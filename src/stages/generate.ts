@@ -7,7 +7,7 @@
  * bounded cache (WorkerContext.preparedEdit).
  *
  * With a cloud generator and no fixed --rate, every request first takes a slot of the fleet's
- * adaptive rate (src/fleet/adaptive-rate.ts, one rate in Redis for every worker on every host),
+ * adaptive rate (src/rate/adaptive-rate.ts, one rate in Redis for every worker on every host),
  * reports its success, and on a throttle cuts the rate and tries again after the next slot,
  * up to `adaptiveThrottleTries` times, before the queue-wide pause takes over.
  */
@@ -20,7 +20,7 @@ import { featherMask } from "../imaging/mask-ops.js";
 import * as metrics from "../runtime/metrics.js";
 import type { Mask, RgbImage } from "../imaging/types.js";
 import type { Generator, PreparedEdit } from "../generators/generator.js";
-import type { WorkerContext } from "../fleet/context.js";
+import type { WorkerContext } from "./context.js";
 import { usesSalient } from "../pipeline/jobs.js";
 
 /** Throttled tries of one result under the adaptive rate before the job goes back to the queue. */

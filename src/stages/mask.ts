@@ -25,10 +25,11 @@ import { observeStep } from "../runtime/metrics.js";
 import { jobOptions } from "../pipeline/queues.js";
 import { dominantColorName, type PromptVars } from "../pipeline/prompts.js";
 import type { Mask, RgbImage } from "../imaging/types.js";
-import type { WorkerContext } from "../fleet/context.js";
+import type { WorkerContext } from "./context.js";
 import type { Detections } from "./detect.js";
 import { decodeMask } from "./generate.js";
-import { SalientSegmenter, usesSalient } from "../segmenters/salient.js";
+import { SalientSegmenter } from "../segmenters/salient.js";
+import { usesSalient } from "../pipeline/jobs.js";
 import type { Segmenter } from "../segmenters/types.js";
 
 /** target auto with salientModel: the salient soft mask, refined by SAM unless salientRefine is false. */

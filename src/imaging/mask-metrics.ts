@@ -4,8 +4,8 @@
  * within `tolerance` px (Euclidean), and the other way round for recall; F = 2PR / (P + R).
  * Masks are binary at 128 (0/255 in, as everywhere in maskfleet).
  */
-import { OBJECT_THRESHOLD, squaredDistanceTo } from "../imaging/mask-ops.js";
-import type { Mask } from "../imaging/types.js";
+import { OBJECT_THRESHOLD, squaredDistanceTo } from "./mask-ops.js";
+import type { Mask } from "./types.js";
 
 function checkSizes(a: Mask, b: Mask): void {
   if (a.width !== b.width || a.height !== b.height) throw new RangeError(`mask sizes differ: ${a.width}x${a.height} vs ${b.width}x${b.height}`);

@@ -32,7 +32,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
-import { keyPrefix } from "../pipeline/queues.js";
+import { keyPrefix } from "../pipeline/stages.js";
 
 export interface AdaptiveRateOptions {
   /** The rate a new fleet starts at, req/s (1). */

@@ -1,13 +1,13 @@
 /**
  * The generator request rate in force for the fleet, for `report` and the metrics: a fixed
  * --rate (each generate pool with one records it in Redis when it starts) or the adaptive rate
- * the fleet found (src/fleet/adaptive-rate.ts). The one written last wins.
+ * the fleet found (src/rate/adaptive-rate.ts). The one written last wins.
  *
  *   maskfleet:rate:generate:fixed   hash: perSecond, updatedAt (ms); expires after a day
  */
 import type { Redis } from "ioredis";
 import { AdaptiveRate } from "./adaptive-rate.js";
-import { keyPrefix } from "../pipeline/queues.js";
+import { keyPrefix } from "../pipeline/stages.js";
 
 const ratePrefix = `${keyPrefix}:rate:generate`;
 const fixedKey = `${ratePrefix}:fixed`;
