@@ -12,7 +12,7 @@ import { Redis } from "ioredis";
 import { enqueueImages } from "../src/producer/enqueue.js";
 import { configSchema, resolveConfig } from "../src/config/config.js";
 import { ConfigError } from "../src/runtime/errors.js";
-import { imageOptionsSchema } from "../src/pipeline/jobs.js";
+import { imageOptionsSchema } from "../src/config/image-options.js";
 import { repoRoot, runMaskfleet, scratchDir } from "./helpers.js";
 import { startRedisServer, type RedisServer } from "./scenarios/redis-server.js";
 

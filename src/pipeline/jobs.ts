@@ -4,10 +4,10 @@
  * of every option that changes its outputs, so enqueueing it again is a no-op.
  */
 import { z } from "zod";
-import type { Config } from "../config/config.js";
+import type { ImageOptions } from "../config/image-options.js";
 import { fillPrompt, type PromptVars } from "./prompts.js";
 import { sha256Hex, stableJson } from "./hash.js";
-import { GENERATOR_NAMES, generatorBackend, generatorOptionShapes } from "../generators/registry.js";
+import { imageOptionsSchema } from "../config/image-options.js";
 
 export const boxSchema = z.object({
   x0: z.number(),
@@ -19,47 +19,6 @@ export const boxSchema = z.object({
   points: z.array(z.object({ x: z.number(), y: z.number(), label: z.union([z.literal(0), z.literal(1)]) })).optional(),
 });
 
-/** The options that change an image's outputs, copied from the config into every job. */
-export const imageOptionsSchema = z.object({
-  target: z.string().min(1),
-  detector: z.enum(["local", "rekognition"]),
-  detectorModel: z.string(),
-  textDetectorModel: z.string().optional(),
-  textMinConfidence: z.number().optional(),
-  minConfidence: z.number(),
-  maxObjects: z.number().int(),
-  samModel: z.string(),
-  salientModel: z.string().optional(),
-  salientRefine: z.boolean().optional(),
-  refineMask: z.boolean().optional(),
-  maskSelection: z.enum(["single", "best"]).optional(),
-  growPx: z.number().int(),
-  featherPx: z.number(),
-  fillHoles: z.boolean(),
-  maxHoleFraction: z.number(),
-  minIslandArea: z.number().int(),
-  estimateForeground: z.boolean(),
-  minMaskQuality: z.number().optional(),
-  generator: z.enum(GENERATOR_NAMES),
-  mode: z.enum(["outpaint", "inpaint"]),
-  prompts: z.array(z.string().min(1)).min(1),
-  negativePrompt: z.string().optional(),
-  seeds: z.object({ from: z.number().int(), to: z.number().int() }),
-  background: z.string(),
-  blurSigma: z.number(),
-  modelId: z.string(),
-  cfgScale: z.number(),
-  quality: z.enum(["standard", "premium"]),
-  outpaintingMode: z.enum(["DEFAULT", "PRECISE"]),
-  maskPrompt: z.string().optional(),
-  width: z.number().int().optional(),
-  height: z.number().int().optional(),
-  resize: z.boolean(),
-  maxPixels: z.number().int(),
-  /** The active generator's own keys (only its, so other backends' keys never change an image's id). */
-  ...Object.fromEntries(Object.entries(generatorOptionShapes).map(([k, v]) => [k, (v as z.ZodType).optional()])),
-});
-export type ImageOptions = z.infer<typeof imageOptionsSchema>;
 
 /**
  * An image's job as queued (detect, mask; finalize adds promptVars): a reference to the run, whose
@@ -133,14 +92,6 @@ export interface GenerateJob {
   resultKey: string;
 }
 
-export function pickImageOptions(config: Config): ImageOptions {
-  const own = new Set(Object.keys(generatorBackend(config.generator).options));
-  const picked: Record<string, unknown> = {};
-  for (const key of Object.keys(imageOptionsSchema.shape)) {
-    if (!(key in generatorOptionShapes) || own.has(key)) picked[key] = (config as Record<string, unknown>)[key];
-  }
-  return imageOptionsSchema.parse(picked);
-}
 
 /** Whether an image's mask comes from the salient model (target auto with salientModel set): a soft alpha. */
 export function usesSalient(opts: { target: string; salientModel?: string | undefined }): boolean {

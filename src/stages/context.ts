@@ -35,7 +35,8 @@ import { LRUCache } from "lru-cache";
 import type { AdaptiveRate } from "../rate/adaptive-rate.js";
 import { fleetAdaptiveRate } from "../rate/rate-in-force.js";
 import * as metrics from "../runtime/metrics.js";
-import { imageOptionsSchema, queuedFinalizeSchema, queuedImageSchema, resolveImageJob, type ImageJob, type ImageOptions } from "../pipeline/jobs.js";
+import { queuedFinalizeSchema, queuedImageSchema, resolveImageJob, type ImageJob } from "../pipeline/jobs.js";
+import { imageOptionsSchema, type ImageOptions } from "../config/image-options.js";
 import type { PromptVars } from "../pipeline/prompts.js";
 import { ConfigError } from "../runtime/errors.js";
 
