@@ -38,6 +38,8 @@ function failingStore(inner: Store, failures: (key: string) => string | undefine
     root: inner.root,
     read: (key) => inner.read(key),
     exists: (key) => inner.exists(key),
+    head: (key) => inner.head(key),
+    list: (prefix, options) => inner.list(prefix, options),
     locate: (key) => inner.locate(key),
     write: (key, body, contentType) => {
       const code = failures(key);

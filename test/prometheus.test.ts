@@ -137,6 +137,8 @@ describe("the Grafana board in a real Prometheus", () => {
         root: inner.root,
         read: (key) => inner.read(key),
         exists: (key) => inner.exists(key),
+        head: (key) => inner.head(key),
+        list: (prefix, options) => inner.list(prefix, options),
         locate: (key) => inner.locate(key),
         write: (key, body, contentType) => {
           if (failedOnce || !key.endsWith("mask.json")) return inner.write(key, body, contentType);

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { Readable } from "node:stream";
-import { discoverS3Inputs } from "../src/producer/discover-s3.js";
+import { discoverStoreInputs as discoverS3Inputs } from "../src/producer/discover-store.js";
 import type { AwsSettings } from "../src/runtime/aws.js";
 import { ConfigError, InputError } from "../src/runtime/errors.js";
 import { readInput } from "../src/storage/input.js";

@@ -13,9 +13,9 @@
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import type { AwsSettings } from "../runtime/aws.js";
-import { isS3Uri } from "../storage/s3.js";
+import { isStoreUri } from "../storage/index.js";
 import { localSpecKind, streamManifest, walkLocal, type FollowedLink, type SkippedInput, type StreamedInput } from "./discover.js";
-import { listS3Inputs } from "./discover-s3.js";
+import { listStoreInputs } from "./discover-store.js";
 
 export type { StreamedInput } from "./discover.js";
 
@@ -59,9 +59,9 @@ export async function* streamInputs(
     const spec = specs[index] as string;
     const resumeAt = index === from?.spec ? from.at : undefined;
     const cursor = (at: string | number): InputCursor => JSON.stringify({ v: 1, specs: fingerprint, spec: index, at } satisfies CursorState);
-    if (isS3Uri(spec)) {
+    if (isStoreUri(spec)) {
       const startAfter = typeof resumeAt === "string" ? resumeAt : undefined;
-      const listed = listS3Inputs(spec, aws, { ...(opts.pageSize !== undefined && { pageSize: opts.pageSize }), ...(startAfter !== undefined && { startAfter }) });
+      const listed = listStoreInputs(spec, aws, { ...(opts.pageSize !== undefined && { pageSize: opts.pageSize }), ...(startAfter !== undefined && { startAfter }) });
       for await (const { item, key } of listed) yield { item, cursor: cursor(key) };
       continue;
     }
@@ -81,7 +81,7 @@ export async function* streamInputs(
 
 /** The spec list a cursor belongs to, local paths resolved: "./in" and "in" are the same input, and so is the absolute path. */
 function fingerprintOf(specs: readonly string[]): string {
-  const normalised = specs.map((s) => (isS3Uri(s) ? s : resolve(s)));
+  const normalised = specs.map((s) => (isStoreUri(s) ? s : resolve(s)));
   return createHash("sha256").update(JSON.stringify(normalised)).digest("hex").slice(0, 16);
 }
 
@@ -99,7 +99,7 @@ function parseCursor(cursor: InputCursor, specs: readonly string[], fingerprint:
   if (state.specs !== fingerprint) throw new Error(`input cursor is for another list of inputs than ${specs.join(" ")}: start over without it`);
   const spec = state.spec as number;
   const uri = specs[spec];
-  const fits = uri !== undefined && (isS3Uri(uri) ? typeof state.at === "string" : Number.isInteger(state.at) && (state.at as number) >= 0);
+  const fits = uri !== undefined && (isStoreUri(uri) ? typeof state.at === "string" : Number.isInteger(state.at) && (state.at as number) >= 0);
   if (!fits) throw new Error(`input cursor does not fit input ${spec + 1} of ${specs.join(" ")}: start over without it`);
   return state as CursorState;
 }

@@ -1,32 +1,29 @@
-/** Reads an input image's bytes by reference: a local path or an `s3://bucket/key` URI. */
-import { readFile } from "node:fs/promises";
+/** Reads an input image's bytes by reference, through the Store that holds it: a local path or a URI (`s3://bucket/key`). */
 import type { AwsSettings } from "../runtime/aws.js";
 import { InputError } from "../runtime/errors.js";
-import { defaultAwsSettings, getObjectBytes, isAccessDenied, isNotFound, isS3Uri, parseS3Uri, s3Client } from "./s3.js";
+import { isStoreUri, storeOf } from "./index.js";
+import { StoreError } from "./store.js";
 
-/** `aws` is used for s3:// inputs only (default: region from AWS_REGION, else us-east-1). */
+/** `aws` is used for inputs in cloud stores only (default: region from AWS_REGION, else us-east-1). */
 export async function readInput(input: string, name = input, aws?: AwsSettings): Promise<Buffer> {
-  if (isS3Uri(input)) return readS3Input(input, name, aws ?? defaultAwsSettings());
+  if (isStoreUri(input) && !/^[^:]+:\/\/[^/]+\/.*[^/]$/.test(input)) throw new InputError(`${name}: is a folder, not an image (${input})`);
+  const { store, key } = storeOf(input, aws);
   try {
-    return await readFile(input);
+    return await store.read(key);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new InputError(`${name}: file not found (${input})`);
-    if (code === "EISDIR") throw new InputError(`${name}: is a folder, not an image`);
-    if (code === "EACCES" || code === "EPERM") throw new InputError(`${name}: permission denied`);
-    throw err;
+    throw inputError(err, input, name) ?? err;
   }
 }
 
-async function readS3Input(input: string, name: string, aws: AwsSettings): Promise<Buffer> {
-  const loc = parseS3Uri(input, "inputs");
-  if (!loc.key || loc.key.endsWith("/")) throw new InputError(`${name}: is a folder, not an image (${input})`);
-  try {
-    return await getObjectBytes(s3Client(aws), loc);
-  } catch (err) {
-    if ((err as Error).name === "NoSuchBucket") throw new InputError(`${name}: bucket ${loc.bucket} not found (${input})`, { cause: err });
-    if (isNotFound(err)) throw new InputError(`${name}: not found (${input})`, { cause: err });
-    if (isAccessDenied(err)) throw new InputError(`${name}: permission denied (${input})`, { cause: err });
-    throw err;
+/** A read that failed for a reason of the input's own, as the one line the image fails with; undefined for anything else. */
+function inputError(err: unknown, input: string, name: string): InputError | undefined {
+  if (err instanceof StoreError) {
+    const said = err.miss === "no such bucket" ? `bucket ${/^[a-z0-9+.-]+:\/\/([^/]+)/i.exec(input)?.[1] ?? ""} not found` : err.miss;
+    return new InputError(`${name}: ${said} (${input})`, { cause: err });
   }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return new InputError(`${name}: file not found (${input})`);
+  if (code === "EISDIR") return new InputError(`${name}: is a folder, not an image`);
+  if (code === "EACCES" || code === "EPERM") return new InputError(`${name}: permission denied`);
+  return undefined;
 }

@@ -1,9 +1,9 @@
 /** A local folder as a Store: atomic writes by temp file + rename in the same folder. */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { ConfigError } from "../runtime/errors.js";
-import type { Store } from "./store.js";
+import type { ListOptions, Store, StoreEntry } from "./store.js";
 
 export class LocalStore implements Store {
   readonly root: string;
@@ -40,11 +40,46 @@ export class LocalStore implements Store {
   }
 
   async exists(key: string): Promise<boolean> {
+    return (await this.head(key)) !== undefined;
+  }
+
+  async head(key: string): Promise<StoreEntry | undefined> {
     try {
-      return (await stat(this.locate(key))).isFile();
+      const info = await stat(this.locate(key));
+      return info.isFile() ? { key, size: info.size } : undefined;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw err;
+    }
+  }
+
+  /** Files under `prefix`, one folder listing per level in memory; folders linked by symlinks are not entered (no loops). */
+  async *list(prefix: string, options: ListOptions = {}): AsyncGenerator<StoreEntry> {
+    const start = prefix.replace(/\/+$/, "");
+    yield* this.walk(start ? `${start}/` : "", options.startAfter);
+  }
+
+  private async *walk(dirKey: string, startAfter: string | undefined): AsyncGenerator<StoreEntry> {
+    let entries;
+    try {
+      entries = await readdir(this.locate(dirKey || "."), { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    // Byte order of the whole key, as S3 lists: a folder's keys sort as `name/...`.
+    const named = entries.map((e) => ({ entry: e, key: dirKey + e.name + (e.isDirectory() ? "/" : "") }));
+    named.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
+    for (const { entry, key } of named) {
+      const listedBefore = startAfter !== undefined && Buffer.compare(Buffer.from(key), Buffer.from(startAfter)) <= 0;
+      if (entry.isDirectory()) {
+        // A folder is passed whole when it sorts before the resume point and does not hold it.
+        if (!listedBefore || startAfter?.startsWith(key)) yield* this.walk(key, startAfter);
+        continue;
+      }
+      if (listedBefore) continue;
+      const found = await this.head(key);
+      if (found) yield found;
     }
   }
 }

@@ -12,15 +12,17 @@ import {
   CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
   type CompletedPart,
+  type ListObjectsV2CommandOutput,
 } from "@aws-sdk/client-s3";
 import { awsClientConfig, type AwsSettings } from "../runtime/aws.js";
 import { ConfigError } from "../runtime/errors.js";
 import { maskfleetVersion } from "../runtime/version.js";
-import { contentTypeOf, type Store } from "./store.js";
+import { contentTypeOf, StoreError, type ListOptions, type Store, type StoreEntry } from "./store.js";
 
 export interface S3Location {
   bucket: string;
@@ -96,6 +98,8 @@ export interface S3StoreOptions {
   partSize?: number;
   /** Parts uploaded at once (default 4). */
   concurrency?: number;
+  /** The config key a bad root is reported under (default: out). */
+  configKey?: string;
   /** User metadata put on every object (default: maskfleet-version). */
   metadata?: Record<string, string>;
 }
@@ -115,7 +119,7 @@ export class S3Store implements Store {
   private readonly metadata: Record<string, string>;
 
   constructor(root: string, aws: AwsSettings = defaultAwsSettings(), options: S3StoreOptions = {}) {
-    const { bucket, key } = parseS3Uri(root, "out");
+    const { bucket, key } = parseS3Uri(root, options.configKey ?? "out");
     this.bucket = bucket;
     this.prefix = key.replace(/\/+$/, "") ? `${key.replace(/\/+$/, "")}/` : "";
     this.root = `s3://${bucket}/${this.prefix}`;
@@ -142,20 +146,58 @@ export class S3Store implements Store {
     try {
       return await getObjectBytes(this.client, { bucket: this.bucket, key: this.objectKey(key) });
     } catch (err) {
-      if (isNotFound(err)) throw new Error(`${this.locate(key)}: not found`, { cause: err });
-      if (isAccessDenied(err)) throw new Error(`${this.locate(key)}: access denied`, { cause: err });
+      if ((err as Error).name === "NoSuchBucket") throw new StoreError("no such bucket", `${this.locate(key)}: bucket ${this.bucket} not found`, { cause: err });
+      if (isNotFound(err)) throw new StoreError("not found", `${this.locate(key)}: not found`, { cause: err });
+      if (isAccessDenied(err)) throw new StoreError("permission denied", `${this.locate(key)}: access denied`, { cause: err });
       throw err;
     }
   }
 
   async exists(key: string): Promise<boolean> {
+    return (await this.head(key)) !== undefined;
+  }
+
+  async head(key: string): Promise<StoreEntry | undefined> {
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
-      return true;
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      const size = out.ContentLength ?? 0;
+      return { key, size, ...(out.ETag !== undefined && { contentTag: `s3:${out.ETag}:${size}` }) };
     } catch (err) {
-      if (isNotFound(err)) return false;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  /** ListObjectsV2, one page at a time; a missing bucket or a denied listing is a StoreError. */
+  async *list(prefix: string, options: ListOptions = {}): AsyncGenerator<StoreEntry> {
+    const under = this.prefix + prefix;
+    let token: string | undefined;
+    let firstPage = true;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: under,
+            ...(token !== undefined ? { ContinuationToken: token } : options.startAfter !== undefined ? { StartAfter: this.prefix + options.startAfter } : {}),
+            ...(options.pageSize ? { MaxKeys: options.pageSize } : {}),
+          }),
+        );
+      } catch (err) {
+        if ((err as Error).name === "NoSuchBucket" || (httpStatusOf(err) === 404 && firstPage)) throw new StoreError("no such bucket", `bucket ${this.bucket} not found`, { cause: err });
+        if (isAccessDenied(err)) throw new StoreError("permission denied", `permission denied listing s3://${this.bucket}/${under}`, { cause: err });
+        throw err;
+      }
+      firstPage = false;
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      if (page.IsTruncated && !token) throw new Error(`s3://${this.bucket}/${under}: ListObjectsV2 said the listing is truncated but gave no continuation token`);
+      for (const obj of page.Contents ?? []) {
+        if (!obj.Key?.startsWith(under)) continue;
+        const size = obj.Size ?? 0;
+        yield { key: obj.Key.slice(this.prefix.length), size, ...(obj.ETag !== undefined && obj.Size !== undefined && { contentTag: `s3:${obj.ETag}:${obj.Size}` }) };
+      }
+    } while (token);
   }
 
   async write(key: string, body: Buffer, contentType = contentTypeOf(key)): Promise<void> {

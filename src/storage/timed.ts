@@ -8,6 +8,8 @@ export function timedStore(store: Store): Store {
     read: (key) => timeStep("store_read", () => store.read(key)),
     write: (key, body, contentType) => timeStep("store_write", () => store.write(key, body, contentType)),
     exists: (key) => timeStep("store_exists", () => store.exists(key)),
+    head: (key) => timeStep("store_exists", () => store.head(key)),
+    list: (prefix, options) => store.list(prefix, options),
     locate: (key) => store.locate(key),
   };
 }
