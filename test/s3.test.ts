@@ -238,7 +238,7 @@ describe("S3 plumbing", () => {
     assert.ok(c instanceof S3Client);
     assert.equal(s3Client({ endpoints: { s3: server.endpoint }, region: "us-east-1" }), c);
     assert.notEqual(s3Client({ region: "eu-west-1", endpoints: { s3: server.endpoint } }), c);
-    assert.equal(await c.config.forcePathStyle, true);
+    assert.equal(c.config.forcePathStyle, true);
   });
 
   it("the stand-in denies unsigned requests and answers S3's errors", async () => {

@@ -25,9 +25,11 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import sharp from "sharp";
-import type { StabilityService } from "../../src/generators/bedrock-models.js";
 import { listenOnLoopback } from "./loopback.js";
 import { STABILITY_MODELS, buildStabilityAnswer, stabilityServiceFor, validateStabilityRequest } from "./stability.js";
+import { seedColour, type RequestFacts } from "./request-facts.js";
+
+export { seedColour, type RequestFacts } from "./request-facts.js";
 
 export interface BedrockStandInOptions {
   /** Models served (default: Titan v1, Titan v2, Nova Canvas and every Stability id); any other -> 404 ResourceNotFoundException. */
@@ -112,39 +114,6 @@ export const CONTRACTS: Record<string, Contract> = {
   "amazon.nova-canvas-v1:0": { family: "nova", maxText: 1024, maxSeed: 858_993_459, size: NOVA_SIZE },
 };
 
-/** What the stand-in read from a body (as far as it got). */
-export interface RequestFacts {
-  taskType?: string;
-  prompt?: string;
-  maskPrompt?: string;
-  seed?: number;
-  /** Size of the image sent (when it decoded). */
-  width?: number;
-  height?: number;
-  /** sha256 (hex, 16 chars) of the image bytes sent. */
-  imageHash?: string;
-  /** Stability only, from here on. The service the model id names. */
-  service?: StabilityService;
-  searchPrompt?: string;
-  /** The seed answered in `seeds` (a random 1-4294967294 when 0 or none was sent; 0 for remove-background). */
-  answeredSeed?: number;
-  maskWidth?: number;
-  maskHeight?: number;
-  /** false: the mask's size differs from the image's (the real service resizes it). */
-  maskSameSize?: boolean;
-  /** Distinct values in the mask's first channel. */
-  maskValues?: number;
-  /** Fraction of mask pixels >= 128 (to be regenerated). */
-  maskWhiteFraction?: number;
-  /** grow_mask as sent (the service's default is 5). */
-  growMask?: number;
-  /** output_format as sent (the default is png). */
-  outputFormat?: string;
-  /** Outpaint: pixels added per side (0 where not sent). */
-  extend?: { left: number; right: number; up: number; down: number };
-  /** The finish reason when the content filter refused the request. */
-  filtered?: string;
-}
 
 /**
  * Checks `body` against the contract of `modelId`: the problem (one line), or null when valid.
@@ -372,10 +341,6 @@ export async function startBedrockStandIn(opts: BedrockStandInOptions = {}): Pro
   };
 }
 
-/** The colour the stand-in paints for `seed`. */
-export function seedColour(seed: number): [number, number, number] {
-  return [(seed * 67 + 40) % 256, (seed * 131 + 90) % 256, (seed * 29 + 170) % 256];
-}
 
 async function flatImage(width: number, height: number, seed: number): Promise<Buffer> {
   const [r, g, b] = seedColour(seed);

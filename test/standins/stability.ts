@@ -11,7 +11,7 @@
 import { createHash, randomInt } from "node:crypto";
 import sharp, { type Sharp } from "sharp";
 import { BEDROCK_IMAGE_MODELS, stabilityServiceOf, stripProfilePrefix, type StabilityService } from "../../src/generators/bedrock-models.js";
-import { seedColour, type RequestFacts } from "./bedrock.js";
+import { seedColour, type RequestFacts } from "./request-facts.js";
 
 /** Every Stability id served: the `us.` inference profiles and their bare `stability.` ids. */
 export const STABILITY_MODELS: readonly string[] = BEDROCK_IMAGE_MODELS.filter((m) => m.family === "stability").flatMap((m) => [
