@@ -8,125 +8,15 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { resolveRegion, type AwsSettings } from "../runtime/aws.js";
 import { ConfigError } from "../runtime/errors.js";
-import { GENERATOR_NAMES, generatorBackend, generatorOfModel, generatorOptionShapes } from "../generators/registry.js";
+import { generatorBackend, generatorOfModel, generatorOptionShapes } from "../generators/registry.js";
 import { parseExtend } from "../generators/stability-outpaint.js";
+import { envNameOfKey, tableShape } from "./table.js";
 
-const seedRange = z
-  .object({ from: z.number().int().min(0).max(4_294_967_294), to: z.number().int().min(0).max(4_294_967_294) })
-  .refine((r) => r.from <= r.to, { message: "seed range start must not exceed its end" });
+export { DEFAULT_TEXT_DETECTOR_MODEL, envNameOfKey } from "./table.js";
 
-/** The text detector `--target <label>` uses unless textDetectorModel names another. */
-export const DEFAULT_TEXT_DETECTOR_MODEL = "owlv2-base-patch16-ensemble";
-
+/** Every key's schema comes from the table (src/config/table.ts), a generator's own keys from its backend. */
 export const configSchema = z.strictObject({
-  /** What to mask: "face", "auto" (the main object), "boxes" (given per image in a manifest), or a label like "Car". */
-  target: z.string().min(1).default("face"),
-  /** Where boxes come from: local ONNX models, or Amazon Rekognition (AWS issue). */
-  detector: z.enum(["local", "rekognition"]).default("local"),
-  /** Face detector: a manifest name or a local .onnx file / model folder. */
-  detectorModel: z.string().min(1).default("ultraface-rfb-320"),
-  /** Label targets ("Car") with detector local: a text-prompted model (format "owlv2"); unset = owlv2-base-patch16-ensemble. */
-  textDetectorModel: z.string().min(1).optional(),
-  /** Score threshold 0-1 of the text-prompted detector (OWLv2 scores run lower than a face detector's); unset = 0.2. */
-  textMinConfidence: z.number().min(0).max(1).optional(),
-  /** Minimum detector confidence, 0-1. */
-  minConfidence: z.number().min(0).max(1).default(0.7),
-  /** Keep at most this many boxes per image (highest scores first). */
-  maxObjects: z.number().int().min(1).max(64).default(16),
-  /** Segment Anything model: a manifest name or a local model folder. */
-  samModel: z.string().min(1).default("sam-vit-b"),
-  /** target auto: a salient-object model (format "salient", e.g. birefnet-general) for a soft mask; unset = SAM prompted with the whole image. */
-  salientModel: z.string().min(1).optional(),
-  /** With salientModel: refine with SAM prompted by the salient mask's box (unset = true). */
-  salientRefine: z.boolean().optional(),
-  /** A second SAM pass that feeds the first mask back as mask_input (samexporter and sam2 formats). */
-  refineMask: z.boolean().optional(),
-  /**
-   * Which of SAM's masks a prompt gets: "single" = mask 0, as SamPredictor.predict(multimask_output=False)
-   * (the old script); "best" = the multimask candidate with the highest predicted IoU. Unset: single
-   * where the decoder returns all its masks, else best (src/models/EXPORT.md says which formats can).
-   */
-  maskSelection: z.enum(["single", "best"]).optional(),
-  executionProvider: z.enum(["cpu", "cuda"]).default("cpu"),
-  /** onnxruntime intra-op threads per session; 0 = the cores this process may use / concurrency.mask, at least 1. */
-  threads: z.number().int().min(0).max(256).default(0),
-  /** Mask clean-up before generation. */
-  growPx: z.number().int().min(-256).max(256).default(0),
-  featherPx: z.number().min(0).max(256).default(2),
-  fillHoles: z.boolean().default(true),
-  /** fillHoles fills holes up to this fraction of the object's area (a soft mask's see-through holes never). */
-  maxHoleFraction: z.number().min(0).max(1).default(0.01),
-  minIslandArea: z.number().int().min(0).default(64),
-  /** Estimate the object's own colour in the soft edge (multi-level foreground estimation) for cutout.png and composites. */
-  estimateForeground: z.boolean().default(true),
-  /** Images whose mask quality (0-1, mask.json's quality.score) is below this go to review instead of generation; unset = no bar. */
-  minMaskQuality: z.number().min(0).max(1).optional(),
-  /** Generator for each (prompt, seed): a backend of src/generators/registry.ts (composite, stability, titan, nova). */
-  generator: z.enum(GENERATOR_NAMES).default("composite"),
-  /** outpaint keeps the object and replaces the rest; inpaint replaces the object. */
-  mode: z.enum(["outpaint", "inpaint"]).default("outpaint"),
-  prompts: z.array(z.string().min(1).max(10_000)).min(1).max(1000).default(["studio white background"]),
-  negativePrompt: z.string().max(10_000).optional(),
-  /** Inclusive; unset = the generator's default (composite, Titan, Nova: 0-0; Stability: 1-1, as its 0 means random). */
-  seeds: seedRange.optional(),
-  /** Most results (prompts x seeds, a manifest row's own prompts too) per image: one image's flow of generate jobs stays small. Not an image option. */
-  maxResultsPerImage: z.number().int().min(1).max(1_000_000).default(1000),
-  /** Composite background: a colour ("#ffffff", "white"), "blur", or a path to an image. */
-  background: z.string().min(1).default("#ffffff"),
-  blurSigma: z.number().min(0.3).max(1000).default(25),
-  /** Bedrock settings kept from the old script. */
-  /** Bedrock model id; default per generator (stability: Stable Image Inpaint, or the --edit's service). Alone, it also picks the generator. */
-  modelId: z.string().min(1).optional(),
-  cfgScale: z.number().min(1.1).max(10).default(8),
-  width: z.number().int().min(64).max(4096).optional(),
-  height: z.number().int().min(64).max(4096).optional(),
-  resize: z.boolean().default(false),
-  /** Bedrock image quality and OUTPAINTING's outPaintingMode. */
-  quality: z.enum(["standard", "premium"]).default("standard"),
-  outpaintingMode: z.enum(["DEFAULT", "PRECISE"]).default("DEFAULT"),
-  /** Bedrock only: describe the region in words (maskPrompt) instead of sending the SAM mask. */
-  maskPrompt: z.string().min(1).max(1024).optional(),
-  /**
-   * Generator requests per time window for the whole fleet (e.g. "60/min"); unset = an adaptive
-   * rate the fleet finds itself (cloud generators); "unlimited" = no limiter, throttles only.
-   */
-  rate: z.union([z.literal("unlimited"), z.strictObject({ max: z.number().int().min(1), durationMs: z.number().int().min(1) })]).optional(),
-  /** Queue pause after a throttle when the service names no wait (with a rate: one limiter slot, if shorter); doubles per throttle with no success between, up to 16x. */
-  throttleBackoffMs: z.number().int().min(10).max(600_000).default(2000),
-  /** Per-request timeout of generator calls (Nova Canvas can take minutes). */
-  requestTimeoutMs: z.number().int().min(1000).max(3_600_000).default(300_000),
-  /** AWS: region, named profile, endpoint overrides (S3-compatible stores, local stand-ins). */
-  region: z.string().min(1).optional(), // unset: AWS_REGION, AWS_DEFAULT_REGION, the profile's region, us-east-1 (resolveRegion)
-  awsProfile: z.string().min(1).optional(),
-  s3Endpoint: z.url().optional(),
-  bedrockEndpoint: z.url().optional(),
-  rekognitionEndpoint: z.url().optional(),
-  /** Output folder (or s3:// prefix in the AWS issue). */
-  out: z.string().min(1).default("./out"),
-  redisUrl: z.string().min(1).default("redis://127.0.0.1:6379"),
-  /** CA bundle (PEM file) for a rediss:// redisUrl. */
-  redisCa: z.string().min(1).optional(),
-  /** Largest image accepted, in pixels (decompression-bomb guard). */
-  maxPixels: z.number().int().min(1).default(100_000_000),
-  /** Attempts per job for transient errors (bad input never retries). */
-  attempts: z.number().int().min(1).max(100).default(3),
-  /** A job whose worker stops renewing its lock (killed) is handed to another worker after this long. */
-  lockDurationMs: z.number().int().min(1000).max(600_000).default(30_000),
-  /** On SIGTERM/SIGINT: in-flight jobs get this long to finish, then they are handed back to the queue. */
-  shutdownGraceMs: z.number().int().min(0).max(3_600_000).default(30_000),
-  concurrency: z
-    .strictObject({
-      detect: z.number().int().min(1).max(256).default(2),
-      mask: z.number().int().min(1).max(64).default(1),
-      generate: z.number().int().min(1).max(256).default(4),
-      finalize: z.number().int().min(1).max(256).default(2),
-    })
-    .default({ detect: 2, mask: 1, generate: 4, finalize: 2 }),
-  /** Prometheus metrics at GET /metrics. Unset: 9464, or any free port when 9464 is taken; 0: any free port; a port given and taken is an error. */
-  metricsPort: z.number().int().min(0).max(65535).optional(),
-  metricsHost: z.string().min(1).default("0.0.0.0"),
-  /** Model download cache. */
-  cacheDir: z.string().min(1).optional(),
+  ...tableShape,
   /** The keys only one generator reads (registered with it: src/generators/registry.ts). */
   ...generatorOptionShapes,
 });
@@ -217,11 +107,6 @@ function checkpointToModel(value: unknown, key: string): string {
     throw new ConfigError(key, `${value} is a PyTorch checkpoint; export it to ONNX (see src/models/EXPORT.md) and pass the folder as samModel`);
   }
   return value;
-}
-
-/** The variable of a config key: samModel -> MASKFLEET_SAM_MODEL; the model cache's is MASKFLEET_CACHE (as `--cache`). */
-export function envNameOfKey(key: string): string {
-  return key === "cacheDir" ? "MASKFLEET_CACHE" : `MASKFLEET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }
 
 /** Every config key's variable. */
