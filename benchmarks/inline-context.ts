@@ -15,7 +15,8 @@ import { contentIdOf } from "../src/producer/enqueue.js";
 import { createLocalContext, type WorkerContext } from "../src/stages/context.js";
 import { detectStage } from "../src/stages/detect.js";
 import { finalizeStage } from "../src/stages/finalize.js";
-import { generateStage, type GenerateResult } from "../src/stages/generate.js";
+import { generateStage } from "../src/stages/generate.js";
+import type { GenerateResult } from "../src/pipeline/artifacts.js";
 import type { Segmenter } from "../src/segmenters/segmenter.js";
 import { maskStage } from "../src/stages/mask.js";
 

@@ -17,7 +17,7 @@ import { normaliseReason } from "../src/runs/reasons.js";
 import { runStatus, waitForRun } from "../src/runs/status.js";
 import { resolveConfig, type Config } from "../src/config/config.js";
 import { RejectedError, ThrottledError } from "../src/runtime/errors.js";
-import { generateJobData, generateJobOf, outPrefixOf, queuedImageOf } from "../src/pipeline/jobs.js";
+import { generateJobData, generateJobOf, outPrefixOf, queuedImageOf, type DataOf } from "../src/pipeline/jobs.js";
 import { pickImageOptions } from "../src/config/image-options.js";
 import { keyPrefix, stages } from "../src/pipeline/queues.js";
 import { connect } from "../src/runtime/redis.js";
@@ -283,7 +283,7 @@ describe("run administration: report, retry, clean", () => {
     assert.ok(files.size > 20);
     const tag = (await redis.hget(`${keyPrefix}:run:adm`, "tag")) as string;
     // One job of the run still queued: added for an image whose detect was held (its state is unfinished).
-    await fleet.ctx.queues.mask.add("mask", { runId: "adm" }, { jobId: `${tag}-${idOf.get("tiny-b.png")}` });
+    await fleet.ctx.queues.mask.add("mask", { runId: "adm" } as DataOf<"mask">, { jobId: `${tag}-${idOf.get("tiny-b.png")}` });
     const summary = await cleanRun(redis, "adm");
     assert.deepEqual(summary.removed, { detect: 0, mask: 1, generate: 0, finalize: 0 }, "finished jobs were gone already");
     assert.deepEqual([summary.forgotten, summary.left], [6, 0]);

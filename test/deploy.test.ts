@@ -27,6 +27,7 @@ import { Worker } from "bullmq";
 import { parse as parseYaml } from "yaml";
 import { defaultUiPort } from "../src/cli/ui.js";
 import { keyPrefix, openQueue, stages } from "../src/pipeline/queues.js";
+import type { JobData } from "../src/pipeline/jobs.js";
 import { connect } from "../src/runtime/redis.js";
 import { copyArgs, dockerfileProblems, dockerignore, parseDockerfile, valuesOf, type RepoView } from "./deploy/dockerfile.js";
 import { environmentProblems, fleetProblems, modelFor, unknownFieldProblems, validateManifest } from "./deploy/k8s.js";
@@ -124,8 +125,8 @@ describe("Dockerfiles", () => {
       ["no HEALTHCHECK", good.replace(/^HEALTHCHECK[\s\S]*?\n(?=ENTRYPOINT)/m, ""), /no HEALTHCHECK/],
       ["HEALTHCHECK NONE", good.replace(/^HEALTHCHECK[\s\S]*?\n(?=ENTRYPOINT)/m, "HEALTHCHECK NONE\n"), /runs no command/],
       ["no ENTRYPOINT", good.replace(/^ENTRYPOINT .*$/m, ""), /no ENTRYPOINT/],
-      ["missing source", good.replace("COPY cli ./cli", "COPY client ./cli"), /COPY client: not in the repository/],
-      ["ignored source", good.replace("COPY cli ./cli", "COPY node_modules ./node_modules"), /COPY node_modules: excluded by \.dockerignore/],
+      ["missing source", good.replace("COPY src ./src", "COPY client ./src"), /COPY client: not in the repository/],
+      ["ignored source", good.replace("COPY src ./src", "COPY node_modules ./node_modules"), /COPY node_modules: excluded by \.dockerignore/],
       ["unknown stage", good.replace("--from=build /app/dist", "--from=builder /app/dist"), /--from=builder names no earlier stage/],
     ];
     for (const [what, text, problem] of cases) {
@@ -573,7 +574,7 @@ describe("KEDA list names are where BullMQ keeps the jobs", () => {
         const workerConnection = connect(redisUrl);
         const worker = new Worker(stage, null, { connection: workerConnection, prefix: keyPrefix, autorun: false });
         try {
-          const job = await queue.add("probe", {}, { jobId: `deploy-test-${stage}` });
+          const job = await queue.add("probe", {} as JobData, { jobId: `deploy-test-${stage}` });
           assert.equal(await redis.type(wait), "list");
           assert.ok((await redis.lrange(wait, 0, -1)).includes(job.id as string), `${stage}: job in ${wait}`);
           const taken = await worker.getNextJob("deploy-test-token");

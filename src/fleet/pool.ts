@@ -20,23 +20,17 @@ import * as metrics from "../runtime/metrics.js";
 import { logErrorsOnce } from "../runtime/redis.js";
 import type { Stage } from "../pipeline/queues.js";
 import { log } from "../runtime/log.js";
-import { queuedFinalizeSchema, queuedImageSchema, resultCountOf } from "../pipeline/jobs.js";
+import { queuedImageSchema, resultCountOf, safeParseJobData, type JobData } from "../pipeline/jobs.js";
+import { generateResultSchema } from "../pipeline/artifacts.js";
 import { normaliseReason } from "../runs/reasons.js";
 import { causeOf } from "../runs/run-state.js";
 import { perSecondOf, recordFixedRate } from "../rate/rate-in-force.js";
 import { poolStarting } from "../runtime/readiness.js";
 import type { WorkerContext } from "../stages/context.js";
 import { stageProcessors, type StageProcessor } from "../stages/index.js";
-import type { GenerateResult } from "../stages/generate.js";
 import { warmUp } from "./warm-up.js";
 
 export type { StageProcessor };
-
-/** The run a job was enqueued for (every job carries it). */
-function runIdOf(job: Job): string | undefined {
-  const id = (job.data as { runId?: unknown } | undefined)?.runId;
-  return typeof id === "string" ? id : undefined;
-}
 
 /** Pause after a throttle: what the service asked for, else the base doubling per throttle with no success between (up to 16x). */
 export function throttlePauseMs(baseMs: number, inARow: number, retryAfterMs?: number): number {
@@ -68,7 +62,7 @@ export interface Pool {
 
 export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): Pool {
   const processJob = opts.processor ?? stageProcessors[stage];
-  // A fixed fleet-wide rate (--rate); without one, cloud generators pace themselves (adaptive, see generate/stage.ts).
+  // A fixed fleet-wide rate (--rate); without one, cloud generators pace themselves (adaptive, see src/stages/generate.ts).
   const rate = typeof ctx.config.rate === "object" ? ctx.config.rate : undefined;
   // With a rate configured, a throttle means the pace is a little fast for the service's window:
   // wait one limiter slot, doubling while throttles go on. Without one, the configured backoff.
@@ -77,25 +71,23 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
   let pausedUntil = 0;
   let stopped = false;
   // The generator's counters; statistics: a Redis hiccup writing one must not fail the job.
-  const count = async (job: Job, name: "generatorCalls" | "throttles" | "rejected") => {
-    const runId = runIdOf(job);
-    if (runId && stage === "generate") await ctx.runState.count(runId, name).catch((err: Error) => log.warn({ stage, runId, name, err: err.message }, "counter not updated"));
+  const count = async (data: JobData | undefined, name: "generatorCalls" | "throttles" | "rejected") => {
+    if (data?.kind === "generate") await ctx.runState.count(data.runId, name).catch((err: Error) => log.warn({ stage, runId: data.runId, name, err: err.message }, "counter not updated"));
   };
 
   // The histogram behind `maskfleet report`'s durations; statistics: a Redis hiccup must not fail the job.
-  const recordDuration = async (job: Job, ms: number) => {
-    const runId = runIdOf(job);
-    if (runId) await ctx.runState.duration(runId, stage, ms).catch((err: Error) => log.warn({ stage, runId, err: err.message }, "duration not recorded"));
+  const recordDuration = async (data: JobData | undefined, ms: number) => {
+    if (data) await ctx.runState.duration(data.runId, stage, ms).catch((err: Error) => log.warn({ stage, runId: data.runId, err: err.message }, "duration not recorded"));
   };
 
   /** An image that failed for good at this stage: its outcome, cause and record (for `retry`) in its run's state. */
-  const recordFailure = async (job: Job, reason: string) => {
-    const parsed = queuedImageSchema.safeParse(job.data);
-    if (!parsed.success) return; // not an image job of a run: nothing to record it in
-    const queued = parsed.data;
-    // A finalize job's prompt variables: `retry` queues it again as it was.
-    const promptVars = stage === "finalize" ? queuedFinalizeSchema.safeParse(job.data).data?.promptVars : undefined;
-    const image = await ctx.imageJob(job.data).catch(() => undefined);
+  const recordFailure = async (job: Job, data: JobData, reason: string) => {
+    // A failed generate job is one result of the image: finalize records it; the image goes on.
+    if (data.kind === "generate") return;
+    // The image as queued, and a finalize job's prompt variables: `retry` queues the job again from them.
+    const queued = queuedImageSchema.parse(data);
+    const promptVars = data.kind === "finalize" ? data.promptVars : undefined;
+    const image = await ctx.imageJob(queued).catch(() => undefined);
     const cause = causeOf(stage, normaliseReason(reason, image ?? queued));
     // The results it will not make (none when finalize failed: they were made).
     const notAttempted = stage === "finalize" || !image ? 0 : resultCountOf(image.options);
@@ -110,20 +102,20 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     });
   };
 
-  async function runJob(job: Job, token?: string): Promise<unknown> {
+  async function runJob(job: Job, data: JobData | undefined, token?: string): Promise<unknown> {
     const started = Date.now();
     try {
       const result = await processJob(job, ctx);
       throttlesInARow = 0;
       metrics.jobsCompleted.inc({ stage });
       metrics.stageDuration.observe({ stage }, (Date.now() - started) / 1000);
-      await recordDuration(job, Date.now() - started);
-      if (stage === "generate" && (result as GenerateResult).reused === false) await count(job, "generatorCalls");
+      await recordDuration(data, Date.now() - started);
+      if (data?.kind === "generate" && generateResultSchema.safeParse(result).data?.reused === false) await count(data, "generatorCalls");
       log.debug({ stage, jobId: job.id, ms: Date.now() - started }, "job done");
       return result;
     } catch (err) {
       if (err instanceof ThrottledError) {
-        await count(job, "throttles");
+        await count(data, "throttles");
         metrics.throttles.inc({ stage });
         // Requests already in flight when the queue paused belong to the same throttle: no escalation.
         if (Date.now() >= pausedUntil) {
@@ -149,13 +141,13 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       }
       // A bad image, a refused request, or options this worker cannot run: retrying cannot help.
       const permanent = err instanceof InputError || err instanceof RejectedError || err instanceof ConfigError;
-      if (err instanceof RejectedError) await count(job, "rejected");
+      if (err instanceof RejectedError) await count(data, "rejected");
       const final = permanent || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const reason = err instanceof Error ? err.message : String(err);
       (final ? metrics.jobsFailed : metrics.jobsRetried).inc({ stage, reason: failureClass(err) });
-      if (final) await recordDuration(job, Date.now() - started);
-      // A failed generate job is one result of the image: finalize records it; the image goes on.
-      if (final && stage !== "generate") await recordFailure(job, reason);
+      if (final) await recordDuration(data, Date.now() - started);
+      // A job that is no job of this stage belongs to no run: nothing to record it in.
+      if (final && data) await recordFailure(job, data, reason);
       log[final ? "warn" : "info"]({ stage, jobId: job.id, attempt: job.attemptsMade + 1, reason }, final ? "job failed" : "job will retry");
       if (permanent) throw new UnrecoverableError(reason);
       throw err;
@@ -168,9 +160,11 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
     stage,
     async (job: Job, token?: string) => {
       running++;
-      const ended = metrics.jobStarted(stage, runIdOf(job)); // jobs_active, busy seconds
+      // Read once for the pool's own records (the stage reads the job itself).
+      const data = safeParseJobData(stage, job.data);
+      const ended = metrics.jobStarted(stage, data?.runId); // jobs_active, busy seconds
       try {
-        return await runJob(job, token);
+        return await runJob(job, data, token);
       } finally {
         ended();
         if (--running === 0) for (const wake of idleWaiters.splice(0)) wake();

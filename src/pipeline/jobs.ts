@@ -8,6 +8,7 @@ import type { ImageOptions } from "../config/image-options.js";
 import { fillPrompt, type PromptVars } from "./prompts.js";
 import { sha256Hex, stableJson } from "./hash.js";
 import { imageOptionsSchema } from "../config/image-options.js";
+import type { Stage } from "./stages.js";
 
 export const boxSchema = z.object({
   x0: z.number(),
@@ -21,8 +22,9 @@ export const boxSchema = z.object({
 
 
 /**
- * An image's job as queued (detect, mask; finalize adds promptVars): a reference to the run, whose
- * options and output are stored once (src/runs/run-state.ts), never copied into every job.
+ * The image a detect, mask or finalize job is about, as queued: a reference to the run, whose
+ * options and output are stored once (src/runs/run-state.ts), never copied into every job. Parsing
+ * any of those jobs with it keeps the image and drops what the job's kind adds.
  */
 export const queuedImageSchema = z.object({
   runId: z.string().min(1),
@@ -44,9 +46,70 @@ export type QueuedImage = z.infer<typeof queuedImageSchema>;
 
 export const promptVarsSchema = z.object({ label: z.string(), color: z.string() });
 
-/** A finalize job as queued: the image, and the prompt variables its mask gave (its generate jobs read both from here). */
+/** What a finalize job says of its image: the image, and the prompt variables its mask gave (its generate jobs read both from here). */
 export const queuedFinalizeSchema = queuedImageSchema.extend({ promptVars: promptVarsSchema });
 export type QueuedFinalize = z.infer<typeof queuedFinalizeSchema>;
+
+/**
+ * The jobs, one kind per stage. Each payload names its kind, the stage whose queue it is on, so a
+ * payload seen anywhere (the queue browser, a flow's children, a log) says what it is.
+ */
+export const detectJobSchema = queuedImageSchema.extend({ kind: z.literal("detect") });
+
+/**
+ * A mask job: its image and the boxes detect found (kept, clamped, best first), so mask reads no
+ * detections.json for them. A mask job `retry` queues from a failure record, or one queued by a
+ * version before the boxes rode in the job, has none: mask then reads detections.json.
+ */
+export const maskJobSchema = queuedImageSchema.extend({ kind: z.literal("mask"), detected: z.array(boxSchema).optional() });
+
+export const finalizeJobSchema = queuedFinalizeSchema.extend({ kind: z.literal("finalize") });
+
+/**
+ * A generate job: a reference to its image and one prompt x seed. The image (options, prompts,
+ * paths) is stored once, in the job's finalize parent, never copied into each of its prompt x
+ * seed children.
+ */
+export const generateJobDataSchema = z.object({
+  kind: z.literal("generate"),
+  runId: z.string().min(1),
+  imageId: z.string().regex(/^[0-9a-f]{16,64}$/),
+  promptIndex: z.number().int().min(0),
+  seed: z.number().int().min(0),
+});
+export type GenerateJobData = z.infer<typeof generateJobDataSchema>;
+
+/** Any job of the pipeline, told apart by its kind. */
+export const jobDataSchema = z.discriminatedUnion("kind", [detectJobSchema, maskJobSchema, generateJobDataSchema, finalizeJobSchema]);
+export type JobData = z.infer<typeof jobDataSchema>;
+
+/** Each stage's job data (a job's kind is its stage). */
+export type StageJob = { [S in Stage]: Extract<JobData, { kind: S }> };
+export type DataOf<S extends Stage> = StageJob[S];
+
+// Every stage has a job kind and every kind is a stage: a compile error otherwise.
+const _kindsAreStages: [JobData["kind"], Stage] extends [Stage, JobData["kind"]] ? true : never = true;
+
+const isJobOf = <S extends Stage>(stage: S, job: JobData): job is DataOf<S> => job.kind === stage;
+
+/**
+ * A payload without a kind was queued by a version before payloads named theirs (during a
+ * rolling update): it is its queue's own.
+ */
+const withKind = (stage: Stage, data: unknown): unknown => (typeof data === "object" && data !== null && !("kind" in data) ? { ...data, kind: stage } : data);
+
+/** A job's data as the stage of its queue reads it; a job of another kind is refused. */
+export function parseJobData<S extends Stage>(stage: S, data: unknown): DataOf<S> {
+  const job = jobDataSchema.parse(withKind(stage, data));
+  if (!isJobOf(stage, job)) throw new Error(`a ${job.kind} job on the ${stage} queue`);
+  return job;
+}
+
+/** parseJobData, or undefined for a payload that is no job of this stage. */
+export function safeParseJobData<S extends Stage>(stage: S, data: unknown): DataOf<S> | undefined {
+  const parsed = jobDataSchema.safeParse(withKind(stage, data));
+  return parsed.success && isJobOf(stage, parsed.data) ? parsed.data : undefined;
+}
 
 /** An image's job resolved against its run: the options and output a stage works with. */
 export const imageJobSchema = queuedImageSchema.omit({ prompts: true, settings: true }).extend({
@@ -68,19 +131,6 @@ export function queuedImageOf(job: ImageJob, settings: string, runOptions: Image
   const own = stableJson(job.options.prompts) !== stableJson(runOptions.prompts);
   return { runId: job.runId, settings, imageId: job.imageId, input: job.input, name: job.name, ...(job.boxes && { boxes: job.boxes }), ...(own && { prompts: job.options.prompts }) };
 }
-
-/**
- * A generate job as queued: a reference to its image and one prompt x seed. The image (options,
- * prompts, paths) is stored once, in the job's finalize parent, never copied into each of its
- * prompt x seed children.
- */
-export const generateJobDataSchema = z.object({
-  runId: z.string().min(1),
-  imageId: z.string().regex(/^[0-9a-f]{16,64}$/),
-  promptIndex: z.number().int().min(0),
-  seed: z.number().int().min(0),
-});
-export type GenerateJobData = z.infer<typeof generateJobDataSchema>;
 
 /** One prompt x seed of an image, resolved: the image, the filled prompt and the result's store key. */
 export interface GenerateJob {
@@ -137,7 +187,7 @@ export function generateJobOf(image: ImageJob, promptIndex: number, seed: number
 
 /** What a generate job carries: its image's id and run, and its prompt x seed. */
 export function generateJobData(g: GenerateJob): GenerateJobData {
-  return { runId: g.image.runId, imageId: g.image.imageId, promptIndex: g.promptIndex, seed: g.seed };
+  return { kind: "generate", runId: g.image.runId, imageId: g.image.imageId, promptIndex: g.promptIndex, seed: g.seed };
 }
 
 /** BullMQ job id of one (prompt, seed) of an image: its image's job id (run-state.ts jobIdOf) and the pair (BullMQ ids may not contain ':'). */

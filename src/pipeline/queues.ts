@@ -1,8 +1,9 @@
-/** Queue names, key prefixes, and the job options every stage shares (the connection: redis.ts). */
-import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
+/** Queue names, key prefixes, the job options every stage shares, and the typed queues (the connection: redis.ts). */
+import { Queue, type ConnectionOptions, type FlowJob, type JobsOptions } from "bullmq";
 import { quietBullmqErrors } from "../runtime/redis.js";
+import { generateJobId, type DataOf } from "./jobs.js";
 
-import { keyPrefix, stages, type Stage } from "./stages.js";
+import { keyPrefix, type Stage } from "./stages.js";
 export { keyPrefix, stages, type Stage } from "./stages.js";
 
 export function jobOptions(attempts: number): JobsOptions {
@@ -32,12 +33,41 @@ export function privateQueuePrefix(runId: string): string {
  */
 export const queueEventsKept = 1000;
 
-export function openQueue(stage: Stage, connection: ConnectionOptions, prefix = keyPrefix): Queue {
-  const queue = new Queue(stage, { connection, prefix, streams: { events: { maxLen: queueEventsKept } } });
+/** A stage's queue, typed with the stage's job data. */
+export type StageQueue<S extends Stage> = Queue<DataOf<S>>;
+export type StageQueues = { [S in Stage]: StageQueue<S> };
+
+export function openQueue<S extends Stage>(stage: S, connection: ConnectionOptions, prefix = keyPrefix): StageQueue<S> {
+  const queue = new Queue<DataOf<S>>(stage, { connection, prefix, streams: { events: { maxLen: queueEventsKept } } });
   quietBullmqErrors(queue, connection, { queue: stage });
   return queue;
 }
 
-export function openQueues(connection: ConnectionOptions, prefix = keyPrefix): Record<Stage, Queue> {
-  return Object.fromEntries(stages.map((s) => [s, openQueue(s, connection, prefix)])) as Record<Stage, Queue>;
+export function openQueues(connection: ConnectionOptions, prefix = keyPrefix): StageQueues {
+  return {
+    detect: openQueue("detect", connection, prefix),
+    mask: openQueue("mask", connection, prefix),
+    generate: openQueue("generate", connection, prefix),
+    finalize: openQueue("finalize", connection, prefix),
+  };
+}
+
+/**
+ * An image's finalize job with generate jobs as its children, one BullMQ flow: finalize runs once
+ * the last child has ended, failed ones included. Mask adds one per image (every prompt x seed),
+ * `retry` one per image whose results failed (those results).
+ */
+export function finalizeFlow(finalize: DataOf<"finalize">, generate: readonly DataOf<"generate">[], o: { jobId: string; attempts: number }): FlowJob {
+  return {
+    name: "finalize",
+    queueName: "finalize",
+    data: finalize,
+    opts: { ...jobOptions(o.attempts), jobId: o.jobId },
+    children: generate.map((data) => ({
+      name: "generate",
+      queueName: "generate",
+      data,
+      opts: { ...jobOptions(o.attempts), jobId: generateJobId(o.jobId, data), ignoreDependencyOnFailure: true },
+    })),
+  };
 }

@@ -6,15 +6,13 @@ import { createReadStream } from "node:fs";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createHash } from "node:crypto";
-import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import type { AwsSettings } from "../runtime/aws.js";
 import { awsSettingsOf, type Config } from "../config/config.js";
 import { ConfigError } from "../runtime/errors.js";
 import { imageIdOf, imageJobSchema, outPrefixOf, queuedImageOf, resultCountOf, usesSalient, type ImageJob } from "../pipeline/jobs.js";
 import { pickImageOptions } from "../config/image-options.js";
-import { jobOptions, keyPrefix, openQueue } from "../pipeline/queues.js";
+import { jobOptions, keyPrefix, openQueue, type StageQueue } from "../pipeline/queues.js";
 import { generatorBackend } from "../generators/registry.js";
 import { isBedrockSalient } from "../generators/stability-remove-background.js";
 import { assertStabilityRegion, familyOf, stabilityModelFor } from "../generators/bedrock-models.js";
@@ -23,8 +21,8 @@ import { checkPromptTemplate } from "../pipeline/prompts.js";
 import { RunState, jobIdOf } from "../runs/run-state.js";
 import { checkRunId } from "../pipeline/run-id.js";
 import { checkResultsPerImage } from "../config/config.js";
-import { openStore } from "../storage/index.js";
-import { isS3Uri, parseS3Uri, s3Client } from "../storage/s3.js";
+import { isStoreUri, openStore, storeOf } from "../storage/index.js";
+import { isS3Uri } from "../storage/s3.js";
 import { modelSpecProblem, type Task } from "../models/registry.js";
 import { DEFAULT_TEXT_DETECTOR_MODEL } from "../config/config.js";
 import { formatSkipped, type FollowedLink, type InputItem, type SkippedInput } from "./discover.js";
@@ -110,16 +108,17 @@ export function needsAws(config: Config, inputs: readonly string[]): boolean {
 }
 
 /**
- * What identifies an input's content: the sha256 of a local file; for an S3 object its ETag and
- * size (read with one HEAD request, so a catalog is not downloaded at enqueue). An unreadable
- * input still gets a stable id: the detect stage reports why it fails.
+ * What identifies an input's content: the sha256 of a local file; for an object in a store its
+ * content tag (S3: ETag and size, read with one HEAD request, so a catalog is not downloaded at
+ * enqueue). An unreadable input still gets a stable id: the detect stage reports why it fails.
  */
 export async function contentIdOf(input: string, aws: AwsSettings): Promise<Buffer> {
   try {
-    if (isS3Uri(input)) {
-      const { bucket, key } = parseS3Uri(input);
-      const head = await s3Client(aws).send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return Buffer.from(`s3:${head.ETag}:${head.ContentLength}`);
+    if (isStoreUri(input)) {
+      const { store, key } = storeOf(input, aws);
+      const head = await store.head(key);
+      if (!head) return Buffer.from(`unreadable:${input}:not found`);
+      return head.contentTag !== undefined ? Buffer.from(head.contentTag) : createHash("sha256").update(await store.read(key)).digest();
     }
     const hash = createHash("sha256");
     for await (const chunk of createReadStream(input)) hash.update(chunk as Buffer);
@@ -186,7 +185,7 @@ export async function enqueueInputs(
   checkRunId(runId);
   const aws = awsSettingsOf(config);
   // The checkpoint belongs to this list of inputs into this output: other inputs start from their beginning.
-  const inputsKey = JSON.stringify({ specs: specs.map((s) => (isS3Uri(s) ? s : resolve(s))), out: openStore(config.out, aws).root });
+  const inputsKey = JSON.stringify({ specs: specs.map((s) => (isStoreUri(s) ? s : resolve(s))), out: openStore(config.out, aws).root });
   const after = await state.checkpointOf(runId, inputsKey);
   const skipped: SkippedInput[] = [];
   const stream = streamInputs(specs, aws, {
@@ -228,7 +227,7 @@ export async function enqueueSource(
   const aws = awsSettingsOf(config);
   const out = openStore(config.out, aws).root;
   let run: { tag: string; settingsId: string } | undefined;
-  let queue: Queue | undefined;
+  let queue: StageQueue<"detect"> | undefined;
   const perBatch = Math.min(batchSize, window);
   let images = 0;
   let added = 0;
@@ -290,7 +289,7 @@ export async function enqueueSource(
     const missing = new Set(unsure.filter((_, i) => exists[i]?.[1] === 0).map((j) => j.imageId));
     const toAdd = jobs.filter((j, i) => registered[i] === "new" || missing.has(j.imageId));
     if (toAdd.length) {
-      await (queue as Queue).addBulk(toAdd.map((j) => ({ name: "detect", data: queuedImageOf(j, settingsId, base), opts: { ...jobOptions(config.attempts), jobId: jobId(j) } })));
+      await (queue as StageQueue<"detect">).addBulk(toAdd.map((j) => ({ name: "detect", data: { ...queuedImageOf(j, settingsId, base), kind: "detect" }, opts: { ...jobOptions(config.attempts), jobId: jobId(j) } })));
     }
     const cursor = batch[batch.length - 1]?.cursor;
     if (cursor !== undefined) await opts.checkpoint?.(cursor);

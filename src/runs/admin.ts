@@ -2,9 +2,9 @@
  * Run administration: `maskfleet clean` removes a run's jobs and state from Redis, never its
  * outputs; the errors and filters `report` and `retry` (src/runs/retry.ts) share.
  */
-import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { ConfigError } from "../runtime/errors.js";
+import { safeParseJobData } from "../pipeline/jobs.js";
 import { keyPrefix, openQueues, stages, type Stage } from "../pipeline/queues.js";
 import { RunState } from "./run-state.js";
 
@@ -78,7 +78,9 @@ export async function cleanRun(redis: Redis, runId: string, opts: { force?: bool
   const queuePrefix = await state.queuePrefixOf(runId);
   const queues = openQueues(redis, queuePrefix);
   try {
-    const active = (await Promise.all(stages.map((s) => queues[s].getActive()))).flat().filter((job: Job | undefined) => job && (job.data as { runId?: unknown })?.runId === runId);
+    // Every kind of job names its run; a payload that is no job of its queue belongs to none.
+    const activeOf = async (stage: Stage) => (await queues[stage].getActive()).filter((job) => job && safeParseJobData(stage, job.data)?.runId === runId);
+    const active = (await Promise.all(stages.map(activeOf))).flat();
     if (active.length > 0 && !opts.force) {
       throw new AdminError(`run ${runId} has ${active.length} active jobs (${active.slice(0, 3).map((j) => `${j.queueName} ${j.id}`).join(", ")}${active.length > 3 ? ", ..." : ""}): wait for them, stop the workers, or use --force`);
     }

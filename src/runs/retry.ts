@@ -5,11 +5,10 @@
  * stored: detect and mask reuse their outputs, and of an image whose results partly failed only
  * the failed results are generated again (finalize counts the ones in the store as made).
  */
-import type { Queue } from "bullmq";
 import { FlowProducer } from "bullmq";
 import type { Redis } from "ioredis";
-import { generateJobId, queuedImageSchema, type QueuedImage } from "../pipeline/jobs.js";
-import { jobOptions, openQueues, stages, type Stage } from "../pipeline/queues.js";
+import { queuedImageSchema, type QueuedImage } from "../pipeline/jobs.js";
+import { finalizeFlow, jobOptions, openQueues, stages, type Stage, type StageQueues } from "../pipeline/queues.js";
 import { RunState, jobIdOf, type FailureRecord } from "./run-state.js";
 import { quietBullmqErrors } from "../runtime/redis.js";
 import { AdminError, noSuchRun, reasonMatcher } from "./admin.js";
@@ -71,7 +70,7 @@ export async function retryRun(redis: Redis, runId: string, opts: RetryOptions =
 }
 
 /** The attempts the run's jobs were given: those of a job in its queues, else 3. */
-async function attemptsOf(queues: Record<Stage, Queue>): Promise<number> {
+async function attemptsOf(queues: StageQueues): Promise<number> {
   for (const s of stages) {
     const [job] = await queues[s].getJobs(["waiting", "delayed", "active"], 0, 0);
     if (job?.opts.attempts) return job.opts.attempts;
@@ -79,22 +78,27 @@ async function attemptsOf(queues: Record<Stage, Queue>): Promise<number> {
   return 3;
 }
 
-/** Adds a reopened image's job at the stage that failed (generate: a finalize parent with its failed results as children). */
-async function requeue(record: FailureRecord, job: QueuedImage, imageJobId: string, to: { queues: Record<Stage, Queue>; flows: FlowProducer; attempts: number }): Promise<void> {
+/**
+ * Adds a reopened image's job at the stage that failed, made from the image its record keeps
+ * (generate: a finalize parent with its failed results as children). A mask job made here carries
+ * no boxes: mask reads them from detections.json.
+ */
+async function requeue(record: FailureRecord, image: QueuedImage, imageJobId: string, to: { queues: StageQueues; flows: FlowProducer; attempts: number }): Promise<void> {
   const options = { ...jobOptions(to.attempts), jobId: imageJobId };
-  if (record.stage === "detect" || record.stage === "mask") {
-    await to.queues[record.stage].add(record.stage, record.review ? { ...job, reviewed: true } : job, options);
-    return;
+  switch (record.stage) {
+    case "detect":
+      await to.queues.detect.add("detect", { ...image, kind: "detect" }, options);
+      return;
+    case "mask":
+      await to.queues.mask.add("mask", { ...image, kind: "mask", ...(record.review && { reviewed: true }) }, options);
+      return;
+    case "generate":
+    case "finalize": {
+      if (!record.promptVars) throw new AdminError(`${record.name}: its failure record has no prompt variables: enqueue the image again`);
+      const generate = (record.failedResults ?? []).map((g) => ({ kind: "generate" as const, runId: image.runId, imageId: image.imageId, promptIndex: g.promptIndex, seed: g.seed }));
+      await to.flows.add(finalizeFlow({ ...image, kind: "finalize", promptVars: record.promptVars }, generate, { jobId: imageJobId, attempts: to.attempts }));
+    }
   }
-  if (!record.promptVars) throw new AdminError(`${record.name}: its failure record has no prompt variables: enqueue the image again`);
-  const finalize = { ...job, promptVars: record.promptVars };
-  const children = (record.failedResults ?? []).map((g) => ({
-    name: "generate",
-    queueName: "generate",
-    data: { runId: job.runId, imageId: job.imageId, promptIndex: g.promptIndex, seed: g.seed },
-    opts: { ...jobOptions(to.attempts), jobId: generateJobId(imageJobId, g), ignoreDependencyOnFailure: true },
-  }));
-  await to.flows.add({ name: "finalize", queueName: "finalize", data: finalize, opts: options, children });
 }
 
 export function formatRetry(s: RetrySummary): string {

@@ -69,7 +69,7 @@ export interface FailureRecord {
   name: string;
   /** Attempts made before it failed for good (image failures). */
   attempts?: number;
-  /** The job as queued (src/pipeline/jobs.ts queuedImageSchema): `retry` adds it again. */
+  /** The image as queued (src/pipeline/jobs.ts queuedImageSchema): `retry` makes the failed stage's job of it again. */
   job: unknown;
   /** Generate failures: the prompt variables, and the results that failed (the others are in the store). */
   promptVars?: { label: string; color: string };

@@ -6,7 +6,7 @@
  */
 import { basename } from "node:path";
 import type { Redis } from "ioredis";
-import type { Job, Queue } from "bullmq";
+import type { Job } from "bullmq";
 import { FlowProducer } from "bullmq";
 import type { AwsSettings } from "../runtime/aws.js";
 import { awsSettingsOf, type Config } from "../config/config.js";
@@ -14,7 +14,7 @@ import { decodeImage, type DecodedImage } from "../imaging/image.js";
 import { readInput } from "../storage/input.js";
 import { onnxSessionLoaded, timeStep, watchQueues } from "../runtime/metrics.js";
 import { defaultIntraOpThreads } from "../runtime/onnx.js";
-import { keyPrefix, openQueues, type Stage } from "../pipeline/queues.js";
+import { keyPrefix, openQueues, type StageQueues } from "../pipeline/queues.js";
 import { RunState } from "../runs/run-state.js";
 import { quietBullmqErrors } from "../runtime/redis.js";
 import { openStore, type Store } from "../storage/index.js";
@@ -43,7 +43,7 @@ import { ConfigError } from "../runtime/errors.js";
 export interface WorkerContext {
   readonly config: Config;
   readonly redis: Redis;
-  readonly queues: Record<Stage, Queue>;
+  readonly queues: StageQueues;
   /** The BullMQ prefix of `queues`: the shared one, or a `maskfleet run`'s own. */
   readonly queuePrefix: string;
   readonly flows: FlowProducer;

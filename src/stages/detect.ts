@@ -1,26 +1,14 @@
 /** Detect: image -> boxes (given, whole image, or a face detector), then hands on to mask. */
 import type { Job } from "bullmq";
 import { InputError } from "../runtime/errors.js";
-import { outputKeys, type ImageJob } from "../pipeline/jobs.js";
+import { outputKeys, parseJobData, type DataOf, type ImageJob } from "../pipeline/jobs.js";
+import { detectionsSchema, type Detections } from "../pipeline/artifacts.js";
 import { jobOptions } from "../pipeline/queues.js";
 import type { Box, RgbImage } from "../imaging/types.js";
 import { isS3Uri, parseS3Uri } from "../storage/s3.js";
 import type { WorkerContext } from "./context.js";
 import { DEFAULT_TEXT_SCORE_THRESHOLD } from "../detectors/owlv2.js";
 import { DEFAULT_TEXT_DETECTOR_MODEL } from "../config/config.js";
-
-/** Label targets with the local detector: OWLv2 (manifest name). */
-
-export interface Detections {
-  imageId: string;
-  name: string;
-  width: number;
-  height: number;
-  target: string;
-  detector: string;
-  boxes: Box[];
-  ms: number;
-}
 
 export async function detectStage(job: Job, ctx: WorkerContext): Promise<{ boxes: number; reused?: true }> {
   const data = await ctx.imageJob(job.data);
@@ -29,11 +17,12 @@ export async function detectStage(job: Job, ctx: WorkerContext): Promise<{ boxes
   // Detections already stored for this image id (an earlier run, or an attempt that died after
   // writing them) are the same: not detected again (not paid again, with Rekognition).
   if (await store.exists(key)) {
-    const stored = JSON.parse((await store.read(key)).toString("utf8")) as Partial<Detections>;
-    if (stored.imageId === data.imageId && Array.isArray(stored.boxes)) {
-      if (stored.boxes.length === 0) throw nothingFound(data);
-      await handOn(job, ctx, data);
-      return { boxes: stored.boxes.length, reused: true };
+    const stored = detectionsSchema.safeParse(JSON.parse((await store.read(key)).toString("utf8")));
+    if (stored.success && stored.data.imageId === data.imageId) {
+      const { boxes } = stored.data;
+      if (boxes.length === 0) throw nothingFound(data);
+      await handOn(job, ctx, data, boxes);
+      return { boxes: boxes.length, reused: true };
     }
   }
   const started = performance.now();
@@ -53,15 +42,19 @@ export async function detectStage(job: Job, ctx: WorkerContext): Promise<{ boxes
   // Written when nothing was found too: a later run of this image fails the same way without asking again.
   await store.write(key, Buffer.from(JSON.stringify(detections, null, 2)));
   if (kept.length === 0) throw nothingFound(data);
-  await handOn(job, ctx, data);
+  await handOn(job, ctx, data, kept);
   return { boxes: kept.length };
 }
 
 const nothingFound = (data: ImageJob) => new InputError(`${data.name}: no ${data.options.target} found`);
 
-/** The image's mask job (same job id, same queued data), then detect counts as done. */
-export async function handOn(job: Job, ctx: WorkerContext, data: ImageJob): Promise<void> {
-  await ctx.queues.mask.add("mask", job.data, { ...jobOptions(ctx.config.attempts), jobId: String(job.id) });
+/**
+ * The image's mask job (same job id: the image as queued, with the boxes found, which mask
+ * segments; without them, mask reads detections.json), then detect counts as done.
+ */
+export async function handOn(job: Job, ctx: WorkerContext, data: ImageJob, detected?: Box[]): Promise<void> {
+  const mask: DataOf<"mask"> = { ...parseJobData("detect", job.data), kind: "mask", ...(detected && { detected }) };
+  await ctx.queues.mask.add("mask", mask, { ...jobOptions(ctx.config.attempts), jobId: String(job.id) });
   await ctx.runState.stageDone(data.runId, data.imageId, "detect");
 }
 

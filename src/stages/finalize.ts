@@ -3,48 +3,50 @@
  * mask stats, every result with its status) and a contact sheet (original | mask | results).
  */
 import type { Job } from "bullmq";
-import { generateJobId, generateJobsOf, outputKeys, queuedFinalizeSchema, type ImageJob, type QueuedFinalize } from "../pipeline/jobs.js";
+import { generateJobId, generateJobsOf, outputKeys, parseJobData, queuedImageSchema, type ImageJob, type QueuedFinalize } from "../pipeline/jobs.js";
+import { detectionsSchema, generateResultSchema, maskInfoSchema, parseArtifact, type Manifest, type ManifestResult } from "../pipeline/artifacts.js";
 import { normaliseReason } from "../runs/reasons.js";
 import { causeOf, resultCauseOf, type FailureRecord } from "../runs/run-state.js";
 import { decodeImage } from "../imaging/image.js";
+import { decodeMask } from "../imaging/mask-codec.js";
 import type { Mask, RgbImage } from "../imaging/types.js";
 import type { WorkerContext } from "./context.js";
-import { decodeMask, type GenerateResult } from "./generate.js";
 import { contactSheet } from "./contact-sheet.js";
 
 const sheetResults = 22;
 
 export async function finalizeStage(job: Job, ctx: WorkerContext): Promise<{ ok: number; failed: number }> {
-  const queued = queuedFinalizeSchema.parse(job.data);
+  const queued = parseJobData("finalize", job.data);
+  // The prompt variables come with the job: mask put them there, and mask.json is read for the manifest only.
   const { promptVars } = queued;
-  const data = await ctx.imageJob(job.data);
+  const data = await ctx.imageJob(queued);
   const store = ctx.store(data.out);
   const keys = outputKeys(data.outPrefix);
-  const done = Object.values(await job.getChildrenValues<GenerateResult>());
+  const done = Object.values(await job.getChildrenValues()).map((value) => generateResultSchema.parse(value));
   // Failed children, keyed "<prefix>:generate:<job id>" -> reason.
   const failures = await job.getIgnoredChildrenFailures();
   const failureOf = (jobId: string) => Object.entries(failures).find(([key]) => key.endsWith(`:${jobId}`))?.[1];
   const byKey = new Map(done.map((r) => [r.resultKey, r]));
-  const maskInfo: unknown = JSON.parse((await store.read(keys.maskInfo)).toString("utf8"));
+  const maskInfo = parseArtifact(maskInfoSchema, await store.read(keys.maskInfo), keys.maskInfo);
   // Every expected result, in prompt x seed order, with its status. A result without a job here
   // (`maskfleet retry` re-runs only the failed ones) is ok when it is in the store.
   const results = await Promise.all(
-    generateJobsOf(data, promptVars).map(async (g) => {
+    generateJobsOf(data, promptVars).map(async (g): Promise<ManifestResult> => {
       const r = byKey.get(g.resultKey);
       const base = { key: g.resultKey, prompt: g.prompt, promptIndex: g.promptIndex, seed: g.seed };
-      if (r) return { status: "ok" as const, ...base, generator: r.generator, ms: r.ms, reused: r.reused };
+      if (r) return { status: "ok", ...base, generator: r.generator, ms: r.ms, reused: r.reused };
       const reason = failureOf(generateJobId(String(job.id), g));
-      if (reason === undefined && (await store.exists(g.resultKey))) return { status: "ok" as const, ...base, generator: data.options.generator, reused: true };
-      return { status: "failed" as const, ...base, generator: data.options.generator, reason: reason ?? "unknown" };
+      if (reason === undefined && (await store.exists(g.resultKey))) return { status: "ok", ...base, generator: data.options.generator, reused: true };
+      return { status: "failed", ...base, generator: data.options.generator, reason: reason ?? "unknown" };
     }),
   );
-  const manifest = {
+  const manifest: Manifest = {
     imageId: data.imageId,
     name: data.name,
     input: data.input,
     runId: data.runId,
     options: data.options,
-    detections: JSON.parse((await store.read(keys.detections)).toString("utf8")),
+    detections: parseArtifact(detectionsSchema, await store.read(keys.detections), keys.detections),
     mask: maskInfo,
     outputs: { mask: keys.mask, bedrockMask: keys.bedrockMask, cutout: keys.cutout, contactSheet: keys.contactSheet },
     results,
@@ -89,7 +91,9 @@ export async function recordOutcome(
     causes.set(cause, (causes.get(cause) ?? 0) + 1);
   }
   if (allFailed) causes.set(causeOf("generate", normaliseReason(reason, data)), 1);
-  const { promptVars, ...job } = queued;
+  const { promptVars } = queued;
+  // The image as queued: `retry` makes the finalize job again from it and promptVars.
+  const job = queuedImageSchema.parse(queued);
   const record: FailureRecord | undefined = failed.length
     ? { stage: "generate", reason, name: data.name, job, promptVars, failedResults: failed.map(({ promptIndex, seed }) => ({ promptIndex, seed })), okResults, causes: [...causes] }
     : undefined;

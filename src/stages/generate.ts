@@ -14,11 +14,13 @@
 import type { Job } from "bullmq";
 import sharp from "sharp";
 import { ThrottledError } from "../runtime/errors.js";
-import { generateJobDataSchema, generateJobOf, outputKeys, resultIndexOf, type GenerateJob } from "../pipeline/jobs.js";
+import { generateJobOf, outputKeys, parseJobData, resultIndexOf, type GenerateJob } from "../pipeline/jobs.js";
+import type { GenerateResult } from "../pipeline/artifacts.js";
 import { encodePng } from "../imaging/image.js";
 import { featherMask } from "../imaging/mask-ops.js";
+import { decodeMask } from "../imaging/mask-codec.js";
 import * as metrics from "../runtime/metrics.js";
-import type { Mask, RgbImage } from "../imaging/types.js";
+import type { RgbImage } from "../imaging/types.js";
 import type { Generator, PreparedEdit } from "../generators/generator.js";
 import type { WorkerContext } from "./context.js";
 import { usesSalient } from "../pipeline/jobs.js";
@@ -26,19 +28,10 @@ import { usesSalient } from "../pipeline/jobs.js";
 /** Throttled tries of one result under the adaptive rate before the job goes back to the queue. */
 const adaptiveThrottleTries = 8;
 
-export interface GenerateResult {
-  resultKey: string;
-  promptIndex: number;
-  prompt: string;
-  seed: number;
-  generator: string;
-  ms: number;
-  /** True when the result was already in the store and nothing was generated. */
-  reused: boolean;
-}
+/** What a generate job returns, for its finalize parent (the schema: src/pipeline/artifacts.ts). */
 
 export async function generateStage(job: Job, ctx: WorkerContext): Promise<GenerateResult> {
-  const ref = generateJobDataSchema.parse(job.data);
+  const ref = parseJobData("generate", job.data);
   const { image: img, promptVars } = await ctx.imageOfGenerate(job);
   if (img.imageId !== ref.imageId) throw new Error(`generate job ${job.id}: its parent is image ${img.imageId}, not ${ref.imageId}`);
   const g = generateJobOf(img, ref.promptIndex, ref.seed, promptVars);
@@ -116,10 +109,5 @@ async function decodeCutoutColours(png: Buffer, photo: RgbImage): Promise<RgbIma
   if (info.width !== photo.width || info.height !== photo.height || info.channels !== 3) {
     throw new Error(`cutout.png is ${info.width}x${info.height}x${info.channels}, the photo ${photo.width}x${photo.height}`);
   }
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
-}
-
-export async function decodeMask(png: Buffer): Promise<Mask> {
-  const { data, info } = await sharp(png).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
 }

@@ -5,29 +5,19 @@
  */
 import type { Job } from "bullmq";
 import { InputError } from "../runtime/errors.js";
-import {
-  generateJobData,
-  generateJobId,
-  generateJobsOf,
-  outputKeys,
-  promptVarsSchema,
-  queuedImageSchema,
-  resultCountOf,
-  type ImageJob,
-  type QueuedFinalize,
-} from "../pipeline/jobs.js";
+import { generateJobData, generateJobsOf, outputKeys, parseJobData, queuedImageSchema, resultCountOf, type DataOf, type ImageJob } from "../pipeline/jobs.js";
+import { detectionsSchema, maskInfoSchema, parseArtifact, type MaskInfo } from "../pipeline/artifacts.js";
 import type { Store } from "../storage/index.js";
 import { encodePng, rgbaFrom } from "../imaging/image.js";
 import { estimateForeground } from "../imaging/foreground.js";
 import { featherMask, fillHoles, growMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../imaging/mask-ops.js";
 import { maskQuality } from "../imaging/mask-quality.js";
 import { observeStep } from "../runtime/metrics.js";
-import { jobOptions } from "../pipeline/queues.js";
+import { finalizeFlow } from "../pipeline/queues.js";
 import { dominantColorName, type PromptVars } from "../pipeline/prompts.js";
-import type { Mask, RgbImage } from "../imaging/types.js";
+import type { Box, Mask, RgbImage } from "../imaging/types.js";
+import { decodeMask } from "../imaging/mask-codec.js";
 import type { WorkerContext } from "./context.js";
-import type { Detections } from "./detect.js";
-import { decodeMask } from "./generate.js";
 import { SalientSegmenter } from "../segmenters/salient.js";
 import { usesSalient } from "../pipeline/jobs.js";
 import type { Segmenter } from "../segmenters/types.js";
@@ -39,7 +29,8 @@ async function salientSegmenter(ctx: WorkerContext, opts: ImageJob["options"]): 
 }
 
 export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: number; reused?: true; review?: true }> {
-  const data = await ctx.imageJob(job.data);
+  const queued = parseJobData("mask", job.data);
+  const data = await ctx.imageJob(queued);
   const keys = outputKeys(data.outPrefix);
   const store = ctx.store(data.out);
   const opts = data.options;
@@ -48,15 +39,15 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
   if (stored) {
     // Reviewed: its mask.png may have been fixed by hand, so what is made from it is made again.
     const promptVars = data.reviewed ? await remakeFromStoredMask(ctx, data, stored) : stored.promptVars;
-    if (await heldForReview(job, ctx, data, stored.quality)) return { area: stored.area, reused: true, review: true };
+    if (await heldForReview(job, ctx, data, stored.quality.score)) return { area: stored.stats.area, reused: true, review: true };
     await fanOut(job, ctx, data, promptVars);
-    return { area: stored.area, reused: true };
+    return { area: stored.stats.area, reused: true };
   }
   const image = await ctx.loadImage(data);
-  const detections = JSON.parse((await store.read(keys.detections)).toString("utf8")) as Detections;
+  const boxes = queued.detected ?? (await detectedBoxes(store, keys.detections));
 
   const segmenter = usesSalient(opts) ? await salientSegmenter(ctx, opts) : await ctx.segmenter(opts.samModel, opts.refineMask, opts.maskSelection);
-  const segmented = await segmenter.segment(image, detections.boxes).catch((err: unknown) => {
+  const segmented = await segmenter.segment(image, boxes).catch((err: unknown) => {
     throw err instanceof InputError ? new InputError(`${data.name}: ${err.message.replace(/^segment: /, "")}`, { cause: err }) : err;
   });
   observeStep("sam_encode", segmented.timings.encodeMs);
@@ -79,12 +70,12 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
 
   const writeStart = performance.now();
   const { foregroundMs } = await writeMaskImages(store, keys, image, mask, opts, { withMask: true });
-  const promptVars: PromptVars = { label: (detections.boxes[0]?.label ?? opts.target).toLowerCase(), color: dominantColorName(image, mask) };
-  const info = {
+  const promptVars: PromptVars = { label: (boxes[0]?.label ?? opts.target).toLowerCase(), color: dominantColorName(image, mask) };
+  const info: MaskInfo = {
     model: segmenter.name,
     executionProvider: segmenter.executionProvider,
     ...(segmented.selection && { maskSelection: segmented.selection }),
-    boxes: detections.boxes.map((box, i) => ({ box, score: segmented.scores[i], stability: segmented.stability?.[i] })),
+    boxes: boxes.map((box, i) => ({ box, score: segmented.scores[i], stability: segmented.stability?.[i] })),
     stats,
     quality,
     foregroundEstimated: opts.estimateForeground,
@@ -127,7 +118,7 @@ async function writeMaskImages(store: Store, keys: ReturnType<typeof outputKeys>
  * Bedrock mask, the cutout, and mask.json's stats and colour, marked reviewed. Returns its prompt
  * variables.
  */
-async function remakeFromStoredMask(ctx: WorkerContext, data: ImageJob, info: StoredMaskInfo): Promise<PromptVars> {
+async function remakeFromStoredMask(ctx: WorkerContext, data: ImageJob, info: MaskInfo): Promise<PromptVars> {
   const store = ctx.store(data.out);
   const keys = outputKeys(data.outPrefix);
   const image = await ctx.loadImage(data);
@@ -139,7 +130,8 @@ async function remakeFromStoredMask(ctx: WorkerContext, data: ImageJob, info: St
   if (stats.area === 0) throw new InputError(`${data.name}: the reviewed mask.png is empty`);
   await writeMaskImages(store, keys, image, mask, data.options, { withMask: false });
   const promptVars: PromptVars = { label: info.promptVars.label, color: dominantColorName(image, mask) };
-  await store.write(keys.maskInfo, Buffer.from(JSON.stringify({ ...info.raw, stats, promptVars, reviewed: true }, null, 2)));
+  const reviewed: MaskInfo = { ...info, stats, promptVars, reviewed: true };
+  await store.write(keys.maskInfo, Buffer.from(JSON.stringify(reviewed, null, 2)));
   return promptVars;
 }
 
@@ -165,43 +157,26 @@ async function heldForReview(job: Job, ctx: WorkerContext, data: ImageJob, quali
   return true;
 }
 
-interface StoredMaskInfo {
-  promptVars: PromptVars;
-  area: number;
-  quality?: number;
-  /** mask.json as stored. */
-  raw: Record<string, unknown>;
+/** mask.json of a mask stored by an earlier run or attempt; undefined when there is none, or none this version reads. */
+async function storedMask(store: Store, key: string): Promise<MaskInfo | undefined> {
+  if (!(await store.exists(key))) return undefined;
+  const stored = maskInfoSchema.safeParse(JSON.parse((await store.read(key)).toString("utf8")));
+  return stored.success ? stored.data : undefined;
 }
 
-/** What mask.json says of a mask stored by an earlier run or attempt; undefined when there is none. */
-async function storedMask(store: Store, key: string): Promise<StoredMaskInfo | undefined> {
-  if (!(await store.exists(key))) return undefined;
-  const raw = JSON.parse((await store.read(key)).toString("utf8")) as Record<string, unknown> & { promptVars?: unknown; stats?: { area?: unknown }; quality?: { score?: unknown } };
-  const vars = promptVarsSchema.safeParse(raw.promptVars);
-  if (!vars.success) return undefined;
-  const score = raw.quality?.score;
-  return { promptVars: vars.data, area: typeof raw.stats?.area === "number" ? raw.stats.area : 0, ...(typeof score === "number" && { quality: score }), raw };
+/** The boxes of detections.json, for a mask job that carries none (see maskJobSchema). */
+async function detectedBoxes(store: Store, key: string): Promise<Box[]> {
+  return parseArtifact(detectionsSchema, await store.read(key), key).boxes;
 }
 
 /** One generate job per (prompt, seed) under the image's finalize parent, then mask counts as done. */
 export async function fanOut(job: Job, ctx: WorkerContext, data: ImageJob, promptVars: PromptVars): Promise<void> {
   const imageJobId = String(job.id);
-  // The children carry only their prompt x seed; the image is stored once, in the parent.
-  const children = generateJobsOf(data, promptVars).map((g) => ({
-    name: "generate",
-    queueName: "generate",
-    data: generateJobData(g),
-    opts: { ...jobOptions(ctx.config.attempts), jobId: generateJobId(imageJobId, g), ignoreDependencyOnFailure: true },
-  }));
   // A retried mask job must not add the fan-out twice.
   if (!(await ctx.queues.finalize.getJob(imageJobId))) {
-    await ctx.flows.add({
-      name: "finalize",
-      queueName: "finalize",
-      data: { ...queuedImageSchema.parse(job.data), promptVars } satisfies QueuedFinalize,
-      opts: { ...jobOptions(ctx.config.attempts), jobId: imageJobId },
-      children,
-    });
+    // The children carry only their prompt x seed; the image is stored once, in the parent.
+    const finalize: DataOf<"finalize"> = { ...queuedImageSchema.parse(job.data), kind: "finalize", promptVars };
+    await ctx.flows.add(finalizeFlow(finalize, generateJobsOf(data, promptVars).map(generateJobData), { jobId: imageJobId, attempts: ctx.config.attempts }));
   }
   await ctx.runState.stageDone(data.runId, data.imageId, "mask");
 }
