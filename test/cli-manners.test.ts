@@ -12,10 +12,10 @@ import { after, before, describe, it } from "node:test";
 import { loadConfig, resolveConfig } from "../src/config/config.js";
 import { stages } from "../src/pipeline/queues.js";
 import { startFleet, type Fleet } from "../src/fleet/fleet.js";
-import { freshRedis, repoRoot, runMaskfleet, scratchDir, tinyModels, until } from "./helpers.js";
+import { cliEntry, freshRedis, repoRoot, runMaskfleet, scratchDir, tinyModels, until } from "./helpers.js";
 import { startRedisServer } from "./scenarios/redis-server.js";
 
-const cli = join(repoRoot, "src/cli/main.ts");
+const cli = cliEntry();
 
 /** No stack frame and no ioredis/BullMQ dump in what a user reads. */
 function assertNoNoise(stderr: string): void {
@@ -110,7 +110,7 @@ describe("Redis going away while a command waits", () => {
     const server = await startRedisServer("manners-redis-away", { persistence: false });
     const dir = await scratchDir("manners-redis-away-in");
     await copyFile(join(repoRoot, "samples/photos/coffee.jpg"), join(dir, "coffee.jpg"));
-    const child = spawn(process.execPath, ["--import", "tsx", cli, "enqueue", "coffee.jpg", "--wait", "--target", "auto", "--redis", server.url], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [cli, "enqueue", "coffee.jpg", "--wait", "--target", "auto", "--redis", server.url], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     try {
@@ -149,7 +149,7 @@ describe("a worker's flags", () => {
 
   it("a job flag given to a worker is warned about as ignored; the worker runs", async () => {
     const redis = await freshRedis(13);
-    const child = spawn(process.execPath, ["--import", "tsx", cli, "worker", "finalize", "--redis", redis, "--target", "Car", "--seeds", "1-2", "--ep", "cpu"], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, [cli, "worker", "finalize", "--redis", redis, "--target", "Car", "--seeds", "1-2", "--ep", "cpu"], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     try {

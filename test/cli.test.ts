@@ -10,7 +10,7 @@ import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { oldYaml } from "./fixtures/old-config.js";
-import { freshRedis, repoRoot, runMaskfleet, scratchDir, tinyModels } from "./helpers.js";
+import { cliEntry, freshRedis, repoRoot, runMaskfleet, scratchDir, tinyModels } from "./helpers.js";
 import { startBedrockStandIn } from "./standins/bedrock.js";
 import { startBedrockControlStandIn, type ControlModel } from "./standins/bedrock-control.js";
 import { standInCredentials } from "./scenarios/aws-fleet.js";
@@ -247,7 +247,7 @@ describe("maskfleet CLI", () => {
     await scratchDir("cli-reattach/photos");
     for (const p of ["astronaut.jpg", "coffee.jpg", "rocket.jpg"]) await copyFile(join(repoRoot, "samples/photos", p), join(dir, "photos", p));
     const common = ["--target", "auto", "--sam-model", models.sam, "--redis", redis, "--seeds", "1-2"];
-    const enqueue = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "enqueue", "photos", "--run", "reattach", "--wait", ...common], {
+    const enqueue = spawn(process.execPath, [cliEntry(), "enqueue", "photos", "--run", "reattach", "--wait", ...common], {
       cwd: dir,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -260,9 +260,9 @@ describe("maskfleet CLI", () => {
     assert.equal(code, 130);
     assert.match(err, /detached from run reattach; it goes on\. Re-attach: maskfleet status reattach --wait/);
     // Workers come; status --wait follows the run to its end.
-    const worker = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", "detect", ...common], { cwd: dir, stdio: "ignore" });
+    const worker = spawn(process.execPath, [cliEntry(), "worker", "detect", ...common], { cwd: dir, stdio: "ignore" });
     const others = ["mask", "generate", "finalize"].map((stage) =>
-      spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", stage, ...common], { cwd: dir, stdio: "ignore" }),
+      spawn(process.execPath, [cliEntry(), "worker", stage, ...common], { cwd: dir, stdio: "ignore" }),
     );
     try {
       const r = await maskfleet(["status", "reattach", "--wait", "--json", "--redis", redis], dir);

@@ -18,7 +18,7 @@ import { connect } from "../src/runtime/redis.js";
 import { RunState } from "../src/runs/run-state.js";
 import { startS3Server, type S3Server } from "./standins/s3-server.js";
 import { standInCredentials } from "./scenarios/aws-fleet.js";
-import { freshRedis, repoRoot, runMaskfleet, scanKeys, scratchDir, sleep, until } from "./helpers.js";
+import { cliEntry, freshRedis, runMaskfleet, scanKeys, scratchDir, sleep, until } from "./helpers.js";
 
 let s3: S3Server;
 let redisUrl: string;
@@ -106,7 +106,7 @@ describe("streaming enqueue", () => {
     const env = { ...process.env, ...standInCredentials, MASKFLEET_LOG_LEVEL: "warn" };
     const state = new RunState(redis);
     // Killed with SIGKILL once part of the catalog is in: no chance to clean up.
-    const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), ...args], { env, stdio: "ignore" });
+    const child = spawn(process.execPath, [cliEntry(), ...args], { env, stdio: "ignore" });
     const exited = new Promise<void>((r) => child.once("exit", () => r()));
     await until("part of the catalog is in", async () => (await state.imageCount("resume")) >= 700, 60_000, 5);
     child.kill("SIGKILL");

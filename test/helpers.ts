@@ -1,29 +1,27 @@
 /**
  * Shared test plumbing: scratch folders, a private Redis (one database per test file), the tiny
- * models, the CLI as a child process, waiting for a condition, file listings, metrics parsing.
+ * models, the CLI as a child process (the built dist/, rebuilt when src/ is newer), waiting for a
+ * condition, file listings, metrics parsing.
  */
-import { execFile, spawn } from "node:child_process";
-import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdir, readdir, readFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { outPrefixOf } from "../src/pipeline/jobs.js";
 import { RunState, type ImageRecord } from "../src/runs/run-state.js";
 
-export const repoRoot = resolve(import.meta.dirname, "..");
+import { repoRoot } from "./support/scratch.js";
+import { freePort, redisServerBinary } from "./scenarios/redis-server.js";
+
+export { repoRoot, scratchDir } from "./support/scratch.js";
 
 // The maskfleet processes tests start (they inherit this environment) serve their metrics on a
 // free loopback port: never 9464, which a developer's Prometheus may scrape, nor all interfaces.
 process.env.MASKFLEET_METRICS_PORT ??= "0";
 process.env.MASKFLEET_METRICS_HOST ??= "127.0.0.1";
-
-export async function scratchDir(name: string): Promise<string> {
-  const dir = join(repoRoot, "test", ".tmp", name);
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  return dir;
-}
 
 let privateRedis: Promise<string> | undefined;
 
@@ -34,8 +32,6 @@ let privateRedis: Promise<string> | undefined;
  */
 function privateRedisUrl(): Promise<string> {
   privateRedis ??= (async () => {
-    // Imported here: redis-server.ts imports this module.
-    const { freePort, redisServerBinary } = await import("./scenarios/redis-server.js");
     const port = await freePort();
     const url = `redis://127.0.0.1:${port}`;
     const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", tmpdir(), "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"];
@@ -114,10 +110,120 @@ export interface CliResult {
 
 const exec = promisify(execFile);
 
-/** Runs `maskfleet ...args` (src/cli/main.ts through tsx) to its end; a non-zero exit is a result, not an error. */
-export async function runMaskfleet(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+const distEntry = join(repoRoot, "dist", "cli", "main.js");
+const buildDir = join(repoRoot, "test", ".tmp", "dist-build");
+const buildLock = join(buildDir, "lock");
+const buildStamp = join(buildDir, "stamp.json");
+let distChecked: { error?: Error } | undefined;
+
+/**
+ * The CLI as users run it (package.json's bin, `node dist/cli/main.js`), built from the current
+ * sources: spawn `process.execPath` with `[cliEntry(), ...args]`. The first call in a process
+ * runs `npm run build` if anything under src/, tsconfig.json or package.json is newer than dist
+ * (a developer who edited src/ and runs one test file by hand tests that code); test files running
+ * at once build one at a time (a lock folder), and a build that fails fails the test.
+ */
+export function cliEntry(): string {
+  if (!distChecked) {
+    try {
+      ensureDistBuilt();
+      distChecked = {};
+    } catch (err) {
+      distChecked = { error: err as Error }; // once per process: every later call fails the same way
+    }
+  }
+  if (distChecked.error) throw distChecked.error;
+  return distEntry;
+}
+
+function ensureDistBuilt(): void {
+  if (distState() === "fresh") return;
+  mkdirSync(buildDir, { recursive: true });
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(buildLock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    if (buildLockAbandoned()) {
+      rmSync(buildLock, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`dist/ is being built by another process (${buildLock}) for over 10 minutes`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+  }
+  let failure: string | undefined;
   try {
-    const { stdout, stderr } = await exec(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), ...args], {
+    writeFileSync(join(buildLock, "pid"), String(process.pid));
+    // Another test process may have built (or failed to build these same sources) while this one waited.
+    const state = distState();
+    if (state === "fresh") return;
+    if (state === "stale") {
+      const startedMs = Date.now();
+      const build = spawnSync("npm", ["run", "--silent", "build"], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+      if (build.status !== 0) failure = `${build.stdout}${build.stderr}${build.error?.message ?? ""}`;
+      // The sources as they were when the build started: an edit made during the build is newer.
+      // A failed build (tsc still writes dist/) is not fresh: it fails again until a source changes.
+      const entryMtimeMs = statSync(distEntry, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+      writeFileSync(`${buildStamp}.${process.pid}`, JSON.stringify({ startedMs, entryMtimeMs, failure }));
+      renameSync(`${buildStamp}.${process.pid}`, buildStamp);
+    } else failure = state.failure;
+  } finally {
+    rmSync(buildLock, { recursive: true, force: true });
+  }
+  if (failure !== undefined) throw new Error(`npm run build failed, so the CLI tests cannot run the current src/:\n${failure}`);
+}
+
+/** The lock's owner died (its pid is gone), or it wrote no pid within 30 s. */
+function buildLockAbandoned(): boolean {
+  let pid = 0;
+  try {
+    pid = Number(readFileSync(join(buildLock, "pid"), "utf8"));
+  } catch {
+    // not written yet, or the lock is gone
+  }
+  if (!Number.isInteger(pid) || pid <= 0) {
+    const since = statSync(buildLock, { throwIfNoEntry: false });
+    return since !== undefined && Date.now() - since.mtimeMs > 30_000;
+  }
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
+/**
+ * fresh: dist/ was built after the last change to src/ (files, and folders for removals and
+ * renames), tsconfig.json and package.json; or the build of these same sources failed.
+ */
+function distState(): "fresh" | "stale" | { failure: string } {
+  const entry = statSync(distEntry, { throwIfNoEntry: false });
+  if (!entry) return "stale";
+  let builtMs = entry.mtimeMs;
+  let failure: string | undefined;
+  try {
+    const stamp = JSON.parse(readFileSync(buildStamp, "utf8")) as { startedMs: number; entryMtimeMs: number; failure?: string };
+    // The stamp is this helper's last build's, unless dist was built again since (`npm run build`).
+    if (stamp.entryMtimeMs === entry.mtimeMs) ({ startedMs: builtMs, failure } = stamp);
+  } catch {
+    // no stamp: dist was built by `npm run build`
+  }
+  const src = join(repoRoot, "src");
+  const inputs = [src, join(repoRoot, "tsconfig.json"), join(repoRoot, "package.json")];
+  for (const e of readdirSync(src, { recursive: true, withFileTypes: true })) inputs.push(join(e.parentPath, e.name));
+  if (inputs.some((path) => (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? 0) > builtMs)) return "stale";
+  return failure === undefined ? "fresh" : { failure };
+}
+
+/** Runs `maskfleet ...args` (the built CLI, see cliEntry) to its end; a non-zero exit is a result, not an error. */
+export async function runMaskfleet(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  const entry = cliEntry(); // a failed build is an error, not a CLI result
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [entry, ...args], {
       cwd: o.cwd,
       env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn", ...o.env },
       timeout: o.timeoutMs ?? 120_000,

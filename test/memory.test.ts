@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { connect } from "../src/runtime/redis.js";
 import { runStatus } from "../src/runs/status.js";
 import { photoVariant, photoVariantName } from "./fixtures/photo-variants.js";
-import { freshRedis, repoRoot, scratchDir, tinyModels } from "./helpers.js";
+import { cliEntry, freshRedis, scratchDir, tinyModels } from "./helpers.js";
 
 /** RSS growth allowed between warm-up and the 1,000th job. */
 const RSS_BOUND_MB = 64;
@@ -33,7 +33,7 @@ describe("memory", () => {
 
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "run", photos, "--run", "memory", "--out", join(dir, "out"), "--target", "auto",
+      [cliEntry(), "run", photos, "--run", "memory", "--out", join(dir, "out"), "--target", "auto",
         "--sam-model", models.sam, "--prompts", "studio white background", "soft grey backdrop", "--seeds", "1-1", "--redis", redisUrl, "--no-progress"],
       { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" } },
     );

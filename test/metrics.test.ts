@@ -20,13 +20,14 @@ import { resolveConfig, type Config } from "../src/config/config.js";
 import { ConfigError } from "../src/runtime/errors.js";
 import { DEFAULT_METRICS_PORT, imageFinished, poolLabelOf, registry, startMetricsServer, type MetricsServer } from "../src/runtime/metrics.js";
 import { stages } from "../src/pipeline/queues.js";
+import type { DataOf } from "../src/pipeline/jobs.js";
 import { discoverInputs } from "../src/producer/discover.js";
 import { enqueueImages } from "../src/producer/enqueue.js";
 import { waitForRun } from "../src/runs/status.js";
 import { maskfleetVersion } from "../src/runtime/version.js";
 import { startFleet, type Fleet } from "../src/fleet/fleet.js";
 import { kustomize, type Manifest } from "./deploy/kustomize.js";
-import { freshRedis, repoRoot, samples, scratchDir, tinyModels, type Sample } from "./helpers.js";
+import { cliEntry, freshRedis, repoRoot, samples, scratchDir, tinyModels, type Sample } from "./helpers.js";
 
 /** The value of the one series of `name` whose labels include `labels`. */
 function valueOf(all: Sample[], name: string, labels: Record<string, string> = {}): number {
@@ -331,8 +332,8 @@ describe("metrics", () => {
 
   it("a worker process names its endpoint in its start line and serves it; SIGTERM closes it", async () => {
     // A job waiting a minute in a queue no worker here serves: the depth the worker reads from Redis.
-    const later = await fleet.ctx.queues.mask.add("mask", {}, { delay: 60_000, jobId: "metrics-later" });
-    const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", "finalize", "--redis", config.redisUrl, "--metrics-port", "0"], {
+    const later = await fleet.ctx.queues.mask.add("mask", {} as DataOf<"mask">, { delay: 60_000, jobId: "metrics-later" });
+    const child = spawn(process.execPath, [cliEntry(), "worker", "finalize", "--redis", config.redisUrl, "--metrics-port", "0"], {
       env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" },
       stdio: ["ignore", "ignore", "pipe"],
     });

@@ -24,7 +24,7 @@ import { enqueueImages } from "../src/producer/enqueue.js";
 import { waitForRun } from "../src/runs/status.js";
 import type { Store } from "../src/storage/store.js";
 import { startFleet, type Fleet } from "../src/fleet/fleet.js";
-import { freshRedis, repoRoot, scratchDir, sleep, tinyModels, until } from "./helpers.js";
+import { cliEntry, freshRedis, repoRoot, scratchDir, sleep, tinyModels, until } from "./helpers.js";
 import { freePort } from "./scenarios/redis-server.js";
 
 const prometheusBinary = "/usr/bin/prometheus";
@@ -118,7 +118,7 @@ describe("the Grafana board in a real Prometheus", () => {
     variables = dashboard.templating.list.filter((v) => v.type === "query");
 
     // The finalize worker: a process of its own, started while this one gets ready.
-    child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", "finalize", "--redis", redisUrl, "--metrics-port", "0"], {
+    child = spawn(process.execPath, [cliEntry(), "worker", "finalize", "--redis", redisUrl, "--metrics-port", "0"], {
       env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" },
       stdio: ["ignore", "ignore", "pipe"],
     });
@@ -204,7 +204,7 @@ describe("the Grafana board in a real Prometheus", () => {
     child?.kill("SIGTERM");
     await fleet?.close();
     await server?.close();
-    await Promise.all([prometheus, child].map((p) => (p && p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once("exit", r)) : undefined)));
+    await Promise.all([prometheus, child].map((p) => (p && p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once("exit", r)) : Promise.resolve())));
   });
 
   it("every board query returns series now (variables on All)", async () => {

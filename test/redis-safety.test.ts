@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { redactUrl } from "../src/runtime/redis.js";
-import { repoRoot, runMaskfleet, scratchDir, tinyModels, until, type CliResult } from "./helpers.js";
+import { cliEntry, repoRoot, runMaskfleet, scratchDir, tinyModels, until, type CliResult } from "./helpers.js";
 import { freePort, startRedisServer, type RedisServer } from "./scenarios/redis-server.js";
 
 const photo = join(repoRoot, "samples", "photos", "coffee.jpg");
@@ -240,7 +240,7 @@ describe("Redis setups that are refused or named", () => {
       const probe = new Redis(server.url, { tls: { ca: await readFile(ca) } });
       const clients = async () => Number(/connected_clients:(\d+)/.exec(await probe.info("clients"))?.[1]);
       const before = await clients();
-      const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", "finalize", "--redis", server.url, "--redis-ca", ca], {
+      const child = spawn(process.execPath, [cliEntry(), "worker", "finalize", "--redis", server.url, "--redis-ca", ca], {
         env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" },
         stdio: ["ignore", "pipe", "pipe"],
       });

@@ -22,7 +22,7 @@ import { resolveConfig } from "../src/config/config.js";
 import { keyPrefix, openQueues, privateQueuePrefix, stages, type Stage } from "../src/pipeline/queues.js";
 import { connect } from "../src/runtime/redis.js";
 import { RunState } from "../src/runs/run-state.js";
-import { freshRedis, repoRoot, runMaskfleet, scanKeys, scratchDir, until } from "./helpers.js";
+import { cliEntry, freshRedis, repoRoot, runMaskfleet, scanKeys, scratchDir, until } from "./helpers.js";
 
 const screenshot = join(repoRoot, "test", "artifacts", "queue-browser.png");
 const photos = join(repoRoot, "samples", "photos");
@@ -129,7 +129,7 @@ interface Ui {
 
 /** `maskfleet ui --port 0 ...args` through the real CLI, once it says where it listens. */
 async function startUi(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ui> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "ui", "--port", "0", ...args], {
+  const child = spawn(process.execPath, [cliEntry(), "ui", "--port", "0", ...args], {
     env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -18,7 +18,7 @@ import { startFleet } from "../../src/fleet/fleet.js";
 import { startBedrockStandIn, type BedrockStandInOptions, type StandInRequest } from "../standins/bedrock.js";
 import { startBedrockControlStandIn, type ControlModel, type ControlRequest, type ControlStandIn } from "../standins/bedrock-control.js";
 import { startS3Server, type S3Server } from "../standins/s3-server.js";
-import { repoRoot } from "../helpers.js";
+import { cliEntry, repoRoot } from "../helpers.js";
 
 /** Dummy credentials for the AWS SDK: the only AWS endpoints tests reach are local stand-ins. */
 export const standInCredentials = { AWS_ACCESS_KEY_ID: "AKIDSTANDIN", AWS_SECRET_ACCESS_KEY: "stand-in-secret", AWS_EC2_METADATA_DISABLED: "true" };
@@ -92,7 +92,7 @@ async function uploadPhotos(s3: S3Server, count: number): Promise<void> {
 }
 
 function startGenerateWorker(args: string[], env: NodeJS.ProcessEnv, logs: string[]): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", "generate", ...args], {
+  const child = spawn(process.execPath, [cliEntry(), "worker", "generate", ...args], {
     env: { ...process.env, ...standInCredentials, MASKFLEET_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -35,7 +35,7 @@ import { s3Client } from "../../src/storage/s3.js";
 import { startBedrockStandIn, type BedrockStandIn, type BedrockStandInOptions, type StandInRequest } from "../standins/bedrock.js";
 import { startBedrockControlStandIn } from "../standins/bedrock-control.js";
 import { startS3Server, type S3Server } from "../standins/s3-server.js";
-import { repoRoot, sleep, tinyModels } from "../helpers.js";
+import { cliEntry, repoRoot, sleep, tinyModels } from "../helpers.js";
 import { standInCredentials, titanLegacyCatalog } from "./aws-fleet.js";
 import { startRedisServer, type RedisServer, type RedisServerOptions } from "./redis-server.js";
 
@@ -214,7 +214,7 @@ export class WorkerSet {
     const [command = process.execPath, ...prefix] = [...(where.launcher ?? []), process.execPath];
     const args = [
       ...prefix,
-      "--import", "tsx", join(repoRoot, "src/cli/main.ts"), "worker", stage,
+      cliEntry(), "worker", stage,
       "--concurrency", String(concurrency),
       "--redis", this.env.redis.url,
       "--generator", "titan",

@@ -18,7 +18,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { Redis, type RedisOptions } from "ioredis";
-import { scratchDir } from "../helpers.js";
+import { scratchDir } from "../support/scratch.js";
 
 export const redisServerBinary = "/usr/bin/redis-server";
 
