@@ -25,7 +25,13 @@ const sharedNames = "^src/pipeline/stages\\.ts$";
 module.exports = {
   forbidden: [
     { name: "no-circular", severity: "error", comment: "an import circle", from: {}, to: { circular: true } },
-    { name: "no-orphans", severity: "error", comment: "a product module nothing imports", from: { orphan: true, path: "^src/", pathNot: "^src/cli/main\\.ts$|\\.d\\.ts$" }, to: {} },
+    {
+      name: "no-orphans",
+      severity: "error",
+      comment: "a product module nothing imports",
+      from: { orphan: true, path: "^src/", pathNot: "^src/cli/main\\.ts$|\\.d\\.ts$" },
+      to: {},
+    },
     { name: "product-imports-no-tests", severity: "error", comment: "src/ never imports tests or benchmarks", from: { path: "^src/" }, to: { path: "^(test|benchmarks)/" } },
     {
       name: "stages-stand-alone",

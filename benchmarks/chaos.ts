@@ -66,11 +66,21 @@ for (const faults of [false, true]) {
   rows.push(row(name, r));
 }
 
-const report = { benchmark: "chaos", date: new Date().toISOString(), node: process.version, seed, killEveryMs: Number(args["kill-every-ms"]), lockDurationMs: Number(args["lock-ms"]), rows };
+const report = {
+  benchmark: "chaos",
+  date: new Date().toISOString(),
+  node: process.version,
+  seed,
+  killEveryMs: Number(args["kill-every-ms"]),
+  lockDurationMs: Number(args["lock-ms"]),
+  rows,
+};
 await mkdir(join(root, "benchmarks", "results"), { recursive: true });
 await writeFile(join(root, "benchmarks", "results", "chaos.json"), JSON.stringify(report, null, 2) + "\n");
 console.log(`\n${images} images x 1 prompt x 2 seeds (Titan stand-in, 30 ms), 7 worker processes, lock ${args["lock-ms"]} ms, seed ${seed}`);
-console.log("| run | wall s | images/min | kills | Redis restarts | lost | output problems | delivered | re-asked after live delivery | re-asked after receiver killed | answered, not delivered |");
+console.log(
+  "| run | wall s | images/min | kills | Redis restarts | lost | output problems | delivered | re-asked after live delivery | re-asked after receiver killed | answered, not delivered |",
+);
 console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
   console.log(

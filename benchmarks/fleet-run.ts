@@ -87,9 +87,24 @@ async function flushRedis(url: string): Promise<void> {
 
 function runFlags(samModel: string, out: string): string[] {
   return [
-    "--out", out, "--target", "auto", "--sam-model", samModel, "--redis", args.redis,
-    "--prompts", "studio white background", "soft grey backdrop", "--seeds", "34-35",
-    "--generator", "composite", "--background", "#ffffff", "--no-progress",
+    "--out",
+    out,
+    "--target",
+    "auto",
+    "--sam-model",
+    samModel,
+    "--redis",
+    args.redis,
+    "--prompts",
+    "studio white background",
+    "soft grey backdrop",
+    "--seeds",
+    "34-35",
+    "--generator",
+    "composite",
+    "--background",
+    "#ffffff",
+    "--no-progress",
   ];
 }
 
@@ -132,7 +147,7 @@ async function main(): Promise<void> {
   const photosDir = join(work, "photos");
   const photos = await makePhotos(photosDir, imageCount);
   const tiny = await makeTinyModels(join(work, "tiny-models"));
-  const models: Record<string, string> = { "tiny": tiny.sam };
+  const models: Record<string, string> = { tiny: tiny.sam };
   if (!args["skip-vit-b"]) {
     const encoder = join(work, "sam-vit-b-random", "encoder.onnx");
     if (!existsSync(encoder)) {
@@ -170,7 +185,9 @@ async function main(): Promise<void> {
   console.log("| SAM model | fleet images/min | fleet wall s | fleet peak RSS MB | naive images/min (per-photo process) | naive peak RSS MB | fleet / naive |");
   console.log("|---|---|---|---|---|---|---|");
   for (const r of rows) {
-    console.log(`| ${r.model} | ${r.fleet.imagesPerMin} | ${r.fleet.seconds.toFixed(1)} | ${r.fleet.peakRssMb} | ${r.naive.imagesPerMin} (${r.naive.images} photos) | ${r.naive.peakRssMb} | ${r.speedup}x |`);
+    console.log(
+      `| ${r.model} | ${r.fleet.imagesPerMin} | ${r.fleet.seconds.toFixed(1)} | ${r.fleet.peakRssMb} | ${r.naive.imagesPerMin} (${r.naive.images} photos) | ${r.naive.peakRssMb} | ${r.speedup}x |`,
+    );
   }
   console.log(`\nreport: ${join(resultsDir, "fleet-run.json")}`);
 }

@@ -103,7 +103,13 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
-    options: { images: { type: "string", default: "200" }, repeats: { type: "string", default: "1" }, plain: { type: "string" }, model: { type: "string" }, out: { type: "string" } },
+    options: {
+      images: { type: "string", default: "200" },
+      repeats: { type: "string", default: "1" },
+      plain: { type: "string" },
+      model: { type: "string" },
+      out: { type: "string" },
+    },
   });
   if (args.plain) return plainLoop(args.plain, args.model!, args.out!);
   const images = Number(args.images);
@@ -127,10 +133,28 @@ async function main(): Promise<void> {
       process.stderr.write(`fleet: maskfleet run on ${images} photos (repeat ${r + 1})...\n`);
       const s = settings(tiny.sam, fleetOut);
       const clients = await countClientCommands(redis.url);
-      const f = await run(
-        ["src/cli/main.ts", "run", photosDir, "--out", fleetOut, "--target", "auto", "--sam-model", tiny.sam, "--redis", redis.url, "--prompts", ...prompts, "--seeds", String(s.seeds),
-          "--generator", "composite", "--background", "#ffffff", "--no-progress"],
-      );
+      const f = await run([
+        "src/cli/main.ts",
+        "run",
+        photosDir,
+        "--out",
+        fleetOut,
+        "--target",
+        "auto",
+        "--sam-model",
+        tiny.sam,
+        "--redis",
+        redis.url,
+        "--prompts",
+        ...prompts,
+        "--seeds",
+        String(s.seeds),
+        "--generator",
+        "composite",
+        "--background",
+        "#ffffff",
+        "--no-progress",
+      ]);
       if (!new RegExp(`${images}/${images} images finished \\(${images} ok, 0 failed\\)`).test(f.stdout)) throw new Error(`not every image finished:\n${f.stdout}`);
       const sent = await clients.stop();
       const stats = await commandStats(redis.url);
@@ -138,7 +162,15 @@ async function main(): Promise<void> {
       delete stats.monitor;
       delete stats.info;
       const calls = Object.values(stats).reduce((a, b) => a + b, 0);
-      fleet.push({ seconds: f.seconds, calls, sent: sent.sent, scripts: sent.scripts, top: Object.entries(stats).sort((a, b) => b[1] - a[1]).slice(0, 8) });
+      fleet.push({
+        seconds: f.seconds,
+        calls,
+        sent: sent.sent,
+        scripts: sent.scripts,
+        top: Object.entries(stats)
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 8),
+      });
 
       const plainOut = join(work, "out-plain");
       await rm(plainOut, { recursive: true, force: true });
@@ -159,8 +191,16 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version },
     workload: { images, repeats, samModel: "tiny test graphs", target: "auto", prompts: 2, seeds: 2, generator: "composite", resultsPerImage: 4 },
-    fleet: { command: "node --import tsx src/cli/main.ts run (all four pools in one process, default concurrency)", seconds: fleet.map((f) => Math.round(f.seconds * 10) / 10), imagesPerMin: perMin(fleetSec) },
-    plain: { command: "node --import tsx benchmarks/fleet-throughput.ts --plain (one loop, no queues, no Redis)", seconds: plain.map((s) => Math.round(s * 10) / 10), imagesPerMin: perMin(plainSec) },
+    fleet: {
+      command: "node --import tsx src/cli/main.ts run (all four pools in one process, default concurrency)",
+      seconds: fleet.map((f) => Math.round(f.seconds * 10) / 10),
+      imagesPerMin: perMin(fleetSec),
+    },
+    plain: {
+      command: "node --import tsx benchmarks/fleet-throughput.ts --plain (one loop, no queues, no Redis)",
+      seconds: plain.map((s) => Math.round(s * 10) / 10),
+      imagesPerMin: perMin(plainSec),
+    },
     overheadPct: Math.round((fleetSec / plainSec - 1) * 1000) / 10,
     redis: {
       callsPerImage: Math.round((calls / images) * 10) / 10,
@@ -176,7 +216,9 @@ async function main(): Promise<void> {
   console.log(`\n${images} photos, tiny SAM graphs, composite generator, 4 results per photo, ${cpus().length} CPUs`);
   console.log("| | wall s | images/min | Redis commands sent per image (script calls) | commands Redis ran per image |");
   console.log("|---|---|---|---|---|");
-  console.log(`| maskfleet run (queues) | ${fleetSec.toFixed(1)} | ${report.fleet.imagesPerMin} | ${report.redis.sentPerImage} (${report.redis.scriptCallsPerImage}) | ${report.redis.callsPerImage} |`);
+  console.log(
+    `| maskfleet run (queues) | ${fleetSec.toFixed(1)} | ${report.fleet.imagesPerMin} | ${report.redis.sentPerImage} (${report.redis.scriptCallsPerImage}) | ${report.redis.callsPerImage} |`,
+  );
   console.log(`| plain loop (no queues) | ${plainSec.toFixed(1)} | ${report.plain.imagesPerMin} | 0 | 0 |`);
   console.log(`\nfleet overhead: ${report.overheadPct}% (fleet wall / plain wall - 1); top Redis commands: ${report.redis.topCommands?.map(([c, n]) => `${c} ${n}`).join(", ")}`);
   console.log(`report: ${join(resultsDir, "fleet-throughput.json")}`);

@@ -277,7 +277,8 @@ async function main(): Promise<void> {
   p(`\nFringe error reduction: ${report.fringe.reduction.plain}x (plain), ${report.fringe.reduction.alphaWeighted}x (alpha-weighted)`);
   if (plain) {
     p("Defaults against the plain method (8-bit levels):");
-    for (const [where, d] of Object.entries(plain.deviationOfDefaults)) p(`  ${where}: max ${d.max}, mean ${d.mean}, values differing ${(d.differingShare * 100).toFixed(4)}% of ${d.pixels} px`);
+    for (const [where, d] of Object.entries(plain.deviationOfDefaults))
+      p(`  ${where}: max ${d.max}, mean ${d.mean}, values differing ${(d.differingShare * 100).toFixed(4)}% of ${d.pixels} px`);
   }
 }
 

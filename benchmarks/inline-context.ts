@@ -7,7 +7,18 @@
 import type { Job } from "bullmq";
 import type { Config } from "../src/config/config.js";
 import { awsSettingsOf } from "../src/config/config.js";
-import { generateJobDataSchema, imageIdOf, imageJobSchema, outPrefixOf, queuedFinalizeSchema, queuedImageOf, resolveImageJob, type GenerateJobData, type ImageJob, type QueuedFinalize } from "../src/pipeline/jobs.js";
+import {
+  generateJobDataSchema,
+  imageIdOf,
+  imageJobSchema,
+  outPrefixOf,
+  queuedFinalizeSchema,
+  queuedImageOf,
+  resolveImageJob,
+  type GenerateJobData,
+  type ImageJob,
+  type QueuedFinalize,
+} from "../src/pipeline/jobs.js";
 import { pickImageOptions } from "../src/config/image-options.js";
 import type { PromptVars } from "../src/pipeline/prompts.js";
 import { openStore } from "../src/storage/index.js";

@@ -29,7 +29,7 @@ import { loadSegmenter, type SegmentResult } from "../src/segmenters/segmenter.j
 import { SalientModel } from "../src/segmenters/salient.js";
 import { fullSizeBuilders } from "./standins/full-size-models.js";
 import { writeFileAtomic } from "../test/support/onnx/onnx-graph.js";
-import {  } from "../test/support/onnx/onnx-graph.js";
+import {} from "../test/support/onnx/onnx-graph.js";
 
 const root = resolve(import.meta.dirname, "..");
 const work = join(root, ".cache", "bench", "full-size");
@@ -168,7 +168,6 @@ function runChild(t: ChildTask): Promise<ModelTiming> {
 
 const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
 
-
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { models: { type: "string" }, images: { type: "string", default: "3" }, threads: { type: "string", default: "0" } } });
   const images = Number(values.images);
@@ -176,7 +175,12 @@ async function main(): Promise<void> {
   if (!(Number.isInteger(images) && images >= 1 && images < PHOTOS.length)) throw new Error(`--images must be 1-${PHOTOS.length - 1}`);
   const wanted = values.models?.split(",");
   const entries = listModels().filter((m) => !wanted || wanted.includes(m.name));
-  if (wanted && entries.length !== wanted.length) throw new Error(`unknown model in --models; the manifest has ${listModels().map((m) => m.name).join(", ")}`);
+  if (wanted && entries.length !== wanted.length)
+    throw new Error(
+      `unknown model in --models; the manifest has ${listModels()
+        .map((m) => m.name)
+        .join(", ")}`,
+    );
   await mkdir(work, { recursive: true });
 
   const cpu = cpus()[0]?.model ?? "unknown CPU";
@@ -190,7 +194,9 @@ async function main(): Promise<void> {
     process.stderr.write(`${m.name}: ${(built.params / 1e6).toFixed(1)} M params, ${(built.macs / 1e9).toFixed(1)} G multiply-adds; timing ...\n`);
     const timing = await runChild({ name: m.name, task: m.task, folder: built.dir, images, threads });
     results[m.name] = { ...timing, params: built.params, gmacs: built.macs / 1e9, graph: "random-weight full-size" };
-    process.stderr.write(`${m.name}: ${fmtMs(timing.msPerImage)} per image${timing.msPerExtraBox !== undefined ? `, +${fmtMs(timing.msPerExtraBox)} per extra box` : ""}, peak RSS ${timing.peakRssMb.toFixed(0)} MB\n`);
+    process.stderr.write(
+      `${m.name}: ${fmtMs(timing.msPerImage)} per image${timing.msPerExtraBox !== undefined ? `, +${fmtMs(timing.msPerExtraBox)} per extra box` : ""}, peak RSS ${timing.peakRssMb.toFixed(0)} MB\n`,
+    );
   }
 
   const machine = `${cpus().length} cores (${cpu}), onnxruntime-node ${ortVersion} CPU, ${threads || `default (${defaultIntraOpThreads(1)})`} intra-op threads`;
@@ -211,9 +217,20 @@ async function main(): Promise<void> {
   const speedPath = join(root, "models", "speed.json");
   const previous = (JSON.parse(await readFile(speedPath, "utf8").catch(() => "{}")) as { models?: Record<string, unknown> }).models ?? {};
   const speeds = Object.fromEntries(
-    Object.entries(results).map(([name, r]) => [name, { msPerImage: Math.round(r.msPerImage), ...(r.msPerExtraBox !== undefined && { msPerExtraBox: Math.round(r.msPerExtraBox) }), peakRssMb: Math.round(r.peakRssMb), measured: date }]),
+    Object.entries(results).map(([name, r]) => [
+      name,
+      {
+        msPerImage: Math.round(r.msPerImage),
+        ...(r.msPerExtraBox !== undefined && { msPerExtraBox: Math.round(r.msPerExtraBox) }),
+        peakRssMb: Math.round(r.peakRssMb),
+        measured: date,
+      },
+    ]),
   );
-  await writeFileAtomic(speedPath, JSON.stringify({ machine, weights: "random-weight full-size graphs of each architecture (benchmarks/models.ts)", models: { ...previous, ...speeds } }, null, 2) + "\n");
+  await writeFileAtomic(
+    speedPath,
+    JSON.stringify({ machine, weights: "random-weight full-size graphs of each architecture (benchmarks/models.ts)", models: { ...previous, ...speeds } }, null, 2) + "\n",
+  );
   console.log(`\nwrote benchmarks/results/models.json and src/models/speed.json`);
 }
 

@@ -86,8 +86,12 @@ for (const othersNice of args.nice.split(",").map(Number)) {
 const report = { benchmark: "multihost", date: new Date().toISOString(), node: process.version, cpus: cpus().length, lockDurationMs, topology, rows };
 await mkdir(join(root, "benchmarks", "results"), { recursive: true });
 await writeFile(join(root, "benchmarks", "results", "multihost.json"), JSON.stringify(report, null, 2) + "\n");
-console.log(`\n${images} images x 1 prompt x 1 seed (Titan stand-in, 300 ms), mask: ViT-B patch embedding + neck, 1 thread, concurrency 1; lock ${lockDurationMs} ms; ${cpus().length} CPUs shared by every host`);
-console.log("| other pools | mask jobs/s, host A | mask jobs/s, hosts A + C | speed-up | cores busy (mask / others), A | cores busy (mask / others), A + C | B cut at | B's jobs taken over: back in queue / restarted after, ms | lost | wall s |");
+console.log(
+  `\n${images} images x 1 prompt x 1 seed (Titan stand-in, 300 ms), mask: ViT-B patch embedding + neck, 1 thread, concurrency 1; lock ${lockDurationMs} ms; ${cpus().length} CPUs shared by every host`,
+);
+console.log(
+  "| other pools | mask jobs/s, host A | mask jobs/s, hosts A + C | speed-up | cores busy (mask / others), A | cores busy (mask / others), A + C | B cut at | B's jobs taken over: back in queue / restarted after, ms | lost | wall s |",
+);
 console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
   const busy = (w: ReturnType<typeof window>) => `${w.coresBusy.mask} / ${round((w.coresBusy.otherWorkers ?? 0) + (w.coresBusy.root ?? 0) + (w.coresBusy.redis ?? 0))}`;

@@ -50,7 +50,10 @@ const tiny = await makeTinyModels(join(root, ".cache", "bench", "tiny-models"));
 const inputDir = await scratchDir("bench-rate-photos");
 const sources = (await readdir(join(root, "samples", "photos"))).filter((f) => f.endsWith(".jpg")).sort();
 for (let i = 0; i < photos; i++) {
-  await sharp(join(root, "samples", "photos", sources[i % sources.length]!)).resize({ width: 320 + 8 * i }).jpeg().toFile(join(inputDir, `photo-${i}.jpg`));
+  await sharp(join(root, "samples", "photos", sources[i % sources.length]!))
+    .resize({ width: 320 + 8 * i })
+    .jpeg()
+    .toFile(join(inputDir, `photo-${i}.jpg`));
 }
 
 /** Accepted per second between `from` (ms) and the last accepted request. */
@@ -81,9 +84,29 @@ for (const key of args.modes.split(",")) {
     bedrockEndpoint: bedrock.endpoint,
     attempts: 4,
   });
-  const workerArgs = ["worker", "generate", "--concurrency", "8", "--redis", redis.url, "--bedrock-endpoint", bedrock.endpoint, "--generator", "stability", ...(mode.rate ? ["--rate", mode.rate] : [])];
+  const workerArgs = [
+    "worker",
+    "generate",
+    "--concurrency",
+    "8",
+    "--redis",
+    redis.url,
+    "--bedrock-endpoint",
+    bedrock.endpoint,
+    "--generator",
+    "stability",
+    ...(mode.rate ? ["--rate", mode.rate] : []),
+  ];
   const logs: string[] = [];
-  const env = { ...process.env, ...credentials, AWS_ENDPOINT_URL_BEDROCK: control.endpoint, MASKFLEET_LOG_LEVEL: "warn", MASKFLEET_THROTTLE_BACKOFF_MS: "1000", MASKFLEET_METRICS_PORT: "0", MASKFLEET_METRICS_HOST: "127.0.0.1" };
+  const env = {
+    ...process.env,
+    ...credentials,
+    AWS_ENDPOINT_URL_BEDROCK: control.endpoint,
+    MASKFLEET_LOG_LEVEL: "warn",
+    MASKFLEET_THROTTLE_BACKOFF_MS: "1000",
+    MASKFLEET_METRICS_PORT: "0",
+    MASKFLEET_METRICS_HOST: "127.0.0.1",
+  };
   const workers: ChildProcess[] = Array.from({ length: 2 }, () => {
     const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), ...workerArgs], { env, stdio: ["ignore", "ignore", "pipe"] });
     child.stderr?.on("data", (d: Buffer) => logs.push(d.toString()));
@@ -136,6 +159,8 @@ console.log(`\n${results} Stability results, 2 generate worker processes x concu
 console.log("| mode | accepted/s | % of L | % of L after warm-up | throttled (% of requests) | exactly once | wall s |");
 console.log("|---|---|---|---|---|---|---|");
 for (const r of rows) {
-  console.log(`| ${r.name} | ${r.acceptedPerSecond} | ${r.ofLimit}% | ${r.ofLimitAfterWarmup}% (after ${r.warmupSeconds} s) | ${r.throttled} (${r.throttledOfRequests}%) | ${r.exactlyOnce ? "yes" : `no: ${r.accepted} accepted, ${r.duplicates} duplicates, ${r.resultsWritten} written`} | ${r.wallSeconds} |`);
+  console.log(
+    `| ${r.name} | ${r.acceptedPerSecond} | ${r.ofLimit}% | ${r.ofLimitAfterWarmup}% (after ${r.warmupSeconds} s) | ${r.throttled} (${r.throttledOfRequests}%) | ${r.exactlyOnce ? "yes" : `no: ${r.accepted} accepted, ${r.duplicates} duplicates, ${r.resultsWritten} written`} | ${r.wallSeconds} |`,
+  );
 }
 console.log("\nreport: benchmarks/results/rate-limit.json");

@@ -79,7 +79,16 @@ function interpolateNaive(src: Float32Array, sw: number, sh: number, stride: num
 function naiveUpscale(low: Float32Array, resized: Size, original: Size): Uint8Array {
   const full = interpolateNaive(low, 256, 256, 256, SAM_INPUT_SIDE, SAM_INPUT_SIDE, 256 / SAM_INPUT_SIDE, 256 / SAM_INPUT_SIDE);
   const crop = full.subarray(0, resized.height * SAM_INPUT_SIDE);
-  const up = interpolateNaive(crop, resized.width, resized.height, SAM_INPUT_SIDE, original.width, original.height, resized.width / original.width, resized.height / original.height);
+  const up = interpolateNaive(
+    crop,
+    resized.width,
+    resized.height,
+    SAM_INPUT_SIDE,
+    original.width,
+    original.height,
+    resized.width / original.width,
+    resized.height / original.height,
+  );
   const mask = new Uint8Array(up.length);
   for (let i = 0; i < up.length; i++) mask[i] = up[i]! > 0 ? 255 : 0;
   return mask;
@@ -190,7 +199,12 @@ async function throughputChild(task: ThroughputTask): Promise<ThroughputResult> 
   const config = loadConfig({ env: {}, overrides: { out: task.out, target: "boxes", samModel: task.model, threads: task.threads, executionProvider: task.ep } });
   const naive = async (spec: string) => {
     const model = await resolveModel(spec, { download: false, task: "segment" });
-    return new NaiveSegmenter(model.name, { encoder: model.files.encoder!, decoder: model.files.decoder! }, task.ep, config.threads || defaultIntraOpThreads(config.concurrency.mask));
+    return new NaiveSegmenter(
+      model.name,
+      { encoder: model.files.encoder!, decoder: model.files.decoder! },
+      task.ep,
+      config.threads || defaultIntraOpThreads(config.concurrency.mask),
+    );
   };
   const ctx = inlineContext(config, task.path === "naive" ? { segmenter: naive } : {});
   const t0 = performance.now();
@@ -282,8 +296,18 @@ async function matmulChild(task: MatmulTask): Promise<{ gflops: number; ms: numb
   const b = g.param("b", [n, n], { kind: "normal", mean: 0, std: 1 });
   const c = g.node("MatMul", [a, b], [n, n], {}, "c");
   const bytes = encodeModel(g, { graphName: "matmul", producerName: "benchmarks/sam.ts", docString: "", inputs: [valueInfo("a", [n, n])], outputs: [valueInfo(c.name, [n, n])] });
-  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: "all", executionProviders: [task.ep], ...(task.threads > 0 ? { intraOpNumThreads: task.threads } : {}) });
-  const feeds = { a: new ort.Tensor("float32", Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000), [n, n]) };
+  const session = await ort.InferenceSession.create(bytes, {
+    graphOptimizationLevel: "all",
+    executionProviders: [task.ep],
+    ...(task.threads > 0 ? { intraOpNumThreads: task.threads } : {}),
+  });
+  const feeds = {
+    a: new ort.Tensor(
+      "float32",
+      Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000),
+      [n, n],
+    ),
+  };
   await session.run(feeds);
   const times: number[] = [];
   for (let r = 0; r < task.repeats; r++) {
@@ -400,12 +424,17 @@ async function main(): Promise<void> {
     // Each measurement writes to a folder of its own, emptied first: a mask stored by an earlier one would be reused, not computed.
     const dirs = Array.from({ length: workers }, (_, w) => join(out, `${path}-${boxes}-${threads}-${workers}w-${w}`));
     await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-    const results = await Promise.all(dirs.map((dir) => runChild<ThroughputResult>({ kind: "throughput", path, model, boxes, threads, ep, out: dir, photos: photos.slice(0, count + 1) })));
+    const results = await Promise.all(
+      dirs.map((dir) => runChild<ThroughputResult>({ kind: "throughput", path, model, boxes, threads, ep, out: dir, photos: photos.slice(0, count + 1) })),
+    );
     return summarize(path, boxes, threads, results);
   };
 
   const steps: Record<string, Record<string, number>> = {};
-  for (const [label, photo] of [["2 MP", photos[1]!], ["12 MP", big]] as const) {
+  for (const [label, photo] of [
+    ["2 MP", photos[1]!],
+    ["12 MP", big],
+  ] as const) {
     for (const boxes of [1, 16]) {
       log(`steps: ${label}, ${boxes} box(es)...`);
       steps[`${label}, ${boxes} box${boxes > 1 ? "es" : ""}`] = await runChild({ kind: "steps", model, photo, boxes, repeats: 2, out: join(out, "steps"), ep });
@@ -469,9 +498,13 @@ async function main(): Promise<void> {
   p("|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     const s = r.medianSteps;
-    p(`| ${r.path} | ${r.boxes} | ${r.imagesPerSec} | ${r.medianMs} | ${s.loadMs} | ${s.preprocessMs} | ${s.encodeMs} | ${s.decodeMs} | ${s.postprocessMs} | ${s.cleanMs} | ${s.writeMs} | ${r.peakRssMb} |`);
+    p(
+      `| ${r.path} | ${r.boxes} | ${r.imagesPerSec} | ${r.medianMs} | ${s.loadMs} | ${s.preprocessMs} | ${s.encodeMs} | ${s.decodeMs} | ${s.postprocessMs} | ${s.cleanMs} | ${s.writeMs} | ${r.peakRssMb} |`,
+    );
   }
-  p(`\nmaskfleet / naive images/s: 1 box ${report.ratios.imagesPerSec1Box}x, 16 boxes ${report.ratios.imagesPerSec16Boxes}x; ms per extra box: maskfleet ${perBox("maskfleet")}, naive ${perBox("naive")} (without the encoder: ${perBox("maskfleet", true)}, ${perBox("naive", true)})`);
+  p(
+    `\nmaskfleet / naive images/s: 1 box ${report.ratios.imagesPerSec1Box}x, 16 boxes ${report.ratios.imagesPerSec16Boxes}x; ms per extra box: maskfleet ${perBox("maskfleet")}, naive ${perBox("naive")} (without the encoder: ${perBox("maskfleet", true)}, ${perBox("naive", true)})`,
+  );
   p("\nWhere the time goes (maskfleet path, median ms):");
   const stepNames = Object.keys(Object.values(steps)[0]!).filter((k) => k !== "megapixels");
   p(`| photo | ${stepNames.join(" | ")} |`);
@@ -483,7 +516,9 @@ async function main(): Promise<void> {
     p("|---|---|---|---|---|");
     for (const r of sweep) p(`| ${r.workers} | ${r.threads} | ${r.imagesPerSec} | ${r.medianMs} | ${r.peakRssMb} |`);
   }
-  p(`\nMachine limit: MatMul 2048^3 ${round(peak.gflops)} GFLOP/s (${allCores} threads), ${round(peak1.gflops)} GFLOP/s (1 thread); encoder ${round(achieved)} GFLOP/s = ${Math.round((achieved / peak.gflops) * 100)}% of peak`);
+  p(
+    `\nMachine limit: MatMul 2048^3 ${round(peak.gflops)} GFLOP/s (${allCores} threads), ${round(peak1.gflops)} GFLOP/s (1 thread); encoder ${round(achieved)} GFLOP/s = ${Math.round((achieved / peak.gflops) * 100)}% of peak`,
+  );
   p(`\nreport: ${join(resultsDir, "sam.json")}`);
 }
 

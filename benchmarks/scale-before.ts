@@ -211,7 +211,22 @@ export async function measureBefore(o: ScaleBeforeOptions): Promise<ScaleBeforeR
     log(`enqueue ${n} images ...`);
     const enqueue = must(
       "enqueue",
-      await cli("enqueue", "s3://bucket/catalog/", "--run", runId, "--out", join(scratch, "out"), "--redis", redisServer.url, "--s3-endpoint", s3.endpoint, "--region", "us-east-1", "--generator", "composite"),
+      await cli(
+        "enqueue",
+        "s3://bucket/catalog/",
+        "--run",
+        runId,
+        "--out",
+        join(scratch, "out"),
+        "--redis",
+        redisServer.url,
+        "--s3-endpoint",
+        s3.endpoint,
+        "--region",
+        "us-east-1",
+        "--generator",
+        "composite",
+      ),
     );
     const afterEnqueue = await redisInfo(redis);
     const added = Number(/enqueued (\d+) new images/.exec(enqueue.stderr)?.[1] ?? NaN);

@@ -133,7 +133,26 @@ export async function measureScale(o: { images: number; window: number; before: 
     const started = performance.now();
     const enqueue = must(
       "enqueue",
-      await cli("enqueue", "s3://bucket/catalog/", "--run", runId, "--window", String(o.window), "--out", join(scratch, "out"), "--redis", redisServer.url, "--s3-endpoint", s3.endpoint, "--region", "us-east-1", "--generator", "composite", "--target", "auto"),
+      await cli(
+        "enqueue",
+        "s3://bucket/catalog/",
+        "--run",
+        runId,
+        "--window",
+        String(o.window),
+        "--out",
+        join(scratch, "out"),
+        "--redis",
+        redisServer.url,
+        "--s3-endpoint",
+        s3.endpoint,
+        "--region",
+        "us-east-1",
+        "--generator",
+        "composite",
+        "--target",
+        "auto",
+      ),
     );
     log(`  enqueued in ${enqueue.wallS.toFixed(1)} s (${(o.images / enqueue.wallS).toFixed(0)} images/s), RSS ${(enqueue.peakRssKiB / 1024).toFixed(0)} MiB`);
     for (;;) {
@@ -227,7 +246,11 @@ export function formatScale(r: ScaleResult): string {
   const perUnfinished = r.redis.atPeak ? bytesPerUnfinished(r.redis.atPeak) : r.redis.bytesPerUnfinishedImage;
   const rows: [string, string, string][] = [
     ["", `after (${r.images.toLocaleString("en")} images)`, b ? `before (${b.images.toLocaleString("en")} images, enqueue only)` : ""],
-    ["Redis per unfinished image", `${perUnfinished} B (by key, ${r.redis.atPeak?.unfinished ?? r.redis.mostUnfinished} unfinished; peak ${r.redis.peakMiB} MiB in all)`, b ? `${b.redis.bytesPerImage} B` : ""],
+    [
+      "Redis per unfinished image",
+      `${perUnfinished} B (by key, ${r.redis.atPeak?.unfinished ?? r.redis.mostUnfinished} unfinished; peak ${r.redis.peakMiB} MiB in all)`,
+      b ? `${b.redis.bytesPerImage} B` : "",
+    ],
     ["Redis per finished image", `${r.redis.bytesPerFinishedImage} B`, b ? `${b.redis.bytesPerImage} B (kept 7 days)` : ""],
     ["producer peak RSS", `${r.enqueue.peakRssMiB} MiB`, b ? `${b.enqueue.peakRssMiB} MiB` : ""],
     ["enqueued", `${r.enqueue.imagesPerS} images/s`, b ? `${b.enqueue.imagesPerS} images/s` : ""],
@@ -248,7 +271,11 @@ export function formatScale(r: ScaleResult): string {
         `report ${ratio(b.report.wallS, r.report.wallS)}, clean ${ratio(b.clean.wallS, r.clean.wallS)} at ${ratio(r.images, b.images)} the images`,
     );
   }
-  const top = (groups: KeyGroup[]) => groups.slice(0, 6).map((g) => `${g.pattern} ${g.keys} keys ${mib(g.bytes)} MiB`).join("; ");
+  const top = (groups: KeyGroup[]) =>
+    groups
+      .slice(0, 6)
+      .map((g) => `${g.pattern} ${g.keys} keys ${mib(g.bytes)} MiB`)
+      .join("; ");
   if (r.redis.atPeak) {
     lines.push(`  Redis near the peak (${r.redis.atPeak.unfinished} unfinished, ${r.redis.atPeak.finished} finished): ${top(r.redis.atPeak.keys)}`);
     lines.push(`  Redis per unfinished image there, by key: ${bytesPerUnfinished(r.redis.atPeak)} B`);
@@ -260,7 +287,13 @@ export function formatScale(r: ScaleResult): string {
 const invokedAs = process.argv[1] ? realpathSync(process.argv[1]) : "";
 if (invokedAs === realpathSync(import.meta.filename)) {
   const { values: args } = parseArgs({
-    options: { images: { type: "string", default: "1000000" }, window: { type: "string", default: "10000" }, before: { type: "string", default: "50000" }, out: { type: "string" }, show: { type: "string" } },
+    options: {
+      images: { type: "string", default: "1000000" },
+      window: { type: "string", default: "10000" },
+      before: { type: "string", default: "50000" },
+      out: { type: "string" },
+      show: { type: "string" },
+    },
   });
   if (args.show) {
     // --show FILE: the table of a stored result.

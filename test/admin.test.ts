@@ -67,12 +67,18 @@ describe("run administration: report, retry, clean", () => {
     await scratchDir("admin/in");
     for (const p of ["chelsea.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg"]) await copyFile(photo(p), join(inputDir, p));
     // Two different images with one cause (too small), one with another (empty).
-    await sharp({ create: { width: 1, height: 1, channels: 3, background: "white" } }).png().toFile(join(inputDir, "tiny-a.png"));
-    await sharp({ create: { width: 1, height: 1, channels: 3, background: "black" } }).png().toFile(join(inputDir, "tiny-b.png"));
+    await sharp({ create: { width: 1, height: 1, channels: 3, background: "white" } })
+      .png()
+      .toFile(join(inputDir, "tiny-a.png"));
+    await sharp({ create: { width: 1, height: 1, channels: 3, background: "black" } })
+      .png()
+      .toFile(join(inputDir, "tiny-b.png"));
     await writeFile(join(inputDir, "empty.jpg"), "");
     bgFile = join(dir, "bg.png");
     // A picture when enqueued (preflight reads its header); text by the time the worker opens it (below).
-    await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(bgFile);
+    await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 1, g: 2, b: 3 } } })
+      .png()
+      .toFile(bgFile);
     config = resolveConfig({
       target: "auto",
       samModel: models.sam,
@@ -104,8 +110,20 @@ describe("run administration: report, retry, clean", () => {
   it("run state counts each stage and each image once, however often a job reports it", async () => {
     const state = new RunState(redis);
     const ids = ["a1a1a1a1a1a1a1a1", "b2b2b2b2b2b2b2b2"];
-    assert.deepEqual(await state.register("watch", ids.map((imageId) => ({ imageId, genTotal: 2 }))), ["new", "new"]);
-    assert.deepEqual(await state.register("watch", ids.map((imageId) => ({ imageId, genTotal: 2 }))), ["not-started", "not-started"]);
+    assert.deepEqual(
+      await state.register(
+        "watch",
+        ids.map((imageId) => ({ imageId, genTotal: 2 })),
+      ),
+      ["new", "new"],
+    );
+    assert.deepEqual(
+      await state.register(
+        "watch",
+        ids.map((imageId) => ({ imageId, genTotal: 2 })),
+      ),
+      ["not-started", "not-started"],
+    );
     const poll = () => runStatus(redis, "watch", false);
     assert.deepEqual([(await poll()).total, (await poll()).finished], [2, 0]);
     // A stalled job runs again and reports again: counted once.
@@ -127,7 +145,10 @@ describe("run administration: report, retry, clean", () => {
     const f = await poll();
     assert.deepEqual([f.finished, f.failed, f.stages.mask.done, f.stages.generate.done], [1, 1, 0, 1]);
     assert.deepEqual(f.failures, [{ name: "b2.jpg", stage: "mask", reason: "bad" }]);
-    assert.deepEqual((await state.reasons("watch")).map((g) => [g.kind, g.stage, g.reason, g.count, g.examples]), [["image", "mask", "bad", 1, ["b2.jpg"]]]);
+    assert.deepEqual(
+      (await state.reasons("watch")).map((g) => [g.kind, g.stage, g.reason, g.count, g.examples]),
+      [["image", "mask", "bad", 1, ["b2.jpg"]]],
+    );
     // Reopened for a retry: unfinished again, detect still done, its cause taken back.
     assert.equal(await state.reopen("watch", ids[1] as string, record), true);
     assert.equal(await state.reopen("watch", ids[1] as string, record), false, "once");
@@ -163,22 +184,31 @@ describe("run administration: report, retry, clean", () => {
     assert.deepEqual(r.results, { ok: 4, failed: 2, pending: 0, notAttempted: 6 });
     const groups = r.failures.images.map((g) => [g.stage, g.reason, g.count, [...g.examples].sort()]);
     assert.deepEqual(groups[0], ["detect", "<image>: image is 1x1 px, smaller than the 16x16 minimum", 2, ["tiny-a.png", "tiny-b.png"]]);
-    assert.deepEqual(groups.slice(1).map((g) => g.slice(0, 3)).sort(), [
-      ["detect", "<image>: empty file (0 bytes)", 1],
-      ["generate", r.failures.images.find((g) => g.stage === "generate")?.reason, 1],
-    ]);
+    assert.deepEqual(
+      groups
+        .slice(1)
+        .map((g) => g.slice(0, 3))
+        .sort(),
+      [
+        ["detect", "<image>: empty file (0 bytes)", 1],
+        ["generate", r.failures.images.find((g) => g.stage === "generate")?.reason, 1],
+      ],
+    );
     assert.match(r.failures.images.find((g) => g.stage === "generate")?.reason ?? "", /^every generate job failed: .*bg\.png: not an image/);
     assert.equal(r.failures.results.length, 1, "both failed results have one cause");
     assert.equal(r.failures.results[0]?.count, 2);
     assert.deepEqual(r.failures.results[0]?.examples, ["rocket.jpg"]);
     assert.match(r.failures.results[0]?.reason ?? "", /bg\.png: not an image/);
     // Every job that ended: 6 detect, 3 mask (the good photos), 6 generate (4 ok + 2 failed), 3 finalize.
-    assert.deepEqual(stages.map((s) => [s, r.durations[s].n]), [
-      ["detect", 6],
-      ["mask", 3],
-      ["generate", 6],
-      ["finalize", 3],
-    ]);
+    assert.deepEqual(
+      stages.map((s) => [s, r.durations[s].n]),
+      [
+        ["detect", 6],
+        ["mask", 3],
+        ["generate", 6],
+        ["finalize", 3],
+      ],
+    );
     for (const s of stages) {
       const d = r.durations[s];
       assert.ok(d.medianMs !== null && d.p90Ms !== null && d.maxMs !== null && d.medianMs <= d.p90Ms && d.p90Ms <= d.maxMs, `${s} ordered`);
@@ -210,7 +240,10 @@ describe("run administration: report, retry, clean", () => {
     const rocket = idOf.get("rocket.jpg") as string;
     const rocketPrefix = (await runImages(redis, "adm", outDir)).get("rocket.jpg")?.outPrefix as string;
     const manifestBefore = JSON.parse(await readFile(join(outDir, rocketPrefix, "manifest.json"), "utf8"));
-    assert.deepEqual(manifestBefore.results.map((x: { status: string }) => x.status), ["failed", "failed"]);
+    assert.deepEqual(
+      manifestBefore.results.map((x: { status: string }) => x.status),
+      ["failed", "failed"],
+    );
     const poll = () => runStatus(redis, "adm", false);
     assert.equal((await poll()).finished, 6);
     await pauseFleet();
@@ -219,7 +252,9 @@ describe("run administration: report, retry, clean", () => {
       assert.deepEqual(none.requeued, { detect: 0, mask: 0, generate: 0, finalize: 0 });
       assert.deepEqual((await retryRun(redis, "adm", { stage: "mask" })).requeued, { detect: 0, mask: 0, generate: 0, finalize: 0 });
       // Fix the causes: a real background image, and tiny-a.png replaced by a photo.
-      await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 20, g: 90, b: 200 } } }).png().toFile(bgFile);
+      await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 20, g: 90, b: 200 } } })
+        .png()
+        .toFile(bgFile);
       await copyFile(photo("retina.jpg"), join(inputDir, "tiny-a.png"));
 
       const gen = await retryRun(redis, "adm", { reason: "BG.PNG: not an image" });
@@ -248,7 +283,11 @@ describe("run administration: report, retry, clean", () => {
       assert.ok(img);
       assert.equal(img.failedStage, undefined, `${name}: ${img.reason}`);
       const manifest = JSON.parse(await readFile(join(outDir, img.outPrefix, "manifest.json"), "utf8"));
-      assert.deepEqual(manifest.results.map((x: { status: string }) => x.status), ["ok", "ok"], name);
+      assert.deepEqual(
+        manifest.results.map((x: { status: string }) => x.status),
+        ["ok", "ok"],
+        name,
+      );
     }
     const manifestAfter = JSON.parse(await readFile(join(outDir, rocketPrefix, "manifest.json"), "utf8"));
     assert.ok(manifestAfter.finishedAt > manifestBefore.finishedAt, "rocket's finalize ran again");
@@ -290,7 +329,11 @@ describe("run administration: report, retry, clean", () => {
 
     const keys = await scanKeys(redis);
     assert.deepEqual(await runKeys(), [], "no key of the run is left");
-    assert.deepEqual(keys.filter((k) => new RegExp(`^${keyPrefix}:(detect|mask|generate|finalize):${tag}-`).test(k)), [], "nor a job of it");
+    assert.deepEqual(
+      keys.filter((k) => new RegExp(`^${keyPrefix}:(detect|mask|generate|finalize):${tag}-`).test(k)),
+      [],
+      "nor a job of it",
+    );
     const state = new RunState(redis);
     assert.deepEqual(await state.listRuns(), ["other"]);
     assert.deepEqual(await listFiles(outDir), files, "every output is still there, unchanged");
@@ -310,10 +353,15 @@ describe("run administration: report, retry, clean", () => {
     await pauseFleet();
     const holder = holdDetectJobs();
     try {
-      await enqueueImages(redis, config, "busy", [
-        { path: join(inputDir, "astronaut.jpg"), name: "astronaut-busy.jpg" },
-        { path: join(inputDir, "tiny-b.png"), name: "tiny-b.png" },
-      ].map((i) => ({ ...i, prompts: ["busy"] })));
+      await enqueueImages(
+        redis,
+        config,
+        "busy",
+        [
+          { path: join(inputDir, "astronaut.jpg"), name: "astronaut-busy.jpg" },
+          { path: join(inputDir, "tiny-b.png"), name: "tiny-b.png" },
+        ].map((i) => ({ ...i, prompts: ["busy"] })),
+      );
       await until("one job is active", async () => (await fleet.ctx.queues.detect.getActiveCount()) === 1, 20_000, 50);
       await assert.rejects(cleanRun(redis, "busy"), /active jobs/);
       const s = await cleanRun(redis, "busy", { force: true });
@@ -347,7 +395,9 @@ describe("generator counters in the generate pool", () => {
     };
     const fakeCtx: WorkerContext = { ...ctx, generator: async () => fake };
     const meta = await sharp(photo("chelsea.jpg")).metadata();
-    await sharp({ create: { width: meta.width, height: meta.height, channels: 3, background: "white" } }).png().toFile(join(dir, "mask-src.png"));
+    await sharp({ create: { width: meta.width, height: meta.height, channels: 3, background: "white" } })
+      .png()
+      .toFile(join(dir, "mask-src.png"));
     // An image of three results (the prompt "refuse" is refused), the third already made: reused.
     const options = { ...pickImageOptions(config), prompts: ["fine", "refuse"], seeds: { from: 0, to: 2 } };
     const imageId = "ab".repeat(12);
@@ -365,14 +415,24 @@ describe("generator counters in the generate pool", () => {
       queueName: "finalize",
       data: { ...queuedImageOf(image, settingsId, options), promptVars: { label: "cat", color: "white" } },
       opts: { jobId: image.imageId },
-      children: results.map((g, i) => ({ name: "generate", queueName: "generate", data: generateJobData(g), opts: { jobId: `g${i}`, attempts: 2, ignoreDependencyOnFailure: true } })),
+      children: results.map((g, i) => ({
+        name: "generate",
+        queueName: "generate",
+        data: generateJobData(g),
+        opts: { jobId: `g${i}`, attempts: 2, ignoreDependencyOnFailure: true },
+      })),
     });
     const pool = startPool("generate", fakeCtx, { concurrency: 1, onFatal: () => undefined });
     try {
-      await until("the three jobs ended", async () => {
-        const c = await ctx.queues.generate.getJobCounts("completed", "failed");
-        return (c.completed ?? 0) + (c.failed ?? 0) === 3;
-      }, 20_000, 50);
+      await until(
+        "the three jobs ended",
+        async () => {
+          const c = await ctx.queues.generate.getJobCounts("completed", "failed");
+          return (c.completed ?? 0) + (c.failed ?? 0) === 3;
+        },
+        20_000,
+        50,
+      );
       assert.deepEqual(await new RunState(redis).counters("counts"), { generatorCalls: 1, throttles: 1, rejected: 1 });
       assert.equal(calls, 3, "throttled, made, refused; the existing result was not asked for");
     } finally {

@@ -62,7 +62,10 @@ describe("AWS backends end to end (stand-ins)", () => {
     assert.equal(requests.filter((r) => r.status === 500).length, 3);
     const accepted = acceptedPerKey(requests);
     assert.equal(accepted.size, expected - images * 4, "one accepted request per allowed (image, prompt, seed)");
-    assert.ok([...accepted.values()].every((n) => n === 1), "no result was paid for twice");
+    assert.ok(
+      [...accepted.values()].every((n) => n === 1),
+      "no result was paid for twice",
+    );
     // The filtered prompt was asked once per (image, seed): recorded, never retried.
     const filtered = requests.filter((r) => r.prompt?.includes("forbidden") && r.status === 400);
     assert.equal(filtered.length, images * 4);
@@ -202,7 +205,10 @@ describe("Rekognition in the detect stage (stand-ins)", () => {
       assert.deepEqual([status2.succeeded, status2.failed], [1, 1]);
       assert.equal((await new RunState(fleet.ctx.redis).failures("rek-again", 10))[0]?.reason, "rocket.jpg: no Cup found");
       assert.equal(rekognition.requests.length, 2);
-      const written = s3.requests.filter((r) => r.op === "PutObject").map((r) => r.key?.slice(r.key.lastIndexOf("/") + 1)).sort();
+      const written = s3.requests
+        .filter((r) => r.op === "PutObject")
+        .map((r) => r.key?.slice(r.key.lastIndexOf("/") + 1))
+        .sort();
       assert.deepEqual(written, ["contact-sheet.jpg", "manifest.json"]);
     } finally {
       await fleet.close();

@@ -118,7 +118,16 @@ describe("size rules", () => {
       seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
       return 1 + (seed % n);
     };
-    const sizes: Array<[number, number]> = [[1, 1], [16, 9000], [9000, 16], [4096, 4096], [1408, 1408], [1409, 1], [320, 1280], [321, 1285]];
+    const sizes: Array<[number, number]> = [
+      [1, 1],
+      [16, 9000],
+      [9000, 16],
+      [4096, 4096],
+      [1408, 1408],
+      [1409, 1],
+      [320, 1280],
+      [321, 1285],
+    ];
     for (let i = 0; i < 600; i++) sizes.push(i % 3 === 0 ? [rand(8000), rand(400)] : [rand(6000), rand(6000)]);
     for (const [w, h] of sizes) {
       const t = planSize(TITAN_SIZE_RULES, w, h);
@@ -129,7 +138,7 @@ describe("size rules", () => {
       for (const p of [t, n]) {
         assert.ok(p.offsetX >= 0 && p.offsetY >= 0 && p.offsetX + w <= p.canvasWidth && p.offsetY + h <= p.canvasHeight);
         // Scaling keeps the canvas's aspect ratio up to the rounding to the multiple.
-        const stretch = (p.sentWidth / p.canvasWidth) / (p.sentHeight / p.canvasHeight);
+        const stretch = p.sentWidth / p.canvasWidth / (p.sentHeight / p.canvasHeight);
         assert.ok(Math.abs(Math.log(stretch)) < 0.06, `${w}x${h}: stretch ${stretch}`);
       }
     }
@@ -274,7 +283,7 @@ describe("Nova Canvas", () => {
       const rec = standIn.requests[0]!;
       assert.equal(rec.status, 200, rec.message);
       assert.deepEqual([rec.width, rec.height], [1008, 704]);
-      assert.equal(rec.width! % 16 + rec.height! % 16, 0);
+      assert.equal((rec.width! % 16) + (rec.height! % 16), 0);
       assert.deepEqual((rec.body as Record<string, unknown>).imageGenerationConfig, { numberOfImages: 1, quality: "standard", cfgScale: 6.5, seed: 858_993_459 });
       assert.deepEqual([out.width, out.height], [1000, 700]);
       for (let i = 0; i < mask.data.length; i += 31) assert.deepEqual(px(out, i), mask.data[i] === 255 ? px(image, i) : seedColour(858_993_459));
@@ -292,7 +301,10 @@ describe("service errors", () => {
     await withStandIn({ throttleAbovePerSecond: 1, retryAfterSeconds: 2 }, TITAN, async (gen, standIn) => {
       await gen.generate(request(image, mask));
       await assert.rejects(gen.generate(request(image, mask)), (e) => e instanceof ThrottledError && e.retryAfterMs === 2000);
-      assert.deepEqual(standIn.requests.map((r) => r.status), [200, 429]);
+      assert.deepEqual(
+        standIn.requests.map((r) => r.status),
+        [200, 429],
+      );
     });
     assert.equal(retryAfterMs({ "Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT" }, Date.parse("Wed, 21 Oct 2015 07:28:00 GMT")), 10_000);
     assert.equal(retryAfterMs({}), undefined);
@@ -311,18 +323,25 @@ describe("service errors", () => {
   });
 
   test("500 and timeouts and refused connections -> a plain (transient) Error", async () => {
-    const transient = (e: unknown): boolean =>
-      e instanceof Error && !(e instanceof ThrottledError) && !(e instanceof RejectedError) && !(e instanceof FatalServiceError);
+    const transient = (e: unknown): boolean => e instanceof Error && !(e instanceof ThrottledError) && !(e instanceof RejectedError) && !(e instanceof FatalServiceError);
     await withStandIn({ failFirst: 1 }, TITAN, async (gen, standIn) => {
       await assert.rejects(gen.generate(request(image, mask)), (e) => transient(e) && /InternalServerException/.test((e as Error).message));
       await gen.generate(request(image, mask));
-      assert.deepEqual(standIn.requests.map((r) => r.status), [500, 200]);
+      assert.deepEqual(
+        standIn.requests.map((r) => r.status),
+        [500, 200],
+      );
     });
-    await withStandIn({ latencyMs: 1500 }, TITAN, async (gen) => {
-      const t0 = performance.now();
-      await assert.rejects(gen.generate(request(image, mask)), transient);
-      assert.ok(performance.now() - t0 < 1400, "the client's timeout fired before the answer");
-    }, 300);
+    await withStandIn(
+      { latencyMs: 1500 },
+      TITAN,
+      async (gen) => {
+        const t0 = performance.now();
+        await assert.rejects(gen.generate(request(image, mask)), transient);
+        assert.ok(performance.now() - t0 < 1400, "the client's timeout fired before the answer");
+      },
+      300,
+    );
     const closed = await startBedrockStandIn();
     await closed.close();
     const gen = createBedrockGenerator(TITAN, { region: REGION, endpoints: { bedrock: closed.endpoint } });
@@ -332,7 +351,10 @@ describe("service errors", () => {
 
   test("403 and 404 -> FatalServiceError naming the model and region", async () => {
     await withStandIn({ denyAccess: true }, TITAN, async (gen) => {
-      await assert.rejects(gen.generate(request(image, mask)), (e) => e instanceof FatalServiceError && e.message.includes(TITAN) && e.message.includes(REGION) && /AccessDenied/.test(e.message));
+      await assert.rejects(
+        gen.generate(request(image, mask)),
+        (e) => e instanceof FatalServiceError && e.message.includes(TITAN) && e.message.includes(REGION) && /AccessDenied/.test(e.message),
+      );
     });
     await withStandIn({ models: [TITAN_V1] }, TITAN, async (gen, standIn) => {
       await assert.rejects(gen.generate(request(image, mask)), (e) => e instanceof FatalServiceError && e.message.includes(TITAN) && /ResourceNotFound/.test(e.message));
@@ -341,7 +363,10 @@ describe("service errors", () => {
   });
 
   test("an unknown model id is a ConfigError on modelId", () => {
-    assert.throws(() => createBedrockGenerator("stability.sd3-large-v1:0", { region: REGION }), (e) => e instanceof ConfigError && e.key === "modelId");
+    assert.throws(
+      () => createBedrockGenerator("stability.sd3-large-v1:0", { region: REGION }),
+      (e) => e instanceof ConfigError && e.key === "modelId",
+    );
   });
 });
 
@@ -415,11 +440,15 @@ describe("the stand-in's validator", () => {
       [TITAN, (b) => (b.imageGenerationConfig!.quality = "ultra"), /quality/],
       [TITAN, (b) => (b.outPaintingParams!.outPaintingMode = "LOOSE"), /outPaintingMode/],
       [TITAN, (b) => (b.outPaintingParams!.extra = 1), /unexpected key/],
-      [TITAN, (b) => {
-        b.inPaintingParams = b.outPaintingParams!;
-        delete b.outPaintingParams;
-        (b as Record<string, unknown>).taskType = "INPAINTING";
-      }, /inPaintingParams: unexpected key.*outPaintingMode/],
+      [
+        TITAN,
+        (b) => {
+          b.inPaintingParams = b.outPaintingParams!;
+          delete b.outPaintingParams;
+          (b as Record<string, unknown>).taskType = "INPAINTING";
+        },
+        /inPaintingParams: unexpected key.*outPaintingMode/,
+      ],
       [TITAN, (b) => (b.inPaintingParams = {}), /unexpected key/],
     ];
     for (const [model, edit, expected] of cases) {

@@ -49,7 +49,11 @@ describe("chaos: workers SIGKILLed, Redis crashed, mid-run (separate processes, 
 
     // The faults happened: every stage lost a process, Redis crashed once.
     assert.equal(r.redisRestarts, 1, "Redis was crashed and restarted once");
-    for (const stage of stages) assert.ok(r.kills.some((k) => k.stage === stage), `a ${stage} worker was SIGKILLed (${figures})`);
+    for (const stage of stages)
+      assert.ok(
+        r.kills.some((k) => k.stage === stage),
+        `a ${stage} worker was SIGKILLed (${figures})`,
+      );
 
     // Nothing lost, nothing partial, the run consistent.
     assertNothingLost(r, chaosImages, 2, figures);
@@ -171,7 +175,11 @@ describe("SIGTERM under load (separate processes, stand-ins)", () => {
     const { env, workers } = load;
     try {
       // Mid-run: some results delivered, several requests in flight at the service.
-      await until("generate requests in flight", () => env.bedrock.requests.filter((r) => r.delivered).length >= 4 && env.bedrock.requests.filter((r) => !r.delivered).length >= 4, 60_000);
+      await until(
+        "generate requests in flight",
+        () => env.bedrock.requests.filter((r) => r.delivered).length >= 4 && env.bedrock.requests.filter((r) => !r.delivered).length >= 4,
+        60_000,
+      );
       const inFlight = env.bedrock.requests.filter((r) => !r.delivered);
       const exits = await terminateAll(workers, graceMs);
       t.diagnostic(`SIGTERM with ${inFlight.length} Bedrock requests in flight; exits: ${exits}`);
@@ -192,7 +200,11 @@ describe("SIGTERM under load (separate processes, stand-ins)", () => {
       const sheet = other.replace(/\/results\/.*$/, "/contact-sheet.jpg");
       await s3Client({ region: "us-east-1", endpoints: { s3: env.s3.endpoint } }).send(new DeleteObjectCommand({ Bucket: "out-bucket", Key: sheet }));
       const broken = (await verifyOutputs(env, "load", { results: 2 })).problems;
-      const found = (re: RegExp) => assert.ok(broken.some((p) => re.test(p)), `${re} in:\n${broken.join("\n")}`);
+      const found = (re: RegExp) =>
+        assert.ok(
+          broken.some((p) => re.test(p)),
+          `${re} in:\n${broken.join("\n")}`,
+        );
       found(new RegExp(`${escape(bucketKey(truncated).split("/").slice(1).join("/"))} does not decode`));
       found(new RegExp(`${escape(bucketKey(truncated).split("/")[0] as string)}\\): mask\\.png does not decode`));
       found(new RegExp(`${escape(bucketKey(sheet).split("/")[0] as string)}\\): no contact-sheet\\.jpg`));
@@ -215,7 +227,10 @@ describe("SIGTERM under load (separate processes, stand-ins)", () => {
       assert.ok(inFlight.length > 0);
       await finishWithFreshWorkers(load, inFlight);
       // Handed back, not finished: their answers came after the workers were gone.
-      assert.ok(inFlight.every((r) => r.status !== 0 && !r.delivered), "the requests in flight at SIGTERM were abandoned at exit");
+      assert.ok(
+        inFlight.every((r) => r.status !== 0 && !r.delivered),
+        "the requests in flight at SIGTERM were abandoned at exit",
+      );
     } finally {
       await workers.stopAll(10_000);
       await env.close();

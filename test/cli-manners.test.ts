@@ -138,8 +138,25 @@ describe("Redis going away while a command waits", () => {
 describe("a worker's flags", () => {
   it("--help shows what a worker reads, not what jobs carry", async () => {
     const help = (await runMaskfleet(["worker", "--help"])).stdout;
-    for (const flag of ["--concurrency", "--ep", "--threads", "--cache", "--redis", "--rate", "--metrics-port", "--sam-model", "--refine-mask", "--mask-selection", "--generator", "--model", "--detector", "--out"]) assert.match(help, new RegExp(`^  (-\\w, )?${flag} `, "m"), flag);
-    for (const flag of ["--target", "--prompts", "--seeds", "--grow", "--background", "--min-confidence", "--negative-prompt", "--max-results-per-image"]) assert.doesNotMatch(help, new RegExp(`${flag}\\b`), flag);
+    for (const flag of [
+      "--concurrency",
+      "--ep",
+      "--threads",
+      "--cache",
+      "--redis",
+      "--rate",
+      "--metrics-port",
+      "--sam-model",
+      "--refine-mask",
+      "--mask-selection",
+      "--generator",
+      "--model",
+      "--detector",
+      "--out",
+    ])
+      assert.match(help, new RegExp(`^  (-\\w, )?${flag} `, "m"), flag);
+    for (const flag of ["--target", "--prompts", "--seeds", "--grow", "--background", "--min-confidence", "--negative-prompt", "--max-results-per-image"])
+      assert.doesNotMatch(help, new RegExp(`${flag}\\b`), flag);
     const shown = help.split("\n").filter((l) => /^ {2}-/.test(l)).length;
     assert.ok(shown <= 28, `${shown} flags shown`);
     // `enqueue` still shows every one of them.
@@ -149,7 +166,9 @@ describe("a worker's flags", () => {
 
   it("a job flag given to a worker is warned about as ignored; the worker runs", async () => {
     const redis = await freshRedis(13);
-    const child = spawn(process.execPath, [cli, "worker", "finalize", "--redis", redis, "--target", "Car", "--seeds", "1-2", "--ep", "cpu"], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, [cli, "worker", "finalize", "--redis", redis, "--target", "Car", "--seeds", "1-2", "--ep", "cpu"], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     try {
@@ -166,7 +185,8 @@ describe("a worker's flags", () => {
 describe("environment variables", () => {
   it("each value flag reads MASKFLEET_<FLAG>, and --help names it", async () => {
     const help = (await runMaskfleet(["run", "--help"])).stdout.replace(/\s+/g, " ");
-    for (const name of ["MASKFLEET_EP", "MASKFLEET_CONFIG", "MASKFLEET_GROW", "MASKFLEET_SAM_MODEL", "MASKFLEET_REDIS", "MASKFLEET_CACHE", "MASKFLEET_PROMPTS"]) assert.ok(help.includes(`env: ${name}`), name);
+    for (const name of ["MASKFLEET_EP", "MASKFLEET_CONFIG", "MASKFLEET_GROW", "MASKFLEET_SAM_MODEL", "MASKFLEET_REDIS", "MASKFLEET_CACHE", "MASKFLEET_PROMPTS"])
+      assert.ok(help.includes(`env: ${name}`), name);
   });
 
   it("MASKFLEET_CONFIG, then ./maskfleet.yaml, is the config file; a flag's variable beats the file", async () => {
@@ -190,7 +210,12 @@ describe("environment variables", () => {
 
   it("an empty variable is unset; a key's variable keeps its JSON and range forms", async () => {
     // Each of these once stopped a worker with exit 2; all get as far as Redis (a closed port: exit 1).
-    const envs: NodeJS.ProcessEnv[] = [{ MASKFLEET_SAM_MODEL: "", MASKFLEET_THREADS: "", MASKFLEET_METRICS_PORT: "" }, { MASKFLEET_RATE: "60" }, { MASKFLEET_SEEDS: "[1,2]" }, { MASKFLEET_SEEDS: "3-5" }];
+    const envs: NodeJS.ProcessEnv[] = [
+      { MASKFLEET_SAM_MODEL: "", MASKFLEET_THREADS: "", MASKFLEET_METRICS_PORT: "" },
+      { MASKFLEET_RATE: "60" },
+      { MASKFLEET_SEEDS: "[1,2]" },
+      { MASKFLEET_SEEDS: "3-5" },
+    ];
     for (const env of envs) {
       const r = await runMaskfleet(["run", "x.jpg", "--redis", "redis://127.0.0.1:6399"], { env });
       assert.equal(r.code, 1, `${JSON.stringify(env)}: ${r.stderr}`);
@@ -208,7 +233,14 @@ describe("environment variables", () => {
 
   it("an unknown MASKFLEET_ variable gets one warning line; known ones none", async () => {
     const r = await runMaskfleet(["status", "--redis", "redis://127.0.0.1:6399"], {
-      env: { MASKFLEET_SAM_MODLE: "x", MASKFLEET_CACHE_DIR: "/m", MASKFLEET_EP: "cpu", MASKFLEET_REDIS_URL: "redis://127.0.0.1:6399", MASKFLEET_UI_PORT: "3001", MASKFLEET_MODEL_CHECK: "verify" },
+      env: {
+        MASKFLEET_SAM_MODLE: "x",
+        MASKFLEET_CACHE_DIR: "/m",
+        MASKFLEET_EP: "cpu",
+        MASKFLEET_REDIS_URL: "redis://127.0.0.1:6399",
+        MASKFLEET_UI_PORT: "3001",
+        MASKFLEET_MODEL_CHECK: "verify",
+      },
     });
     const warnings = r.stderr.split("\n").filter((l) => /warning/.test(l));
     assert.deepEqual(
@@ -219,7 +251,11 @@ describe("environment variables", () => {
   });
 
   it("the unknown-variable check's list is exactly the config flags' and keys' variables", async () => {
-    const [{ configVariableNames }, { configFlagEnvNames }, { configEnvNames }] = await Promise.all([import("../src/cli/env-names.js"), import("../src/cli/options.js"), import("../src/config/config.js")]);
+    const [{ configVariableNames }, { configFlagEnvNames }, { configEnvNames }] = await Promise.all([
+      import("../src/cli/env-names.js"),
+      import("../src/cli/options.js"),
+      import("../src/config/config.js"),
+    ]);
     assert.deepEqual([...configVariableNames].sort(), [...new Set([...configFlagEnvNames(), ...configEnvNames()])].sort());
   });
 
@@ -229,7 +265,10 @@ describe("environment variables", () => {
     const help = ["run", "enqueue", "worker", "status", "retry", "report", "clean", "ui", "eval", "models pull"].map((c) => runMaskfleet([...c.split(" "), "--help"]));
     const named = new Set((await Promise.all(help)).flatMap((r) => [...r.stdout.matchAll(/env: (MASKFLEET_\w+)/g)].map((m) => m[1] as string)));
     assert.ok(named.size >= 20, `${named.size} variables`);
-    assert.deepEqual([...named].filter((n) => !known.has(n)), []);
+    assert.deepEqual(
+      [...named].filter((n) => !known.has(n)),
+      [],
+    );
   });
 });
 
@@ -240,7 +279,10 @@ describe("logs", () => {
     const piped = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", logLine], { encoding: "utf8" });
     assert.equal(JSON.parse(piped.stderr).msg, "Redis connection error");
     // util-linux `script` gives the command a terminal.
-    const tty = spawnSync("script", ["-qec", `${process.execPath} --import tsx --input-type=module -e '${logLine}'`, "/dev/null"], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    const tty = spawnSync("script", ["-qec", `${process.execPath} --import tsx --input-type=module -e '${logLine}'`, "/dev/null"], {
+      encoding: "utf8",
+      env: { ...process.env, NO_COLOR: "1" },
+    });
     assert.equal(tty.status, 0, tty.stderr);
     assert.match(tty.stdout, /^\[\d\d:\d\d:\d\d\.\d{3}\] WARN: Redis connection error\r?\n\s+queue: "mask"/m);
     assert.doesNotMatch(tty.stdout, /"level"/);

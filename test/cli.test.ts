@@ -62,7 +62,21 @@ describe("maskfleet CLI", () => {
       const dir = await oldYamlDir("cli-old-yaml");
       // Only what cannot be had offline is overridden: the models (the YAML names sam_vit_h_4b8939.pth) and Bedrock's endpoints.
       const r = await maskfleet(
-        ["run", "photos", "--config", "config.yaml", "--sam-model", models.sam, "--detector-model", models.face, "--bedrock-endpoint", bedrock.endpoint, "--redis", redis, "--no-progress"],
+        [
+          "run",
+          "photos",
+          "--config",
+          "config.yaml",
+          "--sam-model",
+          models.sam,
+          "--detector-model",
+          models.face,
+          "--bedrock-endpoint",
+          bedrock.endpoint,
+          "--redis",
+          redis,
+          "--no-progress",
+        ],
         dir,
         { ...awsEnv(dir), AWS_ENDPOINT_URL_BEDROCK: control.endpoint },
       );
@@ -85,7 +99,10 @@ describe("maskfleet CLI", () => {
       assert.equal(sent.length, 26);
       assert.ok(sent.every((q) => q.model === "amazon.titan-image-generator-v1" && q.taskType === "OUTPAINTING"));
       assert.deepEqual(new Set(sent.map((q) => `${q.prompt}|${q.seed}`)).size, 26);
-      assert.deepEqual([...new Set(sent.map((q) => q.seed))].sort((x, y) => (x ?? 0) - (y ?? 0)), Array.from({ length: 13 }, (_, i) => 34 + i));
+      assert.deepEqual(
+        [...new Set(sent.map((q) => q.seed))].sort((x, y) => (x ?? 0) - (y ?? 0)),
+        Array.from({ length: 13 }, (_, i) => 34 + i),
+      );
       assert.equal((await readdir(join(dir, "results", prefix, "results"))).length, 26);
     } finally {
       await bedrock.close();
@@ -102,7 +119,10 @@ describe("maskfleet CLI", () => {
       const dir = await oldYamlDir("cli-old-yaml-gone");
       const flags = ["--config", "config.yaml", "--sam-model", models.sam, "--detector-model", models.face, "--bedrock-endpoint", bedrock.endpoint, "--redis", redis];
       const env = { ...awsEnv(dir), AWS_ENDPOINT_URL_BEDROCK: control.endpoint };
-      for (const args of [["run", "photos", "--run", "gone-run", "--no-progress", ...flags], ["enqueue", "photos", "--run", "gone-enqueue", ...flags]]) {
+      for (const args of [
+        ["run", "photos", "--run", "gone-run", "--no-progress", ...flags],
+        ["enqueue", "photos", "--run", "gone-enqueue", ...flags],
+      ]) {
         const r = await maskfleet(args, dir, env);
         const what = `${args[0]}: ${r.stderr}${r.stdout}`;
         assert.equal(r.code, 2, what);
@@ -152,7 +172,21 @@ describe("maskfleet CLI", () => {
     try {
       const dir = await oldYamlDir("cli-old-yaml-stability", "generator: stability\n");
       const r = await maskfleet(
-        ["run", "photos", "--config", "config.yaml", "--sam-model", models.sam, "--detector-model", models.face, "--bedrock-endpoint", bedrock.endpoint, "--redis", redis, "--no-progress"],
+        [
+          "run",
+          "photos",
+          "--config",
+          "config.yaml",
+          "--sam-model",
+          models.sam,
+          "--detector-model",
+          models.face,
+          "--bedrock-endpoint",
+          bedrock.endpoint,
+          "--redis",
+          redis,
+          "--no-progress",
+        ],
         dir,
         { ...awsEnv(dir), AWS_ENDPOINT_URL_BEDROCK: control.endpoint },
       );
@@ -171,7 +205,10 @@ describe("maskfleet CLI", () => {
       assert.equal(sent.length, 26);
       assert.ok(sent.every((q) => q.model === "us.stability.stable-image-inpaint-v1:0" && q.service === "inpaint"));
       assert.equal(new Set(sent.map((q) => `${q.prompt}|${q.seed}`)).size, 26);
-      assert.deepEqual([...new Set(sent.map((q) => q.seed))].sort((x, y) => (x ?? 0) - (y ?? 0)), Array.from({ length: 13 }, (_, i) => 34 + i));
+      assert.deepEqual(
+        [...new Set(sent.map((q) => q.seed))].sort((x, y) => (x ?? 0) - (y ?? 0)),
+        Array.from({ length: 13 }, (_, i) => 34 + i),
+      );
       assert.deepEqual(new Set(sent.map((q) => q.prompt)), new Set(["a product photo on a marble kitchen counter", "a product photo in a sunny garden"]));
       // The gate asked about Stability only, never Titan.
       assert.ok(control.requests.length > 0 && control.requests.every((q) => !q.path.includes("titan")));
@@ -261,9 +298,7 @@ describe("maskfleet CLI", () => {
     assert.match(err, /detached from run reattach; it goes on\. Re-attach: maskfleet status reattach --wait/);
     // Workers come; status --wait follows the run to its end.
     const worker = spawn(process.execPath, [cliEntry(), "worker", "detect", ...common], { cwd: dir, stdio: "ignore" });
-    const others = ["mask", "generate", "finalize"].map((stage) =>
-      spawn(process.execPath, [cliEntry(), "worker", stage, ...common], { cwd: dir, stdio: "ignore" }),
-    );
+    const others = ["mask", "generate", "finalize"].map((stage) => spawn(process.execPath, [cliEntry(), "worker", stage, ...common], { cwd: dir, stdio: "ignore" }));
     try {
       const r = await maskfleet(["status", "reattach", "--wait", "--json", "--redis", redis], dir);
       assert.equal(r.code, 0, r.stderr);

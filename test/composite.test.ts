@@ -96,14 +96,8 @@ describe("compositeBackground with a colour", () => {
   });
 
   test("size mismatch and bad colours are refused", async () => {
-    await assert.rejects(
-      compositeBackground(image, { ...mask, width: H, height: W }, { background: { kind: "color", rgb: green }, featherPx: 0, mode: "outpaint" }),
-      RangeError,
-    );
-    await assert.rejects(
-      compositeBackground(image, mask, { background: { kind: "color", rgb: [0, 256, 0] }, featherPx: 0, mode: "outpaint" }),
-      RangeError,
-    );
+    await assert.rejects(compositeBackground(image, { ...mask, width: H, height: W }, { background: { kind: "color", rgb: green }, featherPx: 0, mode: "outpaint" }), RangeError);
+    await assert.rejects(compositeBackground(image, mask, { background: { kind: "color", rgb: [0, 256, 0] }, featherPx: 0, mode: "outpaint" }), RangeError);
   });
 });
 
@@ -121,7 +115,10 @@ describe("compositeBackground with the object's estimated colours", () => {
     assert.deepEqual(px(await generator.generate({ ...request, mode: "outpaint" }), 20, 20), [100, 100, 100]);
     const inpaint = await generator.generate({ ...request, mask: rectMask(), mode: "inpaint" });
     assert.deepEqual(px(inpaint, 2, 2), px(image, 2, 2), "the photo, not the foreground, where the background is kept");
-    await assert.rejects(compositeBackground(image, soft, { background: { kind: "blur", sigma: 2 }, featherPx: 0, mode: "outpaint" }, { data: new Uint8Array(3), width: 1, height: 1 }), RangeError);
+    await assert.rejects(
+      compositeBackground(image, soft, { background: { kind: "blur", sigma: 2 }, featherPx: 0, mode: "outpaint" }, { data: new Uint8Array(3), width: 1, height: 1 }),
+      RangeError,
+    );
   });
 });
 
@@ -204,10 +201,22 @@ describe("compositeBackend.check: an image background must be a readable image f
     await writeFile(join(dir, "shadow.png"), secret);
     await writeFile(join(dir, "empty.png"), "");
     await mkdir(join(dir, "folder.png"));
-    await writeFile(join(dir, "big.png"), await sharp({ create: { width: 300, height: 200, channels: 3, background: "red" } }).png().toBuffer());
-    await writeFile(join(dir, "tiny.png"), await sharp({ create: { width: 8, height: 8, channels: 3, background: "red" } }).png().toBuffer());
+    await writeFile(
+      join(dir, "big.png"),
+      await sharp({ create: { width: 300, height: 200, channels: 3, background: "red" } })
+        .png()
+        .toBuffer(),
+    );
+    await writeFile(
+      join(dir, "tiny.png"),
+      await sharp({ create: { width: 8, height: 8, channels: 3, background: "red" } })
+        .png()
+        .toBuffer(),
+    );
     await writeFile(join(dir, "drawing.svg"), `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="red"/></svg>\n`);
-    const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: "blue" } }).png().toBuffer();
+    const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: "blue" } })
+      .png()
+      .toBuffer();
     const broken = Buffer.from(png.subarray(0, 33)); // the signature and IHDR only, its CRC spoiled
     broken[29] = broken[29]! ^ 0xff;
     await writeFile(join(dir, "broken.png"), broken);

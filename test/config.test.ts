@@ -11,7 +11,6 @@ import { stableJson } from "../src/pipeline/hash.js";
 import { scratchDir } from "./helpers.js";
 import { oldYaml } from "./fixtures/old-config.js";
 
-
 describe("config", () => {
   it("loads the old script's YAML unchanged and maps its keys", async () => {
     const dir = await scratchDir("config");
@@ -61,7 +60,11 @@ describe("config", () => {
       [{ bedrockEndpoint: "not a url" }, /^bedrockEndpoint: /],
     ];
     for (const [input, pattern] of cases) {
-      assert.throws(() => resolveConfig(input), (err: unknown) => err instanceof ConfigError && pattern.test(err.message), JSON.stringify(input));
+      assert.throws(
+        () => resolveConfig(input),
+        (err: unknown) => err instanceof ConfigError && pattern.test(err.message),
+        JSON.stringify(input),
+      );
     }
     assert.throws(() => resolveConfig({ use_cuda: "yes" } as never), /use_cuda/);
   });

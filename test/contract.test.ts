@@ -45,7 +45,27 @@ interface JsonSchema {
   minimum?: number;
   maximum?: number;
 }
-const knownKeywords = new Set(["$schema", "title", "description", "format", "type", "properties", "required", "additionalProperties", "items", "anyOf", "oneOf", "const", "enum", "pattern", "minLength", "maxLength", "minItems", "minimum", "maximum"]);
+const knownKeywords = new Set([
+  "$schema",
+  "title",
+  "description",
+  "format",
+  "type",
+  "properties",
+  "required",
+  "additionalProperties",
+  "items",
+  "anyOf",
+  "oneOf",
+  "const",
+  "enum",
+  "pattern",
+  "minLength",
+  "maxLength",
+  "minItems",
+  "minimum",
+  "maximum",
+]);
 
 const typeOf = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "array" : Number.isInteger(v) ? "integer" : typeof v);
 
@@ -96,7 +116,13 @@ describe("pipeline contract", () => {
     // Queued by a version before payloads named their kind.
     assert.equal(parseJobData("detect", image).kind, "detect");
     assert.deepEqual(parseJobData("finalize", { ...image, promptVars: { label: "cat", color: "white" } }).promptVars, { label: "cat", color: "white" });
-    assert.deepEqual(parseJobData("generate", { runId: "r", imageId: image.imageId, promptIndex: 1, seed: 34 }), { kind: "generate", runId: "r", imageId: image.imageId, promptIndex: 1, seed: 34 });
+    assert.deepEqual(parseJobData("generate", { runId: "r", imageId: image.imageId, promptIndex: 1, seed: 34 }), {
+      kind: "generate",
+      runId: "r",
+      imageId: image.imageId,
+      promptIndex: 1,
+      seed: 34,
+    });
     assert.throws(() => parseJobData("mask", { ...image, kind: "detect" }), /a detect job on the mask queue/);
     assert.throws(() => parseJobData("finalize", { ...image, kind: "finalize" }), /promptVars/);
     assert.equal(safeParseJobData("generate", { seed: 37 }), undefined, "no job of this version");

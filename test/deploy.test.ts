@@ -77,7 +77,14 @@ describe("Dockerfiles", () => {
     assert.deepEqual(fetched, ["cuda12"], `ONNXRUNTIME_NODE_INSTALL=${flag} fetches CUDA 12`);
     assert.match(run.args, /test -f \S*libonnxruntime_providers_cuda\.so/, "the build fails when the CUDA provider did not arrive");
     const lastStage = Math.max(...cuda.map((i) => i.stage));
-    assert.deepEqual(valuesOf(cuda.filter((i) => i.stage === lastStage), "MASKFLEET_EXECUTION_PROVIDER").map((v) => v.value), ["cuda"], "--ep cuda by default");
+    assert.deepEqual(
+      valuesOf(
+        cuda.filter((i) => i.stage === lastStage),
+        "MASKFLEET_EXECUTION_PROVIDER",
+      ).map((v) => v.value),
+      ["cuda"],
+      "--ep cuda by default",
+    );
   });
 
   it("both images: Node 22 LTS or newer, and the other platforms' onnxruntime binaries pruned after npm prune", () => {
@@ -131,7 +138,10 @@ describe("Dockerfiles", () => {
     ];
     for (const [what, text, problem] of cases) {
       assert.notEqual(text, good, `${what}: the case changed the file`);
-      assert.ok(dockerfileProblems(text, repo).some((p) => problem.test(p)), `${what}: ${JSON.stringify(dockerfileProblems(text, repo))}`);
+      assert.ok(
+        dockerfileProblems(text, repo).some((p) => problem.test(p)),
+        `${what}: ${JSON.stringify(dockerfileProblems(text, repo))}`,
+      );
     }
   });
 });
@@ -154,7 +164,10 @@ function onnxruntimeInstallFlag(): (value: string) => unknown {
     try {
       return utils.parseInstallFlag();
     } finally {
-      for (const [k, v] of [["ONNXRUNTIME_NODE_INSTALL_CUDA", saved.cuda], ["ONNXRUNTIME_NODE_INSTALL", saved.install]] as const) {
+      for (const [k, v] of [
+        ["ONNXRUNTIME_NODE_INSTALL_CUDA", saved.cuda],
+        ["ONNXRUNTIME_NODE_INSTALL", saved.install],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
@@ -183,8 +196,14 @@ describe("the image entrypoint", () => {
     for (const path of Object.values(dockerfiles)) {
       const ins = parseDockerfile(readFileSync(path, "utf8"));
       const last = ins.filter((i) => i.stage === Math.max(...ins.map((x) => x.stage)));
-      assert.ok(last.some((i) => i.keyword === "WORKDIR" && i.args === "/app"), `${path}: WORKDIR /app`);
-      assert.ok(last.some((i) => i.keyword === "COPY" && copyArgs(i.args).dest === "./dist"), `${path}: dist in /app/dist`);
+      assert.ok(
+        last.some((i) => i.keyword === "WORKDIR" && i.args === "/app"),
+        `${path}: WORKDIR /app`,
+      );
+      assert.ok(
+        last.some((i) => i.keyword === "COPY" && copyArgs(i.args).dest === "./dist"),
+        `${path}: dist in /app/dist`,
+      );
       const copied = last.find((i) => i.keyword === "COPY" && copyArgs(i.args).sources.includes("deploy/docker/entrypoint.sh"));
       assert.ok(copied, `${path}: copies the entrypoint`);
       assert.match(last.find((i) => i.keyword === "ENTRYPOINT")?.args ?? "", new RegExp(copyArgs(copied.args).dest.split("/").pop() as string));
@@ -326,7 +345,10 @@ describe("docker-compose.yml", () => {
     const gpu = services["mask-gpu"] as Service;
     assert.equal(gpu.build?.dockerfile, "deploy/docker/Dockerfile.cuda");
     assert.deepEqual(gpu.command, ["worker", "mask", "--ep", "cuda"]);
-    assert.ok(gpu.deploy?.resources?.reservations?.devices?.some((d) => d.capabilities.includes("gpu")), "a GPU reservation");
+    assert.ok(
+      gpu.deploy?.resources?.reservations?.devices?.some((d) => d.capabilities.includes("gpu")),
+      "a GPU reservation",
+    );
     for (const s of Object.values(services)) {
       if (s.build) assert.ok(existsSync(join(s.build.context, s.build.dockerfile)), s.build.dockerfile);
     }
@@ -370,7 +392,10 @@ describe("docker-compose.yml", () => {
       const m = /^(?:([^:]+):)?(?:\d+):(\d+)(?:\/\w+)?$/.exec(p);
       return { hostIp: m?.[1], target: Number(m?.[2]) };
     });
-    assert.ok(ports.some((p) => p.target === port), `port ${port} published: ${JSON.stringify(ui.ports)}`);
+    assert.ok(
+      ports.some((p) => p.target === port),
+      `port ${port} published: ${JSON.stringify(ui.ports)}`,
+    );
     for (const p of ports) assert.equal(p.hostIp, "127.0.0.1", "published on the host's loopback only (it has no login)");
 
     assert.equal(ui.environment?.MASKFLEET_REDIS_URL, detect.environment?.MASKFLEET_REDIS_URL);
@@ -468,7 +493,13 @@ describe("Kubernetes manifests (deploy/k8s)", () => {
     const key = (m: Manifest) => `${m.kind}/${m.metadata.namespace ?? ""}/${m.metadata.name}`;
     for (const [name, docs] of built) {
       const out = execFileSync("kubectl", ["kustomize", join(k8s, name)], { encoding: "utf8" });
-      const theirs = new Map(out.split(/^---$/m).map((d) => parseYaml(d) as Manifest).filter(Boolean).map((m) => [key(m), m]));
+      const theirs = new Map(
+        out
+          .split(/^---$/m)
+          .map((d) => parseYaml(d) as Manifest)
+          .filter(Boolean)
+          .map((m) => [key(m), m]),
+      );
       assert.deepEqual([...theirs.keys()].sort(), docs.map(key).sort(), name);
       for (const m of docs) assert.deepEqual(m, theirs.get(key(m)), `${name}: ${key(m)}`);
     }
@@ -496,49 +527,121 @@ describe("Kubernetes manifests (deploy/k8s)", () => {
     it("a pool without its PDB, on another list, with too short a grace period, as root, without probes", () => {
       const base = at("base");
       const without = (kind: string, name: string) => base.filter((d) => !(d.kind === kind && d.metadata.name === name));
-      const patched = (kind: string, name: string, ops: Parameters<typeof applyJsonPatch>[1]) => base.map((d) => (d.kind === kind && d.metadata.name === name ? applyJsonPatch(d, ops) : d));
+      const patched = (kind: string, name: string, ops: Parameters<typeof applyJsonPatch>[1]) =>
+        base.map((d) => (d.kind === kind && d.metadata.name === name ? applyJsonPatch(d, ops) : d));
       const cases: [string, Manifest[], RegExp][] = [
         ["no PDB", without("PodDisruptionBudget", "maskfleet-detect"), /maskfleet-detect: 0 PodDisruptionBudgets/],
         ["no ScaledObject", without("ScaledObject", "maskfleet-generate"), /maskfleet-generate: 0 ScaledObjects/],
         ["no Deployment", without("Deployment", "maskfleet-finalize"), /0 Deployments for the finalize pool/],
-        ["another queue's list", patched("ScaledObject", "maskfleet-mask", [{ op: "replace", path: "/spec/triggers/0/metadata/listName", value: "maskfleet:detect:wait" }]), /listName maskfleet:detect:wait is not a BullMQ list of the mask queue/],
-        ["bull's default prefix", patched("ScaledObject", "maskfleet-mask", [{ op: "replace", path: "/spec/triggers/0/metadata/listName", value: "bull:mask:wait" }]), /no redis trigger on BullMQ's waiting list maskfleet:mask:wait/],
-        ["short grace", patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/terminationGracePeriodSeconds", value: 30 }]), /terminationGracePeriodSeconds 30 does not cover shutdownGraceMs 30000/],
-        ["longer shutdown grace", patched("ConfigMap", "maskfleet-config", [{ op: "replace", path: "/data/MASKFLEET_SHUTDOWN_GRACE_MS", value: "60000" }]), /terminationGracePeriodSeconds 45 does not cover shutdownGraceMs 60000/],
-        ["another Redis", patched("ConfigMap", "maskfleet-config", [{ op: "replace", path: "/data/REDIS_ADDRESS", value: "other:6379" }]), /scales on Redis other:6379, the workers use redis:6379/],
-        ["unknown setting", patched("ConfigMap", "maskfleet-config", [{ op: "add", path: "/data/MASKFLEET_SHUTDOWN_GRACE", value: "1" }]), /MASKFLEET_SHUTDOWN_GRACE is not a maskfleet setting/],
-        ["bad setting", patched("ConfigMap", "maskfleet-config", [{ op: "replace", path: "/data/MASKFLEET_LOCK_DURATION_MS", value: "5" }]), /the config refuses these settings: .*lockDurationMs/],
+        [
+          "another queue's list",
+          patched("ScaledObject", "maskfleet-mask", [{ op: "replace", path: "/spec/triggers/0/metadata/listName", value: "maskfleet:detect:wait" }]),
+          /listName maskfleet:detect:wait is not a BullMQ list of the mask queue/,
+        ],
+        [
+          "bull's default prefix",
+          patched("ScaledObject", "maskfleet-mask", [{ op: "replace", path: "/spec/triggers/0/metadata/listName", value: "bull:mask:wait" }]),
+          /no redis trigger on BullMQ's waiting list maskfleet:mask:wait/,
+        ],
+        [
+          "short grace",
+          patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/terminationGracePeriodSeconds", value: 30 }]),
+          /terminationGracePeriodSeconds 30 does not cover shutdownGraceMs 30000/,
+        ],
+        [
+          "longer shutdown grace",
+          patched("ConfigMap", "maskfleet-config", [{ op: "replace", path: "/data/MASKFLEET_SHUTDOWN_GRACE_MS", value: "60000" }]),
+          /terminationGracePeriodSeconds 45 does not cover shutdownGraceMs 60000/,
+        ],
+        [
+          "another Redis",
+          patched("ConfigMap", "maskfleet-config", [{ op: "replace", path: "/data/REDIS_ADDRESS", value: "other:6379" }]),
+          /scales on Redis other:6379, the workers use redis:6379/,
+        ],
+        [
+          "unknown setting",
+          patched("ConfigMap", "maskfleet-config", [{ op: "add", path: "/data/MASKFLEET_SHUTDOWN_GRACE", value: "1" }]),
+          /MASKFLEET_SHUTDOWN_GRACE is not a maskfleet setting/,
+        ],
+        [
+          "bad setting",
+          patched("ConfigMap", "maskfleet-config", [{ op: "replace", path: "/data/MASKFLEET_LOCK_DURATION_MS", value: "5" }]),
+          /the config refuses these settings: .*lockDurationMs/,
+        ],
         ["root", patched("Deployment", "maskfleet-mask", [{ op: "remove", path: "/spec/template/spec/securityContext/runAsNonRoot" }]), /maskfleet-mask: runAsNonRoot is not set/],
         ["no probe", patched("Deployment", "maskfleet-mask", [{ op: "remove", path: "/spec/template/spec/containers/0/livenessProbe" }]), /livenessProbe does not GET \/healthz/],
-        ["ready before the warm-up", patched("Deployment", "maskfleet-detect", [{ op: "replace", path: "/spec/template/spec/containers/0/readinessProbe/httpGet/path", value: "/metrics" }]), /maskfleet-detect: readinessProbe does not GET \/ready/],
-        ["startup waiting for the warm-up", patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/startupProbe/httpGet/path", value: "/ready" }]), /startupProbe does not GET \/healthz/],
-        ["wrong stage", patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/args/1", value: "detect" }]), /runs \["worker","detect"\], expected \["worker", "mask"/],
-        ["too little memory", patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/resources/requests/memory", value: "512Mi" }]), /ViT-B needs at least 1\.5Gi/],
+        [
+          "ready before the warm-up",
+          patched("Deployment", "maskfleet-detect", [{ op: "replace", path: "/spec/template/spec/containers/0/readinessProbe/httpGet/path", value: "/metrics" }]),
+          /maskfleet-detect: readinessProbe does not GET \/ready/,
+        ],
+        [
+          "startup waiting for the warm-up",
+          patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/startupProbe/httpGet/path", value: "/ready" }]),
+          /startupProbe does not GET \/healthz/,
+        ],
+        [
+          "wrong stage",
+          patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/args/1", value: "detect" }]),
+          /runs \["worker","detect"\], expected \["worker", "mask"/,
+        ],
+        [
+          "too little memory",
+          patched("Deployment", "maskfleet-mask", [{ op: "replace", path: "/spec/template/spec/containers/0/resources/requests/memory", value: "512Mi" }]),
+          /ViT-B needs at least 1\.5Gi/,
+        ],
       ];
       for (const [what, docs, problem] of cases) {
         const problems = fleetProblems(docs);
-        assert.ok(problems.some((p) => problem.test(p)), `${what}: ${JSON.stringify(problems)}`);
+        assert.ok(
+          problems.some((p) => problem.test(p)),
+          `${what}: ${JSON.stringify(problems)}`,
+        );
       }
     });
 
     it("a queue browser on loopback only, writable, without probes or its Service, or exposed", () => {
       const base = at("base");
-      const patched = (kind: string, name: string, ops: Parameters<typeof applyJsonPatch>[1]) => base.map((d) => (d.kind === kind && d.metadata.name === name ? applyJsonPatch(d, ops) : d));
+      const patched = (kind: string, name: string, ops: Parameters<typeof applyJsonPatch>[1]) =>
+        base.map((d) => (d.kind === kind && d.metadata.name === name ? applyJsonPatch(d, ops) : d));
       const cases: [string, Manifest[], RegExp][] = [
         ["no ui", base.filter((d) => d.metadata.name !== "maskfleet-ui"), /0 Deployments for the queue browser/],
-        ["loopback", patched("Deployment", "maskfleet-ui", [{ op: "replace", path: "/spec/template/spec/containers/0/args", value: ["ui", "--port", "3001"] }]), /maskfleet-ui: needs --host 0\.0\.0\.0/],
-        ["retries", patched("Deployment", "maskfleet-ui", [{ op: "add", path: "/spec/template/spec/containers/0/args/-", value: "--allow-retries" }]), /--allow-retries: the base is read-only/],
-        ["another port", patched("Deployment", "maskfleet-ui", [{ op: "replace", path: "/spec/template/spec/containers/0/ports/0/containerPort", value: 3000 }]), /container port "http" is 3000, it listens on 3001/],
-        ["no readiness", patched("Deployment", "maskfleet-ui", [{ op: "remove", path: "/spec/template/spec/containers/0/readinessProbe" }]), /maskfleet-ui: readinessProbe does not GET \/ready/],
+        [
+          "loopback",
+          patched("Deployment", "maskfleet-ui", [{ op: "replace", path: "/spec/template/spec/containers/0/args", value: ["ui", "--port", "3001"] }]),
+          /maskfleet-ui: needs --host 0\.0\.0\.0/,
+        ],
+        [
+          "retries",
+          patched("Deployment", "maskfleet-ui", [{ op: "add", path: "/spec/template/spec/containers/0/args/-", value: "--allow-retries" }]),
+          /--allow-retries: the base is read-only/,
+        ],
+        [
+          "another port",
+          patched("Deployment", "maskfleet-ui", [{ op: "replace", path: "/spec/template/spec/containers/0/ports/0/containerPort", value: 3000 }]),
+          /container port "http" is 3000, it listens on 3001/,
+        ],
+        [
+          "no readiness",
+          patched("Deployment", "maskfleet-ui", [{ op: "remove", path: "/spec/template/spec/containers/0/readinessProbe" }]),
+          /maskfleet-ui: readinessProbe does not GET \/ready/,
+        ],
         ["two replicas", patched("Deployment", "maskfleet-ui", [{ op: "replace", path: "/spec/replicas", value: 2 }]), /replicas 2, expected 1/],
         ["a token", patched("Deployment", "maskfleet-ui", [{ op: "remove", path: "/spec/template/spec/automountServiceAccountToken" }]), /service account token/],
         ["no Service", base.filter((d) => !(d.kind === "Service" && d.metadata.name === "maskfleet-ui")), /maskfleet-ui: 0 Services select its pods/],
-        ["the workers' pods too", patched("Service", "maskfleet-ui", [{ op: "remove", path: "/spec/selector/app.kubernetes.io~1component" }]), /Service maskfleet\/maskfleet-ui: selects the pods of .*maskfleet-detect/],
+        [
+          "the workers' pods too",
+          patched("Service", "maskfleet-ui", [{ op: "remove", path: "/spec/selector/app.kubernetes.io~1component" }]),
+          /Service maskfleet\/maskfleet-ui: selects the pods of .*maskfleet-detect/,
+        ],
         ["exposed", patched("Service", "maskfleet-ui", [{ op: "add", path: "/spec/type", value: "LoadBalancer" }]), /type LoadBalancer: it has no login/],
       ];
       for (const [what, docs, problem] of cases) {
         const problems = fleetProblems(docs);
-        assert.ok(problems.some((p) => problem.test(p)), `${what}: ${JSON.stringify(problems)}`);
+        assert.ok(
+          problems.some((p) => problem.test(p)),
+          `${what}: ${JSON.stringify(problems)}`,
+        );
       }
     });
 

@@ -87,7 +87,10 @@ describe("OWLv2 base patch16 ensemble (random weights)", () => {
         assert.equal(out.patches, 16);
         assert.equal(out.scores.length, 16 * queries.length);
         assert.equal(out.boxes.length, 16 * 4);
-        assert.ok(out.scores.every((v) => v > 0 && v < 1), "sigmoid scores strictly inside 0-1");
+        assert.ok(
+          out.scores.every((v) => v > 0 && v < 1),
+          "sigmoid scores strictly inside 0-1",
+        );
         assert.ok(out.boxes.every(Number.isFinite));
       }
       const boxes = await model.detector("car", { scoreThreshold: 0, maxObjects: 5 }).detect(image);

@@ -26,13 +26,22 @@ describe("discovery: symlinks", () => {
     await symlink("..", join(dir, "a", ".hidden-loop")); // hidden: left out quietly, as hidden files are
     assert.deepEqual(names([dir]), ["a/x.jpg"]);
     const found = discovery.discover([dir]);
-    assert.deepEqual(found.items.map((i) => i.name), ["a/x.jpg"]);
-    assert.deepEqual(found.skipped.map((s) => [s.name, s.reason]), [["a/loop", "symlink loop"]]);
+    assert.deepEqual(
+      found.items.map((i) => i.name),
+      ["a/x.jpg"],
+    );
+    assert.deepEqual(
+      found.skipped.map((s) => [s.name, s.reason]),
+      [["a/loop", "symlink loop"]],
+    );
     assert.deepEqual(found.followed, []);
     assert.equal(discovery.formatSkipped(found.skipped), "skipped 1 file: 1 symlink loop (a/loop)");
     // The same through a glob: names relative to the glob's base.
     assert.deepEqual(names([`${dir}/**/*.jpg`]), ["a/x.jpg"]);
-    assert.deepEqual(discovery.discover([`${dir}/**/*.jpg`]).skipped.map((s) => [s.name, s.reason]), [["a/loop", "symlink loop"]]);
+    assert.deepEqual(
+      discovery.discover([`${dir}/**/*.jpg`]).skipped.map((s) => [s.name, s.reason]),
+      [["a/loop", "symlink loop"]],
+    );
 
     // Two loops, each reachable through the other (2^40 paths before ELOOP without cycle detection).
     const two = await scratchDir("discover-loop-2");
@@ -42,8 +51,15 @@ describe("discovery: symlinks", () => {
     await symlink("../..", join(two, "p", "q", "top"));
     await symlink("self", join(two, "self")); // a link to itself: ELOOP when resolved
     const t = discovery.discover([two]);
-    assert.deepEqual(t.items.map((i) => i.name), ["p/q/y.png"]);
-    assert.deepEqual(t.skipped.map((s) => [s.name, s.reason]).sort(), [["p/q/top", "symlink loop"], ["p/up", "symlink loop"], ["self", "symlink loop"]]);
+    assert.deepEqual(
+      t.items.map((i) => i.name),
+      ["p/q/y.png"],
+    );
+    assert.deepEqual(t.skipped.map((s) => [s.name, s.reason]).sort(), [
+      ["p/q/top", "symlink loop"],
+      ["p/up", "symlink loop"],
+      ["self", "symlink loop"],
+    ]);
   });
 
   it("follows a symlinked folder once, says so, and never lists a folder twice", async () => {
@@ -64,17 +80,19 @@ describe("discovery: symlinks", () => {
       ["ext2", "symlinked folder already listed"],
       ["same", "symlinked folder already listed"],
     ]);
-    assert.equal(
-      discovery.formatSkipped(found.skipped),
-      "skipped 3 files: 2 symlinked folders already listed (ext2, same), 1 broken symlink (dead.jpg)",
-    );
+    assert.equal(discovery.formatSkipped(found.skipped), "skipped 3 files: 2 symlinked folders already listed (ext2, same), 1 broken symlink (dead.jpg)");
     assert.equal(discovery.formatFollowed(found.followed), `followed 1 symlinked folder: ext -> ${realpathSync(outside)}`);
   });
 });
 
 describe("discovery: what is not read", () => {
   it("lists only the extensions this sharp build decodes", () => {
-    const readable = new Set(Object.values(sharp.format).filter((f) => f.input.buffer).flatMap((f) => f.input.fileSuffix ?? []).map((s) => s.replace(/^\./, "")));
+    const readable = new Set(
+      Object.values(sharp.format)
+        .filter((f) => f.input.buffer)
+        .flatMap((f) => f.input.fileSuffix ?? [])
+        .map((s) => s.replace(/^\./, "")),
+    );
     assert.ok(discovery.imageExtensions.length > 0);
     for (const ext of discovery.imageExtensions) assert.ok(readable.has(ext), `${ext} is read by sharp here`);
     for (const ext of ["jpg", "jpeg", "png", "webp", "tif", "tiff", "gif", "avif"]) assert.ok(discovery.imageExtensions.includes(ext), ext);
@@ -88,18 +106,24 @@ describe("discovery: what is not read", () => {
     for (const f of ["a.jpg", "b.PNG", "c.svg", "d.txt", "e.bmp", "f.HEIC", "g.avif", "README", ".hidden.jpg", "notes.txt"]) await writeFile(join(dir, f), "x");
     assert.deepEqual(names([dir]), ["a.jpg", "b.PNG", "g.avif"]);
     const found = discovery.discover([dir]);
-    assert.deepEqual(found.skipped.map((s) => [s.name, s.reason]), [
-      ["README", "not an image"],
-      ["c.svg", "not an image"],
-      ["d.txt", "not an image"],
-      ["e.bmp", "format not readable here"],
-      ["f.HEIC", "format not readable here"],
-      ["notes.txt", "not an image"],
-    ]);
+    assert.deepEqual(
+      found.skipped.map((s) => [s.name, s.reason]),
+      [
+        ["README", "not an image"],
+        ["c.svg", "not an image"],
+        ["d.txt", "not an image"],
+        ["e.bmp", "format not readable here"],
+        ["f.HEIC", "format not readable here"],
+        ["notes.txt", "not an image"],
+      ],
+    );
     assert.equal(discovery.formatSkipped(found.skipped), "skipped 6 files: 4 not images (.svg, .txt, README), 2 in formats sharp cannot read here (.bmp, .heic)");
     // A glob reports what it matched and cannot use.
     const globbed = discovery.discover([`${dir}/*.{bmp,jpg}`]);
-    assert.deepEqual(globbed.items.map((i) => i.name), ["a.jpg"]);
+    assert.deepEqual(
+      globbed.items.map((i) => i.name),
+      ["a.jpg"],
+    );
     assert.equal(discovery.formatSkipped(globbed.skipped), "skipped 1 file: 1 in a format sharp cannot read here (.bmp)");
     // Nothing usable: the error says why.
     const none = await scratchDir("discover-skipped-none");
@@ -115,7 +139,9 @@ describe("discovery: what is not read", () => {
     const redis = await freshRedis(11);
     const dir = await scratchDir("discover-skipped-cli");
     await mkdir(join(dir, "in"));
-    await sharp({ create: { width: 16, height: 16, channels: 3, background: "red" } }).png().toFile(join(dir, "in", "one.png"));
+    await sharp({ create: { width: 16, height: 16, channels: 3, background: "red" } })
+      .png()
+      .toFile(join(dir, "in", "one.png"));
     await writeFile(join(dir, "in", "logo.svg"), "<svg/>");
     await writeFile(join(dir, "in", "notes.txt"), "x");
     await symlink("..", join(dir, "in", "loop"));
@@ -132,14 +158,20 @@ describe("discovery: manifests", () => {
     const dir = await scratchDir("discover-csv");
     const cols = join(dir, "cols.csv");
     await writeFile(cols, 'path,boxes,prompts\na.jpg,,\nb.jpg,"[[1,2,3,4]]",x,extra\n');
-    assert.throws(() => discoverInputs([cols]), (err: unknown) => {
-      assert.ok(err instanceof ConfigError, String(err));
-      assert.equal(err.message, `inputs: ${cols} line 3: Invalid Record Length: columns length is 3, got 4`);
-      return true;
-    });
+    assert.throws(
+      () => discoverInputs([cols]),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError, String(err));
+        assert.equal(err.message, `inputs: ${cols} line 3: Invalid Record Length: columns length is 3, got 4`);
+        return true;
+      },
+    );
     const quote = join(dir, "quote.csv");
     await writeFile(quote, 'path,boxes\na.jpg,x"y\n');
-    assert.throws(() => discoverInputs([quote]), (err: unknown) => err instanceof ConfigError && err.message === `inputs: ${quote} line 2: Invalid Opening Quote: a quote is found on field …, value is …`);
+    assert.throws(
+      () => discoverInputs([quote]),
+      (err: unknown) => err instanceof ConfigError && err.message === `inputs: ${quote} line 2: Invalid Opening Quote: a quote is found on field …, value is …`,
+    );
 
     // The CLI: that line, no stack trace, exit 2 as for every config error.
     const redis = await freshRedis(11);
@@ -152,7 +184,10 @@ describe("discovery: manifests", () => {
     const dir = await scratchDir("discover-jsonl");
     const file = join(dir, "m.jsonl");
     await writeFile(file, '{"path": "a.jpg"}\n\n{nope\n');
-    assert.throws(() => discoverInputs([file]), (err: unknown) => err instanceof ConfigError && /^inputs: .*m\.jsonl line 3: not valid JSON: [^\n]+$/.test(err.message));
+    assert.throws(
+      () => discoverInputs([file]),
+      (err: unknown) => err instanceof ConfigError && /^inputs: .*m\.jsonl line 3: not valid JSON: [^\n]+$/.test(err.message),
+    );
   });
 
   it("a manifest that is some other file is refused without quoting its contents", async () => {

@@ -15,7 +15,10 @@ describe("discoverInputs", () => {
     const names = discoverInputs([dir]).map((i) => i.name);
     assert.deepEqual(names, ["a/b/three.webp", "a/two.PNG", "one.jpg"]);
     const globbed = discoverInputs([`${dir}/a/**/*.webp`, join(dir, "one.jpg"), join(dir, "one.jpg")]);
-    assert.deepEqual(globbed.map((i) => i.name), ["b/three.webp", "one.jpg"]);
+    assert.deepEqual(
+      globbed.map((i) => i.name),
+      ["b/three.webp", "one.jpg"],
+    );
     assert.throws(() => discoverInputs([join(dir, "missing")]), ConfigError);
   });
 
@@ -34,17 +37,23 @@ describe("discoverInputs", () => {
 
     await writeFile(join(dir, "m.csv"), 'path,boxes,prompts\nc.jpg,"[[0,0,10,10]]",studio white|beach\nd.jpg,,\n');
     const csv = discoverInputs([join(dir, "m.csv")]);
-    assert.deepEqual(csv.map((r) => [r.name, r.boxes, r.prompts]), [
-      ["c.jpg", [{ x0: 0, y0: 0, x1: 10, y1: 10 }], ["studio white", "beach"]],
-      ["d.jpg", undefined, undefined],
-    ]);
+    assert.deepEqual(
+      csv.map((r) => [r.name, r.boxes, r.prompts]),
+      [
+        ["c.jpg", [{ x0: 0, y0: 0, x1: 10, y1: 10 }], ["studio white", "beach"]],
+        ["d.jpg", undefined, undefined],
+      ],
+    );
 
     await writeFile(join(dir, "bad.jsonl"), '{"path": "a.jpg", "boxes": [[1,2,3]]}\n');
     assert.throws(() => discoverInputs([join(dir, "bad.jsonl")]), /bad\.jsonl row 1 boxes/);
     // Point prompts next to a box, as [x, y, label] or {x, y, label}; they travel in the job.
     await writeFile(join(dir, "points.jsonl"), '{"path": "e.jpg", "boxes": [{"x0":0,"y0":0,"x1":50,"y1":50,"points":[[10,12,1],{"x":40,"y":40,"label":0}]}]}\n');
     const [withPoints] = discoverInputs([join(dir, "points.jsonl")]);
-    const points = [{ x: 10, y: 12, label: 1 }, { x: 40, y: 40, label: 0 }];
+    const points = [
+      { x: 10, y: 12, label: 1 },
+      { x: 40, y: 40, label: 0 },
+    ];
     assert.deepEqual(withPoints?.boxes?.[0]?.points, points);
     assert.deepEqual(boxSchema.parse(withPoints?.boxes?.[0]).points, points, "the job schema keeps them");
     await writeFile(join(dir, "bad3.jsonl"), '{"path": "e.jpg", "boxes": [{"x0":0,"y0":0,"x1":5,"y1":5,"points":[[1,2,3]]}]}\n');

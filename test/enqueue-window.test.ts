@@ -102,7 +102,22 @@ describe("streaming enqueue", () => {
     const n = 3000;
     catalog(n, "big");
     const out = join(dir, "out-big");
-    const args = ["enqueue", "s3://in-bucket/big/", "--run", "resume", "--out", out, "--redis", redisUrl, "--s3-endpoint", s3.endpoint, "--region", "us-east-1", "--target", "auto"];
+    const args = [
+      "enqueue",
+      "s3://in-bucket/big/",
+      "--run",
+      "resume",
+      "--out",
+      out,
+      "--redis",
+      redisUrl,
+      "--s3-endpoint",
+      s3.endpoint,
+      "--region",
+      "us-east-1",
+      "--target",
+      "auto",
+    ];
     const env = { ...process.env, ...standInCredentials, MASKFLEET_LOG_LEVEL: "warn" };
     const state = new RunState(redis);
     // Killed with SIGKILL once part of the catalog is in: no chance to clean up.

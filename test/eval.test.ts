@@ -16,7 +16,6 @@ import { formatEvalTable, runEval, type EvalReport } from "../src/eval/run.js";
 import type { Mask } from "../src/imaging/types.js";
 import { runMaskfleet, scratchDir, tinyModels } from "./helpers.js";
 
-
 function rectMask(width: number, height: number, x0: number, y0: number, x1: number, y1: number): Mask {
   const data = new Uint8Array(width * height);
   for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) data[y * width + x] = 255;
@@ -70,7 +69,14 @@ test("polygons: pixel-centre scanline fill matches the analytic areas", () => {
   const expected = 0.5 * 64 * 400 * Math.sin((2 * Math.PI) / 64);
   assert.ok(Math.abs(area(rasterizePolygons([ring], 64, 48)) - expected) / expected < 0.02);
   // Several rings are unioned; a ring's self-overlap follows even-odd; outside the image is cut off.
-  const two = rasterizePolygons([[0, 0, 10, 0, 10, 10, 0, 10], [5, 5, 15, 5, 15, 15, 5, 15]], 64, 48);
+  const two = rasterizePolygons(
+    [
+      [0, 0, 10, 0, 10, 10, 0, 10],
+      [5, 5, 15, 5, 15, 15, 5, 15],
+    ],
+    64,
+    48,
+  );
   assert.equal(area(two), 100 + 100 - 25);
   assert.equal(area(rasterizePolygons([[-10, -10, 10, -10, 10, 10, -10, 10]], 64, 48)), 100);
 });
@@ -133,7 +139,10 @@ test("COCO JSON errors name the file and the field", () => {
   const ok = { images: [{ id: 1, file_name: "a.png", width: 10, height: 10 }], annotations: [], categories: [] };
   assert.doesNotThrow(() => parseCoco(ok, "x.json"));
   const badBox = { ...ok, annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 1], segmentation: [] }] };
-  assert.throws(() => parseCoco(badBox, "x.json"), (e: Error) => e instanceof ConfigError && /^x\.json: annotations\[0\]\.bbox/.test(e.message));
+  assert.throws(
+    () => parseCoco(badBox, "x.json"),
+    (e: Error) => e instanceof ConfigError && /^x\.json: annotations\[0\]\.bbox/.test(e.message),
+  );
   const noImage = { ...ok, annotations: [{ id: 1, image_id: 7, category_id: 1, bbox: [0, 0, 1, 1], segmentation: [] }] };
   assert.throws(() => parseCoco(noImage, "x.json"), /annotations\[0\]\.image_id: no image with id 7/);
 });
@@ -148,7 +157,9 @@ async function writeImage(path: string, shapes: Mask[]): Promise<void> {
   for (const [k, s] of shapes.entries()) {
     for (let i = 0; i < W * H; i++) if (s.data[i]) rgb.set(k % 2 ? [230, 60, 40] : [40, 200, 90], i * 3);
   }
-  await sharp(rgb, { raw: { width: W, height: H, channels: 3 } }).png().toFile(path);
+  await sharp(rgb, { raw: { width: W, height: H, channels: 3 } })
+    .png()
+    .toFile(path);
 }
 
 /**
@@ -246,7 +257,10 @@ test("maskfleet eval: a table and a JSON report for two models; bad inputs are o
   assert.match(r.stdout, /model\s+ep\s+images\s+instances\s+mIoU\s+boundary F\s+ms\/image/);
   const report = JSON.parse(await readFile(out, "utf8")) as EvalReport;
   checkReport(report, 2, ellipseIoU);
-  assert.deepEqual(report.models.map((m) => m.model), [sam, copy]);
+  assert.deepEqual(
+    report.models.map((m) => m.model),
+    [sam, copy],
+  );
   assert.ok(r.stdout.includes(copy));
 
   const missingImage = join(dir, "missing.json");

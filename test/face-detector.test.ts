@@ -77,7 +77,10 @@ test("boxes crossing the image edge are clamped inside it", async () => {
 });
 
 test("the astronaut photo: one box around her face", async () => {
-  const { data, info } = await sharp(join(repoRoot, "samples", "photos", "astronaut.jpg")).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(join(repoRoot, "samples", "photos", "astronaut.jpg"))
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   const img = { data: new Uint8Array(data), width: info.width, height: info.height };
   const boxes = await detector.detect(img);
   assert.equal(boxes.length, 1, JSON.stringify(boxes));

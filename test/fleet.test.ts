@@ -79,7 +79,12 @@ describe("fleet end to end", () => {
       assert.equal(manifest.results.length, 4, "2 prompts x 2 seeds");
       assert.deepEqual(
         manifest.results.map((r: { promptIndex: number; seed: number; status: string }) => [r.promptIndex, r.seed, r.status]),
-        [[0, 34, "ok"], [0, 35, "ok"], [1, 34, "ok"], [1, 35, "ok"]],
+        [
+          [0, 34, "ok"],
+          [0, 35, "ok"],
+          [1, 34, "ok"],
+          [1, 35, "ok"],
+        ],
       );
       assert.equal(manifest.detections.boxes.length, 1);
       assert.ok(manifest.mask.stats.area > 0);
@@ -160,14 +165,19 @@ describe("fleet end to end", () => {
       if (img.failedStage) continue;
       const manifest = JSON.parse(await readFile(join(outDir, img.outPrefix, "manifest.json"), "utf8"));
       assert.equal(manifest.runId, "e2e-again");
-      assert.ok(manifest.results.every((r: { reused: boolean }) => r.reused), `${img.name}: every result reused`);
+      assert.ok(
+        manifest.results.every((r: { reused: boolean }) => r.reused),
+        `${img.name}: every result reused`,
+      );
     }
   });
 
   it("a failed generate job is recorded on its result with the reason; the image fails at generate", async () => {
     const notAnImage = join(inputDir, "..", "background.png");
     // A picture when enqueued (preflight reads its header), text by the time a worker opens it.
-    await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(notAnImage);
+    await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 1, g: 2, b: 3 } } })
+      .png()
+      .toFile(notAnImage);
     const one = discoverInputs([join(inputDir, photos[0] as string)]);
     await enqueueImages(fleet.ctx.redis, { ...config, background: notAnImage }, "e2e-bad-background", one);
     await writeFile(notAnImage, "not a picture");
@@ -187,7 +197,10 @@ describe("fleet end to end", () => {
 
   it("a background that is neither a colour nor an existing file is refused at enqueue", async () => {
     const one = discoverInputs([join(inputDir, photos[0] as string)]);
-    await assert.rejects(enqueueImages(fleet.ctx.redis, { ...config, background: "/nowhere/bg.png" }, "e2e-no-background", one), /^ConfigError: background: \/nowhere\/bg.png is neither/);
+    await assert.rejects(
+      enqueueImages(fleet.ctx.redis, { ...config, background: "/nowhere/bg.png" }, "e2e-no-background", one),
+      /^ConfigError: background: \/nowhere\/bg.png is neither/,
+    );
   });
 });
 

@@ -194,7 +194,11 @@ describe("estimateForeground (Germer et al. 2020, multi-level)", () => {
 
   test("a mask without soft pixels returns the photo where alpha is 255", () => {
     const photo = rgb(40, 30, (i) => (i * 37) % 256);
-    const hard = mask(40, 30, Array.from({ length: 1200 }, (_, i) => ((i % 40) < 20 ? 255 : 0)));
+    const hard = mask(
+      40,
+      30,
+      Array.from({ length: 1200 }, (_, i) => (i % 40 < 20 ? 255 : 0)),
+    );
     const out = estimateForeground(photo, hard);
     assert.equal(out.data.length, photo.data.length);
     for (let i = 0; i < 1200; i++) {
@@ -203,7 +207,11 @@ describe("estimateForeground (Germer et al. 2020, multi-level)", () => {
   });
 
   test("1x1, 1xN and Nx1 images", () => {
-    for (const [w, h] of [[1, 1], [1, 7], [7, 1]] as const) {
+    for (const [w, h] of [
+      [1, 1],
+      [1, 7],
+      [7, 1],
+    ] as const) {
       for (const values of [Array<number>(w * h).fill(255), Array<number>(w * h).fill(0), Array.from({ length: w * h }, (_, i) => (i * 97) % 256)]) {
         const photo = rgb(w, h, (i) => (i * 53 + 11) % 256);
         const out = estimateForeground(photo, mask(w, h, values));
@@ -216,8 +224,22 @@ describe("estimateForeground (Germer et al. 2020, multi-level)", () => {
   });
 
   test("mismatched sizes throw RangeError", () => {
-    assert.throws(() => estimateForeground(rgb(4, 4, () => 0), mask(4, 3, Array<number>(12).fill(0))), RangeError);
-    assert.throws(() => estimateForeground(rgb(4, 4, () => 0), mask(4, 4, Array<number>(15).fill(0))), RangeError);
+    assert.throws(
+      () =>
+        estimateForeground(
+          rgb(4, 4, () => 0),
+          mask(4, 3, Array<number>(12).fill(0)),
+        ),
+      RangeError,
+    );
+    assert.throws(
+      () =>
+        estimateForeground(
+          rgb(4, 4, () => 0),
+          mask(4, 4, Array<number>(15).fill(0)),
+        ),
+      RangeError,
+    );
     assert.throws(() => estimateForeground({ data: new Uint8Array(47), width: 4, height: 4 }, mask(4, 4, Array<number>(16).fill(0))), RangeError);
   });
 });

@@ -118,7 +118,11 @@ describe("decodeImage converts strange but valid files to 8-bit sRGB RGB", () =>
     const isRed = ([r, g, b]: number[]): boolean => r! > 200 && g! < 60 && b! < 60;
     const isBlue = ([r, g, b]: number[]): boolean => r! < 60 && g! < 60 && b! > 200;
     assert.ok(isRed(pixel(img, img.width - 1 - m / 2, m / 2)), "marker at top right");
-    for (const [x, y] of [[m / 2, m / 2], [m / 2, img.height - 1 - m / 2], [img.width - 1 - m / 2, img.height - 1 - m / 2]] as const) {
+    for (const [x, y] of [
+      [m / 2, m / 2],
+      [m / 2, img.height - 1 - m / 2],
+      [img.width - 1 - m / 2, img.height - 1 - m / 2],
+    ] as const) {
       assert.ok(isBlue(pixel(img, x, y)), `blue at ${x},${y}`);
     }
   });
@@ -159,7 +163,9 @@ describe("decodeImage converts strange but valid files to 8-bit sRGB RGB", () =>
 describe("pixel limit", () => {
   let big: Buffer;
   before(async () => {
-    big = await sharp({ create: { width: 4000, height: 2500, channels: 3, background: { r: 10, g: 120, b: 200 } } }).jpeg().toBuffer();
+    big = await sharp({ create: { width: 4000, height: 2500, channels: 3, background: { r: 10, g: 120, b: 200 } } })
+      .jpeg()
+      .toBuffer();
   });
 
   test("a 10-megapixel photo decodes under the default limit", async () => {
@@ -186,7 +192,10 @@ describe("encoders", () => {
     assert.deepEqual(back.data, img.data);
     const meta = await sharp(await encodePng(mask)).metadata();
     assert.equal(meta.channels, 1);
-    const raw = await sharp(await encodePng(mask)).extractChannel(0).raw().toBuffer();
+    const raw = await sharp(await encodePng(mask))
+      .extractChannel(0)
+      .raw()
+      .toBuffer();
     assert.deepEqual(new Uint8Array(raw), mask.data);
   });
 

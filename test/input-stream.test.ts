@@ -59,7 +59,25 @@ const isImage = (name: string) => imageExtensions.includes(name.slice(name.lastI
 /** A tree whose names sort on the characters around "/": "a-b.jpg" < "a.jpg" < "a/b.jpg" < "a0.jpg" ("-" < "." < "/" < "0"). */
 async function trickyTree(name: string): Promise<string> {
   const dir = await scratchDir(name);
-  const files = ["a.jpg", "a/b.jpg", "a-b.jpg", "a0.jpg", "a/a.jpg", "a/b/c.jpg", "a b.jpg", "ab/c.png", "B.jpg", "b.jpg", "a/b.txt", "a/b-c/d.jpg", "Z/z.webp", "é.jpg", "a/.hidden.jpg", ".git/x.jpg", "notes.txt"];
+  const files = [
+    "a.jpg",
+    "a/b.jpg",
+    "a-b.jpg",
+    "a0.jpg",
+    "a/a.jpg",
+    "a/b/c.jpg",
+    "a b.jpg",
+    "ab/c.png",
+    "B.jpg",
+    "b.jpg",
+    "a/b.txt",
+    "a/b-c/d.jpg",
+    "Z/z.webp",
+    "é.jpg",
+    "a/.hidden.jpg",
+    ".git/x.jpg",
+    "notes.txt",
+  ];
   for (const f of files) {
     await mkdir(join(dir, f, ".."), { recursive: true });
     await writeFile(join(dir, f), "x");
@@ -80,9 +98,15 @@ describe("streamInputs: order", () => {
     assert.deepEqual(names.slice(0, 6), ["B.jpg", "Z/z.webp", "a b.jpg", "a-b.jpg", "a.jpg", "a/a.jpg"]);
     // A glob: the same order over what it matches, names relative to its static base.
     const jpgs = (await collect([`${dir}/**/*.jpg`])).map((e) => e.item.name);
-    assert.deepEqual(jpgs, expected.filter((n) => n.endsWith(".jpg")));
+    assert.deepEqual(
+      jpgs,
+      expected.filter((n) => n.endsWith(".jpg")),
+    );
     // Braces with two static bases: one walk from the folder above both.
-    assert.deepEqual((await collect([`${dir}/{a/b,ab}/*.{jpg,png}`])).map((e) => e.item.name), ["a/b/c.jpg", "ab/c.png"]);
+    assert.deepEqual(
+      (await collect([`${dir}/{a/b,ab}/*.{jpg,png}`])).map((e) => e.item.name),
+      ["a/b/c.jpg", "ab/c.png"],
+    );
     // The same walk twice: the same items and cursors.
     assert.deepEqual(await collect([dir, `${dir}/a/*.jpg`]), await collect([dir, `${dir}/a/*.jpg`]));
   });
@@ -99,12 +123,24 @@ describe("streamInputs: order", () => {
     const skipped: [string, string][] = [];
     const followed: string[] = [];
     const items = await collect([dir], { onSkipped: (s) => skipped.push([s.name, s.reason]), onFollowed: (f) => followed.push(f.name) });
-    assert.deepEqual(items.map((e) => e.item.name), ["a/x.jpg", "ext/far.jpg"]);
-    assert.deepEqual(skipped, [["a/logo.svg", "not an image"], ["a/loop", "symlink loop"]]);
+    assert.deepEqual(
+      items.map((e) => e.item.name),
+      ["a/x.jpg", "ext/far.jpg"],
+    );
+    assert.deepEqual(skipped, [
+      ["a/logo.svg", "not an image"],
+      ["a/loop", "symlink loop"],
+    ]);
     assert.deepEqual(followed, ["ext"]);
-    assert.ok(items.every((e) => e.item.contentTag === undefined), "local files carry no content tag");
+    assert.ok(
+      items.every((e) => e.item.contentTag === undefined),
+      "local files carry no content tag",
+    );
     await assertResumesEverywhere([dir]);
-    await assert.rejects(collect([join(dir, "missing")]), (err: unknown) => err instanceof ConfigError && err.message === `inputs: ${join(dir, "missing")}: no such file or folder`);
+    await assert.rejects(
+      collect([join(dir, "missing")]),
+      (err: unknown) => err instanceof ConfigError && err.message === `inputs: ${join(dir, "missing")}: no such file or folder`,
+    );
   });
 });
 
@@ -123,14 +159,21 @@ describe("streamInputs: resume", () => {
     const csv = join(dir, "m.csv");
     await writeFile(csv, 'path,boxes,prompts\nc.jpg,"[[0,0,10,10]]",studio white|beach\n\nd.jpg,,\n"e\nf.jpg",,x\ng.jpg,,\n');
     const rows = await collect([jsonl]);
-    assert.deepEqual(rows.map((e) => e.item.name), ["shoes/a.jpg", "b.jpg", "c.jpg", "b.jpg"], "duplicates kept: enqueue removes them");
+    assert.deepEqual(
+      rows.map((e) => e.item.name),
+      ["shoes/a.jpg", "b.jpg", "c.jpg", "b.jpg"],
+      "duplicates kept: enqueue removes them",
+    );
     assert.deepEqual(rows[0]?.item, { path: join(dir, "shoes/a.jpg"), name: "shoes/a.jpg", boxes: [{ x0: 1, y0: 2, x1: 30, y1: 40 }], prompts: ["on sand"] });
-    assert.deepEqual((await collect([csv])).map((e) => [e.item.name, e.item.boxes, e.item.prompts]), [
-      ["c.jpg", [{ x0: 0, y0: 0, x1: 10, y1: 10 }], ["studio white", "beach"]],
-      ["d.jpg", undefined, undefined],
-      ["e\nf.jpg", undefined, ["x"]],
-      ["g.jpg", undefined, undefined],
-    ]);
+    assert.deepEqual(
+      (await collect([csv])).map((e) => [e.item.name, e.item.boxes, e.item.prompts]),
+      [
+        ["c.jpg", [{ x0: 0, y0: 0, x1: 10, y1: 10 }], ["studio white", "beach"]],
+        ["d.jpg", undefined, undefined],
+        ["e\nf.jpg", undefined, ["x"]],
+        ["g.jpg", undefined, undefined],
+      ],
+    );
     await assertResumesEverywhere([jsonl]);
     await assertResumesEverywhere([csv]);
   });
@@ -147,7 +190,10 @@ describe("streamInputs: resume", () => {
     for (const [name, text, message] of cases) {
       await writeFile(join(dir, name), text);
       let whole: string | undefined;
-      assert.throws(() => discoverInputs([join(dir, name)]), (err: unknown) => err instanceof ConfigError && Boolean((whole = err.message)));
+      assert.throws(
+        () => discoverInputs([join(dir, name)]),
+        (err: unknown) => err instanceof ConfigError && Boolean((whole = err.message)),
+      );
       await assert.rejects(collect([join(dir, name)]), (err: unknown) => {
         assert.ok(err instanceof ConfigError, name);
         assert.match(err.message, message);
@@ -190,7 +236,10 @@ describe("streamInputs: S3", () => {
     const uri = "s3://paged/cat";
     server.resetCounts();
     const all = await collect([uri], { pageSize: 2 });
-    assert.deepEqual(all.map((e) => e.item.name), ["a.jpg", "b.png", "d/e.webp", "g.jpg", "h.jpg", "i.tif"]);
+    assert.deepEqual(
+      all.map((e) => e.item.name),
+      ["a.jpg", "b.png", "d/e.webp", "g.jpg", "h.jpg", "i.tif"],
+    );
     const listed = keys.filter((k) => k.startsWith("cat/")).sort();
     assert.equal(server.count("ListObjectsV2"), Math.ceil(listed.length / 2));
     assert.equal(server.count("HeadObject"), 0);
@@ -211,7 +260,10 @@ describe("streamInputs: S3", () => {
 
   it("a URI naming one object yields it once; a missing bucket is a ConfigError", async () => {
     const one = await collect(["s3://paged/cat/d/e.webp"]);
-    assert.deepEqual(one.map((e) => e.item), [{ path: "s3://paged/cat/d/e.webp", name: "e.webp" }]);
+    assert.deepEqual(
+      one.map((e) => e.item),
+      [{ path: "s3://paged/cat/d/e.webp", name: "e.webp" }],
+    );
     assert.deepEqual(await collect(["s3://paged/cat/d/e.webp"], { after: one[0]?.cursor }), []);
     await assert.rejects(collect(["s3://no-such-bucket/cat/"]), (err: unknown) => err instanceof ConfigError && /no-such-bucket.*not found/.test(err.message));
   });

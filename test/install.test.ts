@@ -38,7 +38,10 @@ describe("npm ci, offline", { timeout: 300_000 }, () => {
     // The CPU binding is there and loads; the CUDA provider was not fetched.
     assert.ok(existsSync(join(bins(), "onnxruntime_binding.node")));
     assert.ok(!existsSync(join(bins(), "libonnxruntime_providers_cuda.so")));
-    const load = spawnSync(process.execPath, ["-e", "require('onnxruntime-node').listSupportedBackends().some((b) => b.name === 'cpu') || process.exit(1)"], { cwd: dir, encoding: "utf8" });
+    const load = spawnSync(process.execPath, ["-e", "require('onnxruntime-node').listSupportedBackends().some((b) => b.name === 'cpu') || process.exit(1)"], {
+      cwd: dir,
+      encoding: "utf8",
+    });
     assert.equal(load.status, 0, load.stderr);
     // Every install script is reviewed in allowScripts: npm has nothing to warn about.
     assert.doesNotMatch(install.stderr, /not yet covered by allowScripts/);
@@ -70,6 +73,9 @@ describe("AWS SDK packages", () => {
       if (name && entry.version) versions.set(name, (versions.get(name) ?? new Set()).add(entry.version));
     }
     assert.ok(versions.size >= 20, `${versions.size} packages`);
-    assert.deepEqual([...versions].filter(([, v]) => v.size > 1).map(([n, v]) => `${n}: ${[...v].join(", ")}`), []);
+    assert.deepEqual(
+      [...versions].filter(([, v]) => v.size > 1).map(([n, v]) => `${n}: ${[...v].join(", ")}`),
+      [],
+    );
   });
 });

@@ -40,7 +40,10 @@ describe("intra-op threads", () => {
   it("default: cores / concurrency, at least 1", async () => {
     assert.equal(defaultIntraOpThreads(1), os.availableParallelism());
     await withCores(6, () => {
-      assert.deepEqual([1, 2, 3, 4, 6, 7, 64].map((concurrency) => defaultIntraOpThreads(concurrency)), [6, 3, 2, 1, 1, 1, 1]);
+      assert.deepEqual(
+        [1, 2, 3, 4, 6, 7, 64].map((concurrency) => defaultIntraOpThreads(concurrency)),
+        [6, 3, 2, 1, 1, 1, 1],
+      );
     });
   });
 

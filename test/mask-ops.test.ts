@@ -1,16 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import {
-  binarize,
-  featherMask,
-  fillHoles,
-  growMask,
-  invertMask,
-  maskStats,
-  removeSmallIslands,
-  toBedrockMask,
-  unionMasks,
-} from "../src/imaging/mask-ops.js";
+import { binarize, featherMask, fillHoles, growMask, invertMask, maskStats, removeSmallIslands, toBedrockMask, unionMasks } from "../src/imaging/mask-ops.js";
 import type { Mask } from "../src/imaging/types.js";
 
 /** Rows of '#' (255) and '.' (0); digits 1-9 stand for soft values 10..90 where needed. */
@@ -87,7 +77,7 @@ describe("growMask: exact Euclidean disk", () => {
     const w = 41;
     const h = 29;
     let s = 12345;
-    const rand = (): number => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rand = (): number => (s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     const data = new Uint8Array(w * h).map(() => (rand() < 0.15 ? 255 : 0));
     // A solid blob as well, so erosion has something to keep.
     for (let y = 8; y < 22; y++) for (let x = 10; x < 30; x++) data[y * w + x] = 255;
@@ -176,9 +166,25 @@ describe("fillHoles", () => {
     const data = new Uint8Array(w * h);
     for (let y = 5; y < 55; y++) for (let x = 5; x < 55; x++) data[y * w + x] = 255;
     // Speckle: single pixels and 2x2 holes; and one 12x12 hole (a real gap, e.g. a cup handle).
-    const speckles = [[10, 10], [20, 33], [40, 12], [15, 45], [47, 47]] as const;
+    const speckles = [
+      [10, 10],
+      [20, 33],
+      [40, 12],
+      [15, 45],
+      [47, 47],
+    ] as const;
     for (const [x, y] of speckles) data[y * w + x] = 0;
-    for (const [x, y] of [[30, 20], [12, 30]] as const) for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]] as const) data[(y + dy) * w + x + dx] = 0;
+    for (const [x, y] of [
+      [30, 20],
+      [12, 30],
+    ] as const)
+      for (const [dx, dy] of [
+        [0, 0],
+        [1, 0],
+        [0, 1],
+        [1, 1],
+      ] as const)
+        data[(y + dy) * w + x + dx] = 0;
     for (let y = 36; y < 48; y++) for (let x = 26; x < 38; x++) data[y * w + x] = 0;
     const mask = { data, width: w, height: h };
     const area = maskStats(mask).area;

@@ -85,7 +85,12 @@ describe("--min-mask-quality: held for review, listed, sent on by retry", () => 
     // The tiny SAM decoder predicts IoU sigmoid(mean embedding) < 1: a bar of 1 holds every image.
     const config = resolveConfig({ target: "auto", samModel: models.sam, out: outDir, redisUrl, minMaskQuality: 1, seeds: { from: 1, to: 2 } });
     fleet = startFleet(config, stages);
-    await enqueueImages(fleet.ctx.redis, config, "held", ["chelsea.jpg", "coffee.jpg"].map((name) => ({ path: join(inputDir, name), name })));
+    await enqueueImages(
+      fleet.ctx.redis,
+      config,
+      "held",
+      ["chelsea.jpg", "coffee.jpg"].map((name) => ({ path: join(inputDir, name), name })),
+    );
     await waitForRun(fleet.ctx.redis, "held", { intervalMs: 100, timeoutMs: 120_000 });
   });
   after(async () => {
@@ -99,7 +104,9 @@ describe("--min-mask-quality: held for review, listed, sent on by retry", () => 
     const files = [...(await listFiles(outDir)).keys()];
     assert.equal(files.filter((f) => /results\//.test(f) || f.endsWith("manifest.json")).length, 0, files.join(", "));
     const images = await runImages(redis, "held", outDir);
-    const info = JSON.parse(await readFile(join(outDir, images.get("chelsea.jpg")!.outPrefix, "mask.json"), "utf8")) as { quality: { score: number; predictedIoU: number; stability: number; wholeness: number } };
+    const info = JSON.parse(await readFile(join(outDir, images.get("chelsea.jpg")!.outPrefix, "mask.json"), "utf8")) as {
+      quality: { score: number; predictedIoU: number; stability: number; wholeness: number };
+    };
     assert.ok(info.quality.score < 1 && info.quality.score === Math.min(info.quality.predictedIoU, info.quality.stability, info.quality.wholeness), JSON.stringify(info.quality));
     const report = await runReport(redis, "held");
     assert.equal(report.images.review, 2);
@@ -117,13 +124,18 @@ describe("--min-mask-quality: held for review, listed, sent on by retry", () => 
     const { width, height } = await sharp(join(chelsea, "mask.png")).metadata();
     const fixed = new Uint8Array(width! * height!);
     for (let y = 50; y < 200; y++) fixed.fill(255, y * width! + 100, y * width! + 300);
-    await sharp(fixed, { raw: { width: width!, height: height!, channels: 1 } }).png().toFile(join(chelsea, "mask.png"));
+    await sharp(fixed, { raw: { width: width!, height: height!, channels: 1 } })
+      .png()
+      .toFile(join(chelsea, "mask.png"));
     const summary = await retryRun(redis, "held", { stage: "mask" });
     assert.deepEqual([summary.images, summary.requeued.mask], [2, 2]);
     await waitForRun(redis, "held", { intervalMs: 100, timeoutMs: 120_000 });
     const s = await runStatus(redis, "held", false);
     assert.deepEqual([s.finished, s.succeeded, s.review, s.stages.mask.done, s.stages.generate.done, s.stages.generate.total], [2, 2, 0, 2, 4, 4]);
-    const manifest = JSON.parse(await readFile(join(outDir, (await runImages(redis, "held", outDir)).get("coffee.jpg")!.outPrefix, "manifest.json"), "utf8")) as { mask: { quality: { score: number } }; results: unknown[] };
+    const manifest = JSON.parse(await readFile(join(outDir, (await runImages(redis, "held", outDir)).get("coffee.jpg")!.outPrefix, "manifest.json"), "utf8")) as {
+      mask: { quality: { score: number } };
+      results: unknown[];
+    };
     assert.equal(manifest.results.length, 2);
     assert.ok(manifest.mask.quality.score < 1, "the manifest carries the mask's quality");
     assert.equal((await runReport(redis, "held")).review.length, 0);

@@ -83,8 +83,7 @@ describe("mask stage: a store error on one of its three writes", () => {
     const base = createContext(config, redis);
     // chelsea: the disk is full when its second mask write (mask-bedrock.png) runs; coffee: its
     // first (mask.png) is refused (no permission); rocket: every write succeeds.
-    const failures = (key: string) =>
-      /^chelsea-[0-9a-f]+\/mask-bedrock\.png$/.test(key) ? "ENOSPC" : /^coffee-[0-9a-f]+\/mask\.png$/.test(key) ? "EACCES" : undefined;
+    const failures = (key: string) => (/^chelsea-[0-9a-f]+\/mask-bedrock\.png$/.test(key) ? "ENOSPC" : /^coffee-[0-9a-f]+\/mask\.png$/.test(key) ? "EACCES" : undefined);
     ctx = { ...base, store: (root) => failingStore(base.store(root), failures, failedWrites) };
     pools = stages.map((s) => startPool(s, ctx, { concurrency: config.concurrency[s], onFatal: () => undefined }));
     const items = ["chelsea.jpg", "coffee.jpg", "rocket.jpg"].map((name) => ({ path: join(inputDir, name), name }));
@@ -100,7 +99,10 @@ describe("mask stage: a store error on one of its three writes", () => {
   });
 
   it("no rejection goes unhandled: the worker process would have lived", () => {
-    assert.deepEqual(unhandled.map((r) => (r instanceof Error ? r.message : String(r))), []);
+    assert.deepEqual(
+      unhandled.map((r) => (r instanceof Error ? r.message : String(r))),
+      [],
+    );
   });
 
   it("a full disk is retried, then fails the image at mask with the path and the cause", async () => {
@@ -120,7 +122,10 @@ describe("mask stage: a store error on one of its three writes", () => {
     assert.equal(img.reason, `out: ${join(outDir, img.outPrefix, "mask.png")}: permission denied`);
     const record = (await new RunState(redis).failures("mask-write", 10)).find((r) => r.imageId === img.imageId);
     assert.equal(record?.attempts, 1);
-    assert.deepEqual(failedWrites.filter((w) => w.startsWith("EACCES ")), [`EACCES ${img.outPrefix}/mask.png`]);
+    assert.deepEqual(
+      failedWrites.filter((w) => w.startsWith("EACCES ")),
+      [`EACCES ${img.outPrefix}/mask.png`],
+    );
   });
 
   it("the worker went on: the other image finished whole", async () => {
@@ -134,7 +139,13 @@ describe("mask stage: a store error on one of its three writes", () => {
 
   it("no temporary .partial file stays in the output folder, and no failed file was written", async () => {
     const all = (await readdir(outDir, { recursive: true })).map(String);
-    assert.deepEqual(all.filter((f) => f.endsWith(".partial")), []);
-    assert.deepEqual(all.filter((f) => /^chelsea-[0-9a-f]+\/mask-bedrock\.png$/.test(f) || /^coffee-[0-9a-f]+\/mask\.png$/.test(f)), []);
+    assert.deepEqual(
+      all.filter((f) => f.endsWith(".partial")),
+      [],
+    );
+    assert.deepEqual(
+      all.filter((f) => /^chelsea-[0-9a-f]+\/mask-bedrock\.png$/.test(f) || /^coffee-[0-9a-f]+\/mask\.png$/.test(f)),
+      [],
+    );
   });
 });

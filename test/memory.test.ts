@@ -33,8 +33,27 @@ describe("memory", () => {
 
     const child = spawn(
       process.execPath,
-      [cliEntry(), "run", photos, "--run", "memory", "--out", join(dir, "out"), "--target", "auto",
-        "--sam-model", models.sam, "--prompts", "studio white background", "soft grey backdrop", "--seeds", "1-1", "--redis", redisUrl, "--no-progress"],
+      [
+        cliEntry(),
+        "run",
+        photos,
+        "--run",
+        "memory",
+        "--out",
+        join(dir, "out"),
+        "--target",
+        "auto",
+        "--sam-model",
+        models.sam,
+        "--prompts",
+        "studio white background",
+        "soft grey backdrop",
+        "--seeds",
+        "1-1",
+        "--redis",
+        redisUrl,
+        "--no-progress",
+      ],
       { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MASKFLEET_LOG_LEVEL: "warn" } },
     );
     let stderr = "";
@@ -49,7 +68,10 @@ describe("memory", () => {
           assert.equal(code, 0, stderr);
           break;
         }
-        const finished = await runStatus(redis, "memory", false).then((s) => s.finished, () => 0);
+        const finished = await runStatus(redis, "memory", false).then(
+          (s) => s.finished,
+          () => 0,
+        );
         samples.push({ finished, rss: await rssMb(child.pid as number).catch(() => 0) });
       }
     } finally {

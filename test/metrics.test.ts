@@ -38,8 +38,21 @@ function valueOf(all: Sample[], name: string, labels: Record<string, string> = {
 
 /** PromQL words that are not metric names. */
 const promqlWords = new Set(
-  ["sum", "avg", "min", "max", "count", "rate", "irate", "increase", "histogram_quantile", "avg_over_time", "max_over_time", "topk", "bottomk", "abs", "clamp_min"]
-    .concat(["by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset", "inf", "nan"]),
+  ["sum", "avg", "min", "max", "count", "rate", "irate", "increase", "histogram_quantile", "avg_over_time", "max_over_time", "topk", "bottomk", "abs", "clamp_min"].concat([
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+  ]),
 );
 
 /** The metric names a PromQL expression reads: identifiers outside strings, label matchers, ranges and label lists, not called as functions. */
@@ -51,7 +64,10 @@ function metricNames(expr: string): string[] {
     .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, " ");
   const names = new Set<string>();
   for (const m of bare.matchAll(/(?<![\w.$])[a-zA-Z_:][\w:]*/g)) {
-    const called = bare.slice(m.index + m[0].length).trimStart().startsWith("(");
+    const called = bare
+      .slice(m.index + m[0].length)
+      .trimStart()
+      .startsWith("(");
     if (!called && !promqlWords.has(m[0].toLowerCase())) names.add(m[0]);
   }
   return [...names];
@@ -138,7 +154,12 @@ describe("metrics", () => {
   it("counts each stage's jobs, the bad file's failure by class, the steps, queue depth, the ONNX provider, process memory", () => {
     const all = samples(exposition);
     const results = photos.length * prompts.length * 2;
-    for (const [stage, n] of [["detect", 3], ["mask", 3], ["generate", results], ["finalize", 3]] as const) {
+    for (const [stage, n] of [
+      ["detect", 3],
+      ["mask", 3],
+      ["generate", results],
+      ["finalize", 3],
+    ] as const) {
       assert.equal(valueOf(all, "maskfleet_jobs_completed_total", { stage }), n, `${stage} completed`);
       assert.equal(valueOf(all, "maskfleet_stage_duration_seconds_count", { stage }), n, `${stage} durations`);
       assert.equal(valueOf(all, "maskfleet_jobs_active", { stage }), 0);
@@ -190,7 +211,11 @@ describe("metrics", () => {
     );
     assert.equal(all.filter((s) => s.name === "maskfleet_run_images_per_minute").length, 0, "the old gauge is gone");
     const finished = all.filter((s) => s.name === "maskfleet_run_images_finished_total");
-    assert.deepEqual(Object.fromEntries(finished.map((s) => [`${s.labels.run} ${s.labels.outcome}`, s.value])), { "metrics-run ok": 3, "metrics-run failed": 1, "metrics-run review": 0 });
+    assert.deepEqual(Object.fromEntries(finished.map((s) => [`${s.labels.run} ${s.labels.outcome}`, s.value])), {
+      "metrics-run ok": 3,
+      "metrics-run failed": 1,
+      "metrics-run review": 0,
+    });
   });
 
   it("busy seconds: every job's time, at most wall time x concurrency", () => {
@@ -200,7 +225,10 @@ describe("metrics", () => {
       const completed = valueOf(all, "maskfleet_stage_duration_seconds_sum", { stage });
       const most = wallSeconds * config.concurrency[stage];
       // The completed jobs' durations (Date.now, ms) fit in the busy time (performance.now), which also has detect's failed job.
-      assert.ok(busy > 0 && busy >= completed - 0.002 * valueOf(all, "maskfleet_stage_duration_seconds_count", { stage }), `${stage}: busy ${busy} s, completed jobs ${completed} s`);
+      assert.ok(
+        busy > 0 && busy >= completed - 0.002 * valueOf(all, "maskfleet_stage_duration_seconds_count", { stage }),
+        `${stage}: busy ${busy} s, completed jobs ${completed} s`,
+      );
       assert.ok(busy <= most, `${stage}: busy ${busy} s > ${wallSeconds} s x ${config.concurrency[stage]}`);
     }
   });
@@ -214,24 +242,36 @@ describe("metrics", () => {
       [[{ version: maskfleetVersion(), node_version: process.version, onnxruntime_version: onnxruntime, pool: "all" }, 1]],
     );
     assert.match(maskfleetVersion(), /^\d+\.\d+\.\d+/);
-    assert.deepEqual(all.filter((s) => s.labels.pool !== "all"), [], "every series carries pool=all");
+    assert.deepEqual(
+      all.filter((s) => s.labels.pool !== "all"),
+      [],
+      "every series carries pool=all",
+    );
     for (const name of ["process_resident_memory_bytes", "process_cpu_seconds_total", "nodejs_heap_size_used_bytes"]) assert.ok(valueOf(all, name, { pool: "all" }) > 0, name);
     const before = samples(beforeFleet);
     assert.equal(valueOf(before, "maskfleet_build_info", { pool: "producer" }), 1);
     assert.ok(before.length > 10 && before.every((s) => s.labels.pool === "producer"));
-    assert.deepEqual(
-      [["detect"], ["mask", "mask"], [...stages].reverse(), ["finalize", "detect"]].map(poolLabelOf),
-      ["detect", "mask", "all", "detect+finalize"],
-    );
+    assert.deepEqual([["detect"], ["mask", "mask"], [...stages].reverse(), ["finalize", "detect"]].map(poolLabelOf), ["detect", "mask", "all", "detect+finalize"]);
   });
 
   it("a process keeps the images-finished series of its last 100 runs", async () => {
     for (let i = 0; i < 100; i++) imageFinished(`cap-${i}`, "ok"); // metrics-run goes
     imageFinished("cap-0", "review"); // seen again: the oldest is now cap-1
     imageFinished("cap-100", "ok");
-    const runs = new Set(samples(await registry.metrics()).filter((s) => s.name === "maskfleet_run_images_finished_total").map((s) => s.labels.run));
+    const runs = new Set(
+      samples(await registry.metrics())
+        .filter((s) => s.name === "maskfleet_run_images_finished_total")
+        .map((s) => s.labels.run),
+    );
     assert.equal(runs.size, 100);
-    for (const [run, kept] of [["metrics-run", false], ["cap-1", false], ["cap-2", true], ["cap-0", true], ["cap-100", true]] as const) assert.equal(runs.has(run), kept, run);
+    for (const [run, kept] of [
+      ["metrics-run", false],
+      ["cap-1", false],
+      ["cap-2", true],
+      ["cap-0", true],
+      ["cap-100", true],
+    ] as const)
+      assert.equal(runs.has(run), kept, run);
   });
 
   it("serves only GET /metrics", async () => {
@@ -252,7 +292,15 @@ describe("metrics", () => {
   it("the board fits any Grafana: a datasource variable, no job names, $__rate_interval, pool/instance/run variables", async () => {
     const dashboard = JSON.parse(await readFile(join(repoRoot, "deploy/grafana/dashboards/maskfleet.json"), "utf8"));
     const vars = dashboard.templating.list as { type: string; name: string; query: unknown; multi?: boolean; includeAll?: boolean; datasource?: { uid?: string } }[];
-    assert.deepEqual(vars.map((v) => [v.type, v.name]), [["datasource", "datasource"], ["query", "pool"], ["query", "instance"], ["query", "run"]]);
+    assert.deepEqual(
+      vars.map((v) => [v.type, v.name]),
+      [
+        ["datasource", "datasource"],
+        ["query", "pool"],
+        ["query", "instance"],
+        ["query", "run"],
+      ],
+    );
     assert.equal(vars[0]?.query, "prometheus");
     for (const v of vars.slice(1)) {
       assert.ok(v.multi && v.includeAll, `${v.name}: multi, with All`);
@@ -313,7 +361,10 @@ describe("metrics", () => {
   it("a port given and taken fails naming metricsPort; with none given, a taken 9464 gives way to a free port", async () => {
     const taken = await startMetricsServer(0, "127.0.0.1");
     try {
-      await assert.rejects(startMetricsServer(taken.port, "127.0.0.1"), (err: unknown) => err instanceof ConfigError && /^metricsPort: port \d+ on 127\.0\.0\.1 is in use/.test(err.message));
+      await assert.rejects(
+        startMetricsServer(taken.port, "127.0.0.1"),
+        (err: unknown) => err instanceof ConfigError && /^metricsPort: port \d+ on 127\.0\.0\.1 is in use/.test(err.message),
+      );
     } finally {
       await taken.close();
     }
@@ -350,7 +401,10 @@ describe("metrics", () => {
       // `worker finalize`: pool=finalize on every series, the process's own metrics too.
       assert.equal(valueOf(all, "maskfleet_build_info", { pool: "finalize", version: maskfleetVersion() }), 1);
       assert.ok(valueOf(all, "process_resident_memory_bytes", { pool: "finalize" }) > 0);
-      assert.deepEqual(all.filter((s) => s.labels.pool !== "finalize"), []);
+      assert.deepEqual(
+        all.filter((s) => s.labels.pool !== "finalize"),
+        [],
+      );
       assert.equal(valueOf(all, "maskfleet_queue_jobs", { queue: "mask", state: "delayed" }), 1, "the queues' depths, read from Redis");
       assert.ok(valueOf(all, "process_resident_memory_bytes") > 0);
       child.kill("SIGTERM");
@@ -371,7 +425,8 @@ const podMonitorFields = {
 };
 /** The Operator's duration pattern (a Prometheus duration). */
 const duration = /^(0|(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?)$/;
-const seconds = (d: string) => [...d.matchAll(/(\d+)(ms|[ywdhms])/g)].reduce((t, [, n, u]) => t + Number(n) * { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 }[u as "s"], 0);
+const seconds = (d: string) =>
+  [...d.matchAll(/(\d+)(ms|[ywdhms])/g)].reduce((t, [, n, u]) => t + Number(n) * { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 }[u as "s"], 0);
 
 interface PodTemplate {
   metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
@@ -388,7 +443,10 @@ interface PodMonitor {
 /** What a PodMonitor selects of these pods and scrapes on them, or why it is wrong: problems first, then per pod "<name> <port> <path>". */
 function podMonitorProblems(monitors: readonly Manifest[], pods: readonly { name: string; namespace?: string; template: PodTemplate }[]): string[] {
   const problems: string[] = [];
-  const unknown = (where: string, o: object, allowed: string[]) => Object.keys(o).filter((k) => !allowed.includes(k)).forEach((k) => problems.push(`${where}: unknown field ${k}`));
+  const unknown = (where: string, o: object, allowed: string[]) =>
+    Object.keys(o)
+      .filter((k) => !allowed.includes(k))
+      .forEach((k) => problems.push(`${where}: unknown field ${k}`));
   for (const m of monitors) {
     const where = `${m.kind} ${m.metadata.name}`;
     if (m.apiVersion !== "monitoring.coreos.com/v1" || m.kind !== "PodMonitor") problems.push(`${where}: not a monitoring.coreos.com/v1 PodMonitor`);
@@ -433,7 +491,10 @@ describe("Prometheus Operator objects (deploy/k8s/monitoring)", () => {
   const workers = pods.filter((p) => /: maskfleet-(detect|mask|generate|finalize)$/.test(p.name));
 
   it("a PodMonitor in the maskfleet namespace scrapes every pool's pods, and nothing else, where their annotations say", () => {
-    assert.deepEqual(monitors.map((m) => [m.apiVersion, m.kind, m.metadata.namespace]), [["monitoring.coreos.com/v1", "PodMonitor", "maskfleet"]]);
+    assert.deepEqual(
+      monitors.map((m) => [m.apiVersion, m.kind, m.metadata.namespace]),
+      [["monitoring.coreos.com/v1", "PodMonitor", "maskfleet"]],
+    );
     assert.equal(workers.length, 3 * stages.length);
     const scraped = podMonitorProblems(monitors, pods);
     // The annotations' port and path, which the port named in the PodMonitor serves.
@@ -454,7 +515,10 @@ describe("Prometheus Operator objects (deploy/k8s/monitoring)", () => {
     };
     assert.deepEqual(broken((s) => Object.assign(s.podMetricsEndpoints[0] as object, { scrapeInterval: "5s" })).length, workers.length);
     assert.match(broken((s) => ((s.podMetricsEndpoints[0] as { port: string }).port = "http")).join("\n"), /no container port named http/);
-    assert.deepEqual(broken((s) => Object.assign(s, { podMetricEndpoints: [] })), ["PodMonitor maskfleet-workers: unknown field podMetricEndpoints"]);
+    assert.deepEqual(
+      broken((s) => Object.assign(s, { podMetricEndpoints: [] })),
+      ["PodMonitor maskfleet-workers: unknown field podMetricEndpoints"],
+    );
     assert.match(broken((s) => ((s.podMetricsEndpoints[0] as { interval: string }).interval = "15 s")).join("\n"), /15 s is not a duration/);
     const none = structuredClone(monitors[0]) as Manifest;
     (none as unknown as PodMonitor).spec.selector.matchLabels = { "app.kubernetes.io/name": "maskfleet-workers" };
@@ -467,6 +531,12 @@ describe("Prometheus Operator objects (deploy/k8s/monitoring)", () => {
       return;
     }
     const out = execFileSync("kubectl", ["kustomize", dir], { encoding: "utf8" });
-    assert.deepEqual(out.split(/^---$/m).map((d) => parseYaml(d) as Manifest).filter(Boolean), monitors);
+    assert.deepEqual(
+      out
+        .split(/^---$/m)
+        .map((d) => parseYaml(d) as Manifest)
+        .filter(Boolean),
+      monitors,
+    );
   });
 });

@@ -11,15 +11,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { crc32, deflateRawSync } from "node:zlib";
 import { ModelError } from "../src/runtime/errors.js";
-import {
-  getModel,
-  listModels,
-  parseModelEntry,
-  pullModel,
-  resolveModel,
-  verifyModel,
-  type ModelEntry,
-} from "../src/models/registry.js";
+import { getModel, listModels, parseModelEntry, pullModel, resolveModel, verifyModel, type ModelEntry } from "../src/models/registry.js";
 import { listZip } from "../src/models/unzip.js";
 import { repoRoot, runMaskfleet, scratchDir, tinyModels } from "./helpers.js";
 
@@ -199,7 +191,10 @@ test("the shipped manifest: the SAM ViT-B/L/H exports and UltraFace, all pinned"
     if (m.archive) assert.match(m.archive.sha256 ?? "", /^[0-9a-f]{64}$/);
   }
   assert.equal(getModel("sam-vit-h").files.find((f) => f.role === "encoder-data")?.file, "sam_vit_h_4b8939.encoder_data.bin");
-  assert.throws(() => getModel("sam-vit-x"), (e: unknown) => e instanceof ModelError && /unknown model "sam-vit-x"/.test(e.message));
+  assert.throws(
+    () => getModel("sam-vit-x"),
+    (e: unknown) => e instanceof ModelError && /unknown model "sam-vit-x"/.test(e.message),
+  );
 });
 
 test("resolve a local folder and a single .onnx", async () => {
@@ -219,7 +214,10 @@ test("pull downloads, verifies and renames into place; a second pull and resolve
   const manifest = [faceEntry("good", `${base}/good.onnx`)];
   const log: string[] = [];
   const first = await pullModel("good", { cacheDir, manifest, log: (l) => log.push(l) });
-  assert.deepEqual(first.files.map((f) => [f.role, f.downloaded, f.pinned]), [["model", true, true]]);
+  assert.deepEqual(
+    first.files.map((f) => [f.role, f.downloaded, f.pinned]),
+    [["model", true, true]],
+  );
   assert.deepEqual(await readFile(join(cacheDir, "good", "model.onnx")), good);
   assert.deepEqual(await listing(join(cacheDir, "good")), ["model.onnx"]);
   assert.ok(log.some((l) => /downloading good: model\.onnx/.test(l)) && log.some((l) => /100 %/.test(l)), log.join("\n"));
@@ -272,11 +270,20 @@ test("an unpinned file needs --allow-unverified, which prints its sha256", async
   assert.equal(requests.length, before, "nothing is downloaded before the refusal");
   const log: string[] = [];
   const r = await pullModel("loose", { cacheDir, manifest, allowUnverified: true, log: (l) => log.push(l) });
-  assert.deepEqual(r.files.map((f) => [f.sha256, f.pinned]), [[sha256(good), false]]);
-  assert.ok(log.some((l) => l.includes(`UNVERIFIED model.onnx: sha256 ${sha256(good)}`)), log.join("\n"));
+  assert.deepEqual(
+    r.files.map((f) => [f.sha256, f.pinned]),
+    [[sha256(good), false]],
+  );
+  assert.ok(
+    log.some((l) => l.includes(`UNVERIFIED model.onnx: sha256 ${sha256(good)}`)),
+    log.join("\n"),
+  );
   const v = await verifyModel("loose", { cacheDir, manifest });
   assert.equal(v.ok, false);
-  assert.deepEqual(v.files.map((f) => [f.status, f.actual]), [["unpinned", sha256(good)]]);
+  assert.deepEqual(
+    v.files.map((f) => [f.status, f.actual]),
+    [["unpinned", sha256(good)]],
+  );
 });
 
 test("verify reports a cached file that changed", async () => {
@@ -317,22 +324,40 @@ test("the ZIP reader lists names, sizes and ZIP64 fields", async () => {
     const path = join(dir, `t${zip64}.zip`);
     await writeFile(path, makeZip({ "a/b.txt": Buffer.from("hello"), "c.bin": Buffer.alloc(70000, 7) }, zip64));
     const entries = await listZip(path);
-    assert.deepEqual(entries.map((e) => [e.name, e.size, e.method]), [
-      ["a/b.txt", 5, 8],
-      ["c.bin", 70000, 8],
-    ]);
+    assert.deepEqual(
+      entries.map((e) => [e.name, e.size, e.method]),
+      [
+        ["a/b.txt", 5, 8],
+        ["c.bin", 70000, 8],
+      ],
+    );
   }
   await writeFile(join(dir, "not.zip"), "plain text");
   await assert.rejects(listZip(join(dir, "not.zip")), /not a ZIP archive/);
 });
 
 test("models list: every model with its size, CPU time measured here, licence and what it is good for; show gives the rest", async () => {
-  const speed = JSON.parse(await readFile(join(repoRoot, "src/models/speed.json"), "utf8")) as { machine: string; models: Record<string, { msPerImage: number; msPerExtraBox?: number }> };
+  const speed = JSON.parse(await readFile(join(repoRoot, "src/models/speed.json"), "utf8")) as {
+    machine: string;
+    models: Record<string, { msPerImage: number; msPerExtraBox?: number }>;
+  };
   const cache = await scratchDir("models-list-cache");
   const list = await runMaskfleet(["models", "list", "--json", "--cache", cache]);
   assert.equal(list.code, 0, list.stderr);
-  const rows = JSON.parse(list.stdout) as { name: string; task: string; bytes: number | null; cpu: { msPerImage: number; msPerExtraBox?: number } | null; licence: string; cached: boolean; pinned: boolean; goodFor: string | null }[];
-  assert.deepEqual(rows.map((r) => r.name), listModels().map((m) => m.name));
+  const rows = JSON.parse(list.stdout) as {
+    name: string;
+    task: string;
+    bytes: number | null;
+    cpu: { msPerImage: number; msPerExtraBox?: number } | null;
+    licence: string;
+    cached: boolean;
+    pinned: boolean;
+    goodFor: string | null;
+  }[];
+  assert.deepEqual(
+    rows.map((r) => r.name),
+    listModels().map((m) => m.name),
+  );
   for (const r of rows) {
     const m = getModel(r.name);
     // Every shipped model has been timed by benchmarks/models.ts and says what it is for.

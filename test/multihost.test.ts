@@ -41,9 +41,22 @@ describe("several hosts on one machine (network namespaces, a bridge)", () => {
     assert.equal(r.redis.bind, address.redis, "redis-server listens on its host's bridge address only");
     assert.equal(r.redis.url, `redis://${address.redis}:6379`);
     for (const w of r.workers) assert.ok(w.metricsUrl.startsWith(`http://${address[w.host]}:`), `${w.host}/${w.stage} serves metrics on its host's address: ${w.metricsUrl}`);
-    assert.deepEqual([...new Set(r.workers.map((w) => `${w.host}/${w.stage}`))].sort(), ["A/detect", "A/finalize", "A/generate", "A/mask", "B/detect", "B/finalize", "B/generate", "C/mask"]);
+    assert.deepEqual([...new Set(r.workers.map((w) => `${w.host}/${w.stage}`))].sort(), [
+      "A/detect",
+      "A/finalize",
+      "A/generate",
+      "A/mask",
+      "B/detect",
+      "B/finalize",
+      "B/generate",
+      "C/mask",
+    ]);
     const known = new Set([r.topology.gateway, ...r.topology.hosts.map((h) => h.address)]);
-    assert.deepEqual(r.redis.clientAddresses.filter((a) => !known.has(a)), [], "every Redis client comes from a bridge address");
+    assert.deepEqual(
+      r.redis.clientAddresses.filter((a) => !known.has(a)),
+      [],
+      "every Redis client comes from a bridge address",
+    );
     for (const host of ["A", "B", "C", "root"]) assert.ok((r.redis.clientsByHost[host] ?? 0) > 0, `clients from ${host}: ${JSON.stringify(r.redis.clientsByHost)}`);
 
     // Nothing lost: every image complete and whole, no failure.
@@ -62,7 +75,10 @@ describe("several hosts on one machine (network namespaces, a bridge)", () => {
     for (const j of taken) {
       // Locks are renewed every lockDuration/2: one lapses lockDuration/2..lockDuration after the
       // cut, and the stall check (every lockDuration) puts the job back within another lockDuration.
-      assert.ok(j.releasedAfterMs >= lockDurationMs / 2 - 250 && j.releasedAfterMs <= 2 * lockDurationMs + 2000, `${j.queue} ${j.jobId} back in the queue ${j.releasedAfterMs} ms after the cut`);
+      assert.ok(
+        j.releasedAfterMs >= lockDurationMs / 2 - 250 && j.releasedAfterMs <= 2 * lockDurationMs + 2000,
+        `${j.queue} ${j.jobId} back in the queue ${j.releasedAfterMs} ms after the cut`,
+      );
       assert.ok(j.retakenAfterMs >= j.releasedAfterMs && j.finishedAfterMs >= j.retakenAfterMs, `${j.queue} ${j.jobId}: ${JSON.stringify(j)}`);
       assert.equal(j.stalled, 1);
     }

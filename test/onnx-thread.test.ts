@@ -25,7 +25,12 @@ async function slowModel(dir: string, depth: number): Promise<string> {
   return file;
 }
 
-const input = () => new Tensor("float32", Float32Array.from({ length: SIDE * SIDE }, (_, i) => Math.sin(i)), [1, SIDE, SIDE]);
+const input = () =>
+  new Tensor(
+    "float32",
+    Float32Array.from({ length: SIDE * SIDE }, (_, i) => Math.sin(i)),
+    [1, SIDE, SIDE],
+  );
 
 test("a long run leaves the event loop free; results and errors come back", async () => {
   const dir = await scratchDir("onnx-thread");

@@ -178,7 +178,12 @@ describe("the Grafana board in a real Prometheus", () => {
     prometheus.stderr?.on("data", (d: Buffer) => (promLog = (promLog + d.toString()).slice(-4000)));
     await until(
       "Prometheus ready",
-      async () => prometheus.exitCode !== null || (await fetch(`${promUrl}/-/ready`).then((r) => r.ok, () => false)),
+      async () =>
+        prometheus.exitCode !== null ||
+        (await fetch(`${promUrl}/-/ready`).then(
+          (r) => r.ok,
+          () => false,
+        )),
       20_000,
       100,
     );
@@ -187,7 +192,9 @@ describe("the Grafana board in a real Prometheus", () => {
     await until("a few scrapes of both processes", async () => (await instant("count_over_time(up[1m]) >= 3 and up == 1")).length === 2, 20_000, 250);
 
     const [statusA, statusB] = await Promise.all([
-      enqueueImages(fleet.ctx.redis, config, "board-run", discoverInputs([join(dir, "in")])).then(() => waitForRun(fleet.ctx.redis, "board-run", { intervalMs: 200, timeoutMs: 60_000 })),
+      enqueueImages(fleet.ctx.redis, config, "board-run", discoverInputs([join(dir, "in")])).then(() =>
+        waitForRun(fleet.ctx.redis, "board-run", { intervalMs: 200, timeoutMs: 60_000 }),
+      ),
       enqueueImages(fleet.ctx.redis, reviewed, "board-review", discoverInputs([join(dir, "review")])).then(() =>
         waitForRun(fleet.ctx.redis, "board-review", { intervalMs: 200, timeoutMs: 60_000 }),
       ),
@@ -210,11 +217,15 @@ describe("the Grafana board in a real Prometheus", () => {
   it("every board query returns series now (variables on All)", async () => {
     assert.ok(targets.length >= 20, `${targets.length} queries`);
     const problems = await Promise.all(targets.map(async (t) => [t.panel, await problemOf(t.expr)]));
-    assert.deepEqual(problems.filter(([, problem]) => problem), []);
+    assert.deepEqual(
+      problems.filter(([, problem]) => problem),
+      [],
+    );
   });
 
   it("every board query has real values during the run; throughput, failures, retries, utilisation and CPU above 0", async () => {
-    const mustMove = /maskfleet_run_images_finished_total|maskfleet_jobs_(completed|failed|retried)_total|maskfleet_generator_requests_total|maskfleet_worker_busy_seconds_total|process_cpu_seconds_total/;
+    const mustMove =
+      /maskfleet_run_images_finished_total|maskfleet_jobs_(completed|failed|retried)_total|maskfleet_generator_requests_total|maskfleet_worker_busy_seconds_total|process_cpu_seconds_total/;
     const problems: string[] = [];
     for (const t of targets) {
       const values = (await range(substitute(t.expr, all))).flatMap((s) => (s.values ?? []).map(([, v]) => Number(v)));
@@ -243,12 +254,18 @@ describe("the Grafana board in a real Prometheus", () => {
     // Only the finalize worker: memory, CPU and build info are its own; a pool no process runs empties every process query.
     const memory = targets.find((t) => t.panel === "Resident memory per process") ?? assert.fail("no memory panel");
     const finalize = await instant(substitute(memory.expr, { ...all, pool: ["finalize"] }));
-    assert.deepEqual(finalize.map((s) => [s.metric.pool, s.metric.instance, s.metric.job]), [["finalize", childInstance, "another-name"]]);
+    assert.deepEqual(
+      finalize.map((s) => [s.metric.pool, s.metric.instance, s.metric.job]),
+      [["finalize", childInstance, "another-name"]],
+    );
     const both = await instant(substitute(memory.expr, { ...all, pool: ["all", "finalize"] }));
     assert.equal(both.length, 2);
     const processQueries = targets.filter((t) => t.expr.includes("$pool"));
     assert.equal(processQueries.length, targets.filter((t) => !/maskfleet_run_images/.test(t.expr)).length, "every query but the run panels' filters by pool");
-    for (const vars of [{ ...all, pool: ["no-such-pool"] }, { ...all, instance: ["127.0.0.1:1"] }] as Vars[]) {
+    for (const vars of [
+      { ...all, pool: ["no-such-pool"] },
+      { ...all, instance: ["127.0.0.1:1"] },
+    ] as Vars[]) {
       for (const t of processQueries) assert.deepEqual(await instant(substitute(t.expr, vars)), [], `${t.panel} with ${JSON.stringify(vars)}`);
     }
     const runQueries = targets.filter((t) => t.expr.includes("$run"));

@@ -88,7 +88,10 @@ describe("Redis setups that are refused or named", () => {
       const none = await runMaskfleet(["status", "--redis", `redis://127.0.0.1:${server.port}`]);
       assert.equal(none.code, 1);
       const line = assertOneLine(none, "no password");
-      assert.match(line, new RegExp(`^maskfleet: cannot reach Redis at redis://127\\.0\\.0\\.1:${server.port}: NOAUTH .*\\(a password goes in the URL: redis://:PASSWORD@host:port\\)$`));
+      assert.match(
+        line,
+        new RegExp(`^maskfleet: cannot reach Redis at redis://127\\.0\\.0\\.1:${server.port}: NOAUTH .*\\(a password goes in the URL: redis://:PASSWORD@host:port\\)$`),
+      );
       const right = await runMaskfleet(["status", "--redis", server.url]);
       assert.equal(right.code, 0, right.stderr);
       assert.equal(right.stdout, "no runs\n");

@@ -72,12 +72,18 @@ function corners(b: Box) {
 
 /** The box around reddish pixels: what our test "detector" finds in whatever frame it is shown. */
 function redBox(img: { data: Uint8Array; width: number; height: number }): [number, number, number, number] {
-  let x0 = Infinity, y0 = Infinity, x1 = -1, y1 = -1;
+  let x0 = Infinity,
+    y0 = Infinity,
+    x1 = -1,
+    y1 = -1;
   for (let y = 0; y < img.height; y++) {
     for (let x = 0; x < img.width; x++) {
       const i = (y * img.width + x) * 3;
       if (img.data[i]! > 180 && img.data[i + 1]! < 90 && img.data[i + 2]! < 90) {
-        x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x + 1); y1 = Math.max(y1, y + 1);
+        x0 = Math.min(x0, x);
+        y0 = Math.min(y0, y);
+        x1 = Math.max(x1, x + 1);
+        y1 = Math.max(y1, y + 1);
       }
     }
   }
@@ -139,7 +145,10 @@ describe("faces", () => {
     const d = detector({ target: "face", maxObjects: 2 });
     try {
       const boxes = await d.detect(coffee);
-      assert.deepEqual(boxes.map((b) => b.score), [0.97, 0.9]);
+      assert.deepEqual(
+        boxes.map((b) => b.score),
+        [0.97, 0.9],
+      );
       assert.deepEqual(corners(boxes[0]!), [300, 200, 600, 400]);
     } finally {
       await d.close();
@@ -223,7 +232,10 @@ describe("labels", () => {
     const d = detector({ target: "car" });
     try {
       const boxes = await d.detect(coffee);
-      assert.deepEqual(boxes.map((b) => b.label), ["Car", "Car"]);
+      assert.deepEqual(
+        boxes.map((b) => b.label),
+        ["Car", "Car"],
+      );
     } finally {
       await d.close();
     }
@@ -315,7 +327,10 @@ describe("the image sent", () => {
     const d = detector({ target: "face" });
     try {
       const { result, requests } = await during(() => d.detect(img, { s3: { bucket: "catalog-bucket", key: "shots/rotated.png" } }));
-      assert.deepEqual(requests.map((r) => r.image?.kind), ["bytes"]);
+      assert.deepEqual(
+        requests.map((r) => r.image?.kind),
+        ["bytes"],
+      );
       assertNear(corners(result[0]!), redBox(img), 2, "box");
     } finally {
       await d.close();
@@ -333,11 +348,16 @@ describe("the image sent", () => {
       assert.equal(requests[0]!.status, 200);
       assert.deepEqual(result.map(corners), [[256, 128, 384, 384]]);
 
-      const webpBytes = await sharp(await readFile(path.join(photos, "coffee.jpg"))).webp().toBuffer();
+      const webpBytes = await sharp(await readFile(path.join(photos, "coffee.jpg")))
+        .webp()
+        .toBuffer();
       s3Objects.set("catalog-bucket/photos/coffee.webp", webpBytes);
       const webp = await decodeImage(webpBytes, "coffee.webp");
       const second = await during(() => d.detect(webp, { s3: { bucket: "catalog-bucket", key: "photos/coffee.webp" } }));
-      assert.deepEqual(second.requests.map((r) => [r.image?.kind, r.image?.format]), [["bytes", "jpeg"]]);
+      assert.deepEqual(
+        second.requests.map((r) => [r.image?.kind, r.image?.format]),
+        [["bytes", "jpeg"]],
+      );
       assert.deepEqual(second.result.map(corners), [[300, 100, 450, 300]]);
     } finally {
       await d.close();
@@ -352,7 +372,13 @@ describe("the image sent", () => {
     const d = detector({ target: "face" });
     try {
       const { result, requests } = await during(() => d.detect(astronaut, { s3: { bucket: "catalog-bucket", key: "photos/huge.jpg" } }));
-      assert.deepEqual(requests.map((r) => [r.image?.kind ?? "s3", r.error?.type ?? r.status]), [["s3", "ImageTooLargeException"], ["bytes", 200]]);
+      assert.deepEqual(
+        requests.map((r) => [r.image?.kind ?? "s3", r.error?.type ?? r.status]),
+        [
+          ["s3", "ImageTooLargeException"],
+          ["bytes", 200],
+        ],
+      );
       assert.deepEqual(result.map(corners), [[256, 128, 384, 384]]);
     } finally {
       await d.close();
@@ -377,11 +403,16 @@ describe("errors", () => {
   const cases = [
     { fault: FAULTS.throttling, is: (e: Error) => e instanceof ThrottledError, what: "ThrottledError" },
     { fault: FAULTS.provisionedThroughput, is: (e: Error) => e instanceof ThrottledError, what: "ThrottledError" },
-    { fault: FAULTS.accessDenied, is: (e: Error) => e instanceof FatalServiceError && !e.message.includes("\n") && /access denied/.test(e.message), what: "FatalServiceError, one line" },
+    {
+      fault: FAULTS.accessDenied,
+      is: (e: Error) => e instanceof FatalServiceError && !e.message.includes("\n") && /access denied/.test(e.message),
+      what: "FatalServiceError, one line",
+    },
     { fault: FAULTS.invalidImageFormat, is: (e: Error) => e instanceof InputError && /InvalidImageFormatException/.test(e.message), what: "InputError" },
     {
       fault: FAULTS.internal,
-      is: (e: Error) => !(e instanceof ThrottledError || e instanceof FatalServiceError || e instanceof InputError || e instanceof RejectedError) && /InternalServerError/.test(e.message),
+      is: (e: Error) =>
+        !(e instanceof ThrottledError || e instanceof FatalServiceError || e instanceof InputError || e instanceof RejectedError) && /InternalServerError/.test(e.message),
       what: "plain Error",
     },
   ];
@@ -426,10 +457,22 @@ describe("errors", () => {
   });
 
   test("bad options are ConfigErrors naming the key", () => {
-    assert.throws(() => createRekognitionDetector({ aws: aws(), target: "face", minConfidence: 70 }), (e: Error) => e instanceof ConfigError && e.key === "minConfidence");
-    assert.throws(() => createRekognitionDetector({ aws: aws(), target: " ", minConfidence: 0.5 }), (e: Error) => e instanceof ConfigError && e.key === "target");
-    assert.throws(() => createRekognitionDetector({ aws: aws(), target: "x".repeat(101), minConfidence: 0.5 }), (e: Error) => e instanceof ConfigError && e.key === "target");
-    assert.throws(() => createRekognitionDetector({ aws: aws(), target: "Car", minConfidence: 0.5, maxObjects: 0 }), (e: Error) => e instanceof ConfigError && e.key === "maxObjects");
+    assert.throws(
+      () => createRekognitionDetector({ aws: aws(), target: "face", minConfidence: 70 }),
+      (e: Error) => e instanceof ConfigError && e.key === "minConfidence",
+    );
+    assert.throws(
+      () => createRekognitionDetector({ aws: aws(), target: " ", minConfidence: 0.5 }),
+      (e: Error) => e instanceof ConfigError && e.key === "target",
+    );
+    assert.throws(
+      () => createRekognitionDetector({ aws: aws(), target: "x".repeat(101), minConfidence: 0.5 }),
+      (e: Error) => e instanceof ConfigError && e.key === "target",
+    );
+    assert.throws(
+      () => createRekognitionDetector({ aws: aws(), target: "Car", minConfidence: 0.5, maxObjects: 0 }),
+      (e: Error) => e instanceof ConfigError && e.key === "maxObjects",
+    );
   });
 });
 
@@ -454,7 +497,10 @@ describe("the stand-in validates what it is sent", () => {
     const gif = Buffer.from("GIF89a\x01\x00\x01\x00\x00\x00\x00;", "latin1").toString("base64");
     answer = () => ({ FaceDetails: [] });
     assert.deepEqual(await raw("DetectFaces", { Image: { Bytes: jpeg } }), { status: 200, type: null });
-    assert.deepEqual(await raw("DetectFaces", { Image: { Bytes: jpeg, S3Object: { Bucket: "catalog-bucket", Name: "a.jpg" } } }), { status: 400, type: "InvalidParameterException" });
+    assert.deepEqual(await raw("DetectFaces", { Image: { Bytes: jpeg, S3Object: { Bucket: "catalog-bucket", Name: "a.jpg" } } }), {
+      status: 400,
+      type: "InvalidParameterException",
+    });
     assert.deepEqual(await raw("DetectFaces", { Image: {} }), { status: 400, type: "InvalidParameterException" });
     assert.deepEqual(await raw("DetectFaces", { Image: { Bytes: gif } }), { status: 400, type: "InvalidImageFormatException" });
     assert.deepEqual(await raw("DetectFaces", { Image: { Bytes: "" } }), { status: 400, type: "InvalidParameterException" });
@@ -464,8 +510,14 @@ describe("the stand-in validates what it is sent", () => {
     assert.deepEqual(await raw("DetectFaces", { Image: { Bytes: big.toString("base64") } }), { status: 400, type: "ImageTooLargeException" });
     assert.deepEqual(await raw("DetectLabels", { Image: { Bytes: jpeg }, MinConfidence: 70.5 }), { status: 200, type: null });
     assert.deepEqual(await raw("DetectLabels", { Image: { Bytes: jpeg }, MinConfidence: 101 }), { status: 400, type: "InvalidParameterException" });
-    assert.deepEqual(await raw("DetectLabels", { Image: { Bytes: jpeg }, Settings: { GeneralLabels: { LabelInclusionFilters: "Car" } } }), { status: 400, type: "InvalidParameterException" });
-    assert.deepEqual(await raw("DetectLabels", { Image: { Bytes: jpeg }, Settings: { GeneralLabels: { LabelInclusionFilters: [""] } } }), { status: 400, type: "InvalidParameterException" });
+    assert.deepEqual(await raw("DetectLabels", { Image: { Bytes: jpeg }, Settings: { GeneralLabels: { LabelInclusionFilters: "Car" } } }), {
+      status: 400,
+      type: "InvalidParameterException",
+    });
+    assert.deepEqual(await raw("DetectLabels", { Image: { Bytes: jpeg }, Settings: { GeneralLabels: { LabelInclusionFilters: [""] } } }), {
+      status: 400,
+      type: "InvalidParameterException",
+    });
     assert.deepEqual(await raw("DetectLabels", { Image: { Bytes: jpeg }, Settings: { GeneralLabels: { Include: ["Car"] } } }), { status: 400, type: "InvalidParameterException" });
     assert.deepEqual(await raw("DetectText", { Image: { Bytes: jpeg } }), { status: 400, type: "UnknownOperationException" });
   });

@@ -26,14 +26,20 @@ describe("run ids", () => {
       assert.equal(isValidRunId(bad), false, JSON.stringify(bad));
     }
     assert.equal(checkRunId("catalog-2026-11"), "catalog-2026-11");
-    assert.throws(() => checkRunId("foo:images"), (err: Error) => {
-      assert.ok(err instanceof ConfigError);
-      assert.equal(err.message, 'run: "foo:images" is not a valid run id: use 1-128 letters, digits, ".", "_" or "-", not starting with "-" or "."');
-      return true;
-    });
+    assert.throws(
+      () => checkRunId("foo:images"),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(err.message, 'run: "foo:images" is not a valid run id: use 1-128 letters, digits, ".", "_" or "-", not starting with "-" or "."');
+        return true;
+      },
+    );
     // Shown as JSON (a newline stays one line) and cut short.
     assert.throws(() => checkRunId("a\nb"), { message: /^run: "a\\nb" is not/ });
-    assert.throws(() => checkRunId("y".repeat(500)), (err: Error) => err.message.length < 200);
+    assert.throws(
+      () => checkRunId("y".repeat(500)),
+      (err: Error) => err.message.length < 200,
+    );
   });
 
   describe("against Redis", () => {

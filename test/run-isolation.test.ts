@@ -76,8 +76,25 @@ describe("maskfleet run keeps to its own run", () => {
   });
 
   it("run --run of a run enqueued for the worker pools is refused in one line", async () => {
-    const r = await runMaskfleet(["run", join(dir, "run-in"), "--run", "for-the-pools", "--target", "auto", "--sam-model", sam, "--out", join(dir, "x"), "--redis", redisUrl, "--no-progress"]);
+    const r = await runMaskfleet([
+      "run",
+      join(dir, "run-in"),
+      "--run",
+      "for-the-pools",
+      "--target",
+      "auto",
+      "--sam-model",
+      sam,
+      "--out",
+      join(dir, "x"),
+      "--redis",
+      redisUrl,
+      "--no-progress",
+    ]);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr.trim(), /^maskfleet: run: run for-the-pools was enqueued for the worker pools: follow it with `maskfleet status for-the-pools --wait`, or give `run` a new run id$/);
+    assert.match(
+      r.stderr.trim(),
+      /^maskfleet: run: run for-the-pools was enqueued for the worker pools: follow it with `maskfleet status for-the-pools --wait`, or give `run` a new run id$/,
+    );
   });
 });

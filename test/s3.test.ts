@@ -73,9 +73,7 @@ describe("discoverS3Inputs + readInput", () => {
   });
 
   it("takes a URI naming one image as that image, and says which bucket is missing", async () => {
-    assert.deepEqual(await discoverS3Inputs("s3://in-bucket/catalog/shoes/c.webp", aws), [
-      { path: "s3://in-bucket/catalog/shoes/c.webp", name: "c.webp" },
-    ]);
+    assert.deepEqual(await discoverS3Inputs("s3://in-bucket/catalog/shoes/c.webp", aws), [{ path: "s3://in-bucket/catalog/shoes/c.webp", name: "c.webp" }]);
     await assert.rejects(discoverS3Inputs("s3://no-such-bucket/catalog/", aws), (err: Error) => {
       assert.ok(err instanceof ConfigError);
       assert.match(err.message, /^inputs: .*no-such-bucket.*not found/);
@@ -221,8 +219,23 @@ describe("S3 plumbing", () => {
     assert.deepEqual(parseS3Uri("s3://in-bucket/catalog/a b.jpg"), { bucket: "in-bucket", key: "catalog/a b.jpg" });
     assert.deepEqual(parseS3Uri("s3://in-bucket"), { bucket: "in-bucket", key: "" });
     assert.deepEqual(parseS3Uri("s3://my.bucket-1/"), { bucket: "my.bucket-1", key: "" });
-    for (const bad of ["https://in-bucket/x", "s3:/in-bucket/x", "s3://", "s3:///key", "s3://Bad_Bucket/x", "s3://ab/x", "s3://-bucket/x", "s3://a..b/x", "s3://in-bucket//x", "/tmp/x"]) {
-      assert.throws(() => parseS3Uri(bad, "detector"), (err: Error) => err instanceof ConfigError && err.key === "detector" && err.message.includes(bad), bad);
+    for (const bad of [
+      "https://in-bucket/x",
+      "s3:/in-bucket/x",
+      "s3://",
+      "s3:///key",
+      "s3://Bad_Bucket/x",
+      "s3://ab/x",
+      "s3://-bucket/x",
+      "s3://a..b/x",
+      "s3://in-bucket//x",
+      "/tmp/x",
+    ]) {
+      assert.throws(
+        () => parseS3Uri(bad, "detector"),
+        (err: Error) => err instanceof ConfigError && err.key === "detector" && err.message.includes(bad),
+        bad,
+      );
     }
   });
 
@@ -231,8 +244,14 @@ describe("S3 plumbing", () => {
     assert.ok(openStore("s3://out-bucket/bg/", aws) instanceof S3Store);
     const dir = await scratchDir("s3-open-store");
     assert.ok(openStore(dir) instanceof LocalStore);
-    assert.throws(() => openStore("gs://bucket/x"), (err: Error) => err instanceof ConfigError && err.key === "out" && /gs:\/\//.test(err.message));
-    assert.throws(() => openStore("s3://NOPE/x"), (err: Error) => err instanceof ConfigError && err.key === "out");
+    assert.throws(
+      () => openStore("gs://bucket/x"),
+      (err: Error) => err instanceof ConfigError && err.key === "out" && /gs:\/\//.test(err.message),
+    );
+    assert.throws(
+      () => openStore("s3://NOPE/x"),
+      (err: Error) => err instanceof ConfigError && err.key === "out",
+    );
 
     const c = s3Client({ region: "us-east-1", endpoints: { s3: server.endpoint } });
     assert.ok(c instanceof S3Client);
@@ -258,7 +277,9 @@ describe("S3 plumbing", () => {
     const client = s3Client(aws);
     const body = randomBytes(70_000);
     // A stream body goes as aws-chunked with a trailing CRC32; a Buffer with headers.
-    await client.send(new PutObjectCommand({ Bucket: "in-bucket", Key: "chunked.bin", Body: Readable.from([body.subarray(0, 30_000), body.subarray(30_000)]), ContentLength: body.length }));
+    await client.send(
+      new PutObjectCommand({ Bucket: "in-bucket", Key: "chunked.bin", Body: Readable.from([body.subarray(0, 30_000), body.subarray(30_000)]), ContentLength: body.length }),
+    );
     assert.ok(server.getObject("in-bucket", "chunked.bin")?.body.equals(body));
     await assert.rejects(
       client.send(new PutObjectCommand({ Bucket: "in-bucket", Key: "bad.bin", Body: Buffer.from("abc"), ChecksumCRC32: "AAAAAA==" })),

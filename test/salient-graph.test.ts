@@ -118,7 +118,10 @@ describe("random-weight salient graphs", () => {
 
     await runDirect(join(rmbg.dir, "model.onnx"), ISNET_IO.input, ISNET_IO.output, 64);
     const logits = await runDirect(join(lite.dir, modelJson.files.model), BIREFNET_IO.input, BIREFNET_IO.output, 128);
-    assert.ok((logits.data as Float32Array).some((v) => v !== (logits.data as Float32Array)[0]), "not constant");
+    assert.ok(
+      (logits.data as Float32Array).some((v) => v !== (logits.data as Float32Array)[0]),
+      "not constant",
+    );
 
     for (const built of [rmbg, lite]) {
       const model = await SalientModel.load(built.dir);

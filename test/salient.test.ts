@@ -34,7 +34,9 @@ const BG: [number, number, number] = [0xd0, 0xd0, 0xd0];
 
 function ellipseSvg(): Buffer {
   const { cx, cy, rx, ry } = ELLIPSE;
-  return Buffer.from(`<svg width="${W}" height="${H}"><rect width="100%" height="100%" fill="#d0d0d0"/><ellipse cx="${cx}" cy="${cy}" rx="${rx}" ry="${ry}" fill="#a01010"/></svg>`);
+  return Buffer.from(
+    `<svg width="${W}" height="${H}"><rect width="100%" height="100%" fill="#d0d0d0"/><ellipse cx="${cx}" cy="${cy}" rx="${rx}" ry="${ry}" fill="#a01010"/></svg>`,
+  );
 }
 
 async function ellipseImage(): Promise<RgbImage> {
@@ -72,7 +74,13 @@ describe("salient-object models", () => {
       const area = Math.PI * ELLIPSE.rx * ELLIPSE.ry;
       assert.ok(Math.abs(stats.area - area) / area < 0.03, `area ${stats.area} vs ${area.toFixed(0)}`);
       const box = stats.bbox as Box;
-      for (const [got, want] of [[box.x0, 70], [box.y0, 60], [box.x1, 230], [box.y1, 160]] as const) assert.ok(Math.abs(got - want) <= 2, `bbox ${JSON.stringify(box)}`);
+      for (const [got, want] of [
+        [box.x0, 70],
+        [box.y0, 60],
+        [box.x1, 230],
+        [box.y1, 160],
+      ] as const)
+        assert.ok(Math.abs(got - want) <= 2, `bbox ${JSON.stringify(box)}`);
       // Soft along the boundary, and only there.
       const soft = softCount(alpha);
       assert.ok(soft > 300, `${soft} soft pixels along the edge`);
@@ -103,12 +111,19 @@ describe("salient-object models", () => {
       join(wrong, "model.json"),
       JSON.stringify({ format: "salient", files: { model: join(sam, "decoder.onnx") }, preprocess: { mean: [0.5, 0.5, 0.5], std: [1, 1, 1], output: "probability" } }),
     );
-    await assert.rejects(SalientModel.load(wrong), (e: unknown) => e instanceof ModelError && /decoder\.onnx is not a salient-object model .*input "input" missing \(it has image_embeddings/.test(e.message));
+    await assert.rejects(
+      SalientModel.load(wrong),
+      (e: unknown) => e instanceof ModelError && /decoder\.onnx is not a salient-object model .*input "input" missing \(it has image_embeddings/.test(e.message),
+    );
     const named = join(dir, "named");
     await mkdir(named, { recursive: true });
     await writeFile(
       join(named, "model.json"),
-      JSON.stringify({ format: "salient", files: { model: join(rmbg, "model.onnx") }, preprocess: { mean: [0.5, 0.5, 0.5], std: [1, 1, 1], output: "probability", input: "pixel_values" } }),
+      JSON.stringify({
+        format: "salient",
+        files: { model: join(rmbg, "model.onnx") },
+        preprocess: { mean: [0.5, 0.5, 0.5], std: [1, 1, 1], output: "probability", input: "pixel_values" },
+      }),
     );
     await assert.rejects(SalientModel.load(named), (e: unknown) => e instanceof ModelError && /input "pixel_values" missing \(it has input\)/.test(e.message));
     await assert.rejects(SalientModel.load(join(rmbg, "model.onnx")), (e: unknown) => e instanceof ModelError && /needs its preprocessing/.test(e.message));
@@ -116,7 +131,11 @@ describe("salient-object models", () => {
     await mkdir(sized, { recursive: true });
     await writeFile(
       join(sized, "model.json"),
-      JSON.stringify({ format: "salient", files: { model: join(rmbg, "model.onnx") }, preprocess: { size: [512, 512], mean: [0.5, 0.5, 0.5], std: [1, 1, 1], output: "probability" } }),
+      JSON.stringify({
+        format: "salient",
+        files: { model: join(rmbg, "model.onnx") },
+        preprocess: { size: [512, 512], mean: [0.5, 0.5, 0.5], std: [1, 1, 1], output: "probability" },
+      }),
     );
     await assert.rejects(SalientModel.load(sized), /preprocess\.size says 512 x 512/);
   });
@@ -153,7 +172,12 @@ describe("salient-object models", () => {
       // Far outside: background.
       assert.equal(at(merged, 10, 10), 0);
       // Within the band around SAM's boundary: the salient alpha, soft values included.
-      for (const [x, y] of [[box.x0 + 1, box.y0 + 1], [ELLIPSE.cx, box.y0], [box.x0, ELLIPSE.cy]] as const) assert.equal(at(merged, x, y), at(alpha, x, y), `(${x}, ${y})`);
+      for (const [x, y] of [
+        [box.x0 + 1, box.y0 + 1],
+        [ELLIPSE.cx, box.y0],
+        [box.x0, ELLIPSE.cy],
+      ] as const)
+        assert.equal(at(merged, x, y), at(alpha, x, y), `(${x}, ${y})`);
       assert.ok(softCount(merged) > 50, "soft edge kept");
       assert.equal(out.scores[0], 0.9);
       // Without SAM (salientRefine false): the salient alpha as it is.
@@ -255,7 +279,10 @@ describe("fleet: target auto with a salient model", () => {
     assert.ok(softCount(mask) > 50, "mask.png keeps the soft edge");
 
     const { data: bedrock } = await sharp(join(out, "mask-bedrock.png")).raw().toBuffer({ resolveWithObject: true });
-    assert.ok(bedrock.every((v) => v === 0 || v === 255), "Bedrock mask: pure black and white");
+    assert.ok(
+      bedrock.every((v) => v === 0 || v === 255),
+      "Bedrock mask: pure black and white",
+    );
     for (let i = 0; i < mask.data.length; i++) assert.equal(bedrock[i * 3], (mask.data[i] as number) >= 128 ? 0 : 255);
 
     const cutoutAlpha = await grey("cutout.png", 3);

@@ -14,14 +14,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import sharp from "sharp";
 import { env, RawImage, SamImageProcessor, Tensor } from "@huggingface/transformers";
-import {
-  normalizePadChw,
-  resizeLongestSide,
-  samResizeShape,
-  scaleBox,
-  upscaleMask,
-  upscaleMaskLogits,
-} from "../src/segmenters/sam-processing.js";
+import { normalizePadChw, resizeLongestSide, samResizeShape, scaleBox, upscaleMask, upscaleMaskLogits } from "../src/segmenters/sam-processing.js";
 import type { RgbImage } from "../src/imaging/types.js";
 import { repoRoot } from "./helpers.js";
 
@@ -44,7 +37,10 @@ const samVitBaseConfig = {
 const processor = new SamImageProcessor(samVitBaseConfig as unknown as ConstructorParameters<typeof SamImageProcessor>[0]);
 
 async function photo(name: string): Promise<RgbImage> {
-  const { data, info } = await sharp(join(repoRoot, "samples", "photos", name)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(join(repoRoot, "samples", "photos", name))
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   return { data: new Uint8Array(data), width: info.width, height: info.height };
 }
 

@@ -93,19 +93,34 @@ describe("SAM ViT stand-ins", () => {
     assert.equal(packed.externalTensors, 4);
     assert.equal(packed.dataBytes, g.params * 4);
     assert.equal((await stat(join(scratch, "w", "aligned.bin"))).size, aligned.dataBytes);
-    assert.deepEqual((await readdir(join(scratch, "w"))).filter((f) => f.endsWith(".tmp")), []);
+    assert.deepEqual(
+      (await readdir(join(scratch, "w"))).filter((f) => f.endsWith(".tmp")),
+      [],
+    );
 
     const model = onnx.ModelProto.decode(await readFile(join(scratch, "w", "aligned.onnx")));
     const ext = (model.graph?.initializer ?? []).filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
-    assert.deepEqual(ext.map((t) => t.name), ["a.weight", "a.bias", "b.weight"]);
+    assert.deepEqual(
+      ext.map((t) => t.name),
+      ["a.weight", "a.bias", "b.weight"],
+    );
     for (const t of ext) {
       const kv = Object.fromEntries((t.externalData ?? []).map((e) => [e.key, e.value]));
       assert.equal(kv.location, "aligned.bin");
       assert.equal(Number(kv.offset) % 4096, 0);
-      assert.equal(Number(kv.length), (t.dims ?? []).reduce((a: number, b) => a * Number(b), 4));
+      assert.equal(
+        Number(kv.length),
+        (t.dims ?? []).reduce((a: number, b) => a * Number(b), 4),
+      );
     }
 
-    const feed = { x: new ort.Tensor("float32", Float32Array.from({ length: 600 }, (_, i) => Math.sin(i)), [2, 300]) };
+    const feed = {
+      x: new ort.Tensor(
+        "float32",
+        Float32Array.from({ length: 600 }, (_, i) => Math.sin(i)),
+        [2, 300],
+      ),
+    };
     const outputs: Float32Array[] = [];
     for (const f of ["inline.onnx", "aligned.onnx", "packed.onnx"]) {
       const session = await ort.InferenceSession.create(join(scratch, "w", f));

@@ -23,7 +23,10 @@ let face: string;
 const open: Segmenter[] = [];
 
 before(async () => {
-  const { data, info } = await sharp(join(repoRoot, "samples", "photos", "rocket.jpg")).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(join(repoRoot, "samples", "photos", "rocket.jpg"))
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   image = { data: new Uint8Array(data), width: info.width, height: info.height }; // 640 x 427
   ({ sam, face } = await tinyModels());
 });

@@ -21,7 +21,18 @@ import { enqueueImages } from "../src/producer/enqueue.js";
 import { waitForRun } from "../src/runs/status.js";
 import { resolveConfig } from "../src/config/config.js";
 import { startFleet } from "../src/fleet/fleet.js";
-import { ALL_MASKS_BEST, ALL_MASKS_IOU, HF_SAM_BEST, HF_SAM_IOU, makeTinySamVariants, MASK_BIAS, POINT_RADIUS, SAM2_BEST, SAM2_IOU, SHIFT } from "./support/onnx/make-tiny-sam-variants.js";
+import {
+  ALL_MASKS_BEST,
+  ALL_MASKS_IOU,
+  HF_SAM_BEST,
+  HF_SAM_IOU,
+  makeTinySamVariants,
+  MASK_BIAS,
+  POINT_RADIUS,
+  SAM2_BEST,
+  SAM2_IOU,
+  SHIFT,
+} from "./support/onnx/make-tiny-sam-variants.js";
 import { makeTinyModels } from "./support/onnx/make-tiny-models.js";
 import { HfSamSegmenter } from "../src/segmenters/hf-sam.js";
 import { samResizeShape, scaleBox, upscaleMask } from "../src/segmenters/sam-processing.js";
@@ -37,7 +48,10 @@ let samexporter: string;
 const open: Segmenter[] = [];
 
 before(async () => {
-  const { data, info } = await sharp(join(repoRoot, "samples", "photos", "rocket.jpg")).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(join(repoRoot, "samples", "photos", "rocket.jpg"))
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   image = { data: new Uint8Array(data), width: info.width, height: info.height }; // 640 x 427
   dirs = await makeTinySamVariants(await scratchDir("segmenters-more-models"));
   samexporter = (await tinyModels()).sam;
@@ -107,7 +121,13 @@ for (const f of formats) {
     test("points next to a box: a negative point cuts the mask, a positive one outside the box adds to it", async () => {
       const seg = await load(f.spec());
       const plain = { x0: 300, y0: 100, x1: 630, y1: 420 };
-      const withPoints: Box = { ...plain, points: [{ x: 465, y: 260, label: 0 }, { x: 100, y: 400, label: 1 }] };
+      const withPoints: Box = {
+        ...plain,
+        points: [
+          { x: 465, y: 260, label: 0 },
+          { x: 100, y: 400, label: 1 },
+        ],
+      };
       const r = await seg.segment(image, [withPoints, boxes[0]!]);
       const m = r.masks[0]!;
       assert.equal(at(m, 465, 260), 0, "the negative point is cut out");
@@ -169,7 +189,12 @@ test("samexporter refine pass: each box decoded again with has_mask_input = 1 an
       sum += d[i * 256 + j]!;
     }
   }
-  const expected = upscaleMask(d.map((v) => v + sum / d.length), 256, resized, image);
+  const expected = upscaleMask(
+    d.map((v) => v + sum / d.length),
+    256,
+    resized,
+    image,
+  );
   for (const batchedDecoder of [false, true]) {
     const { sam } = await makeTinyModels(await scratchDir(`segmenters-more-refine-${batchedDecoder}`), { batchedDecoder });
     const plain = await (await load(sam)).segment(image, [b]);
@@ -194,7 +219,17 @@ test("samexporter: box points travel with the corners; shorter prompts of a batc
   const { sam } = await makeTinyModels(await scratchDir("segmenters-more-points"), { batchedDecoder: true });
   const seg = await load(sam);
   const reference = await seg.segment(image, boxes);
-  const withPoints: Box[] = [{ ...boxes[0]!, points: [{ x: 100, y: 100, label: 1 }, { x: 120, y: 90, label: 0 }] }, boxes[1]!, { ...boxes[2]!, points: [{ x: 140, y: 270, label: 1 }] }];
+  const withPoints: Box[] = [
+    {
+      ...boxes[0]!,
+      points: [
+        { x: 100, y: 100, label: 1 },
+        { x: 120, y: 90, label: 0 },
+      ],
+    },
+    boxes[1]!,
+    { ...boxes[2]!, points: [{ x: 140, y: 270, label: 1 }] },
+  ];
   const r = await seg.segment(image, withPoints);
   r.masks.forEach((m, i) => assert.deepEqual(m.data, reference.masks[i]!.data, `box ${i}`));
   await assert.rejects(seg.segment(image, [{ ...boxes[0]!, points: [{ x: 1, y: 1, label: 2 as 1 }] }]), /point 0 of box 0/);
@@ -225,7 +260,10 @@ test("wrong files fail at load, naming the file and the missing input/output", a
   await use("hf-sam", "sam2/encoder.onnx", "sam2/decoder.onnx");
   await assert.rejects(loadSegmenter(folder), /encoder\.onnx is not a transformers\.js SAM vision encoder: input "pixel_values" missing/);
   await use("sam2", "sam2/encoder.onnx", "hf/decoder.onnx");
-  await assert.rejects(loadSegmenter(folder), /input "image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels", "mask_input", "has_mask_input" missing/);
+  await assert.rejects(
+    loadSegmenter(folder),
+    /input "image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels", "mask_input", "has_mask_input" missing/,
+  );
 });
 
 test("the manifest's SAM 2.1 and transformers.js models: listed, unpinned, so pull refuses without allowUnverified", async () => {
@@ -247,7 +285,10 @@ test("the manifest's SAM 2.1 and transformers.js models: listed, unpinned, so pu
   }
   assert.equal(getModel("sam2.1-hiera-tiny").archive?.url, "https://huggingface.co/vietanhdev/segment-anything-2.1-onnx-models/resolve/main/sam2.1_hiera_tiny_20260221.zip");
   const cacheDir = await scratchDir("segmenters-more-cache");
-  await assert.rejects(pullModel("slimsam-77-uniform", { cacheDir, log: () => {} }), /pins no sha256 for vision_encoder\.onnx, prompt_encoder_mask_decoder\.onnx.*--allow-unverified/);
+  await assert.rejects(
+    pullModel("slimsam-77-uniform", { cacheDir, log: () => {} }),
+    /pins no sha256 for vision_encoder\.onnx, prompt_encoder_mask_decoder\.onnx.*--allow-unverified/,
+  );
   await assert.rejects(pullModel("sam2.1-hiera-large", { cacheDir, log: () => {} }), /pins no sha256 for sam2\.1_hiera_large_20260221\.zip/);
 });
 
@@ -278,7 +319,9 @@ test("the fleet's mask stage with a sam2 model folder as samModel (own throw-awa
     assert.equal(info.model, dirs.sam2);
     assert.ok(Math.abs(info.boxes[0].score - SAM2_IOU[SAM2_BEST]!) < 1e-6);
     // target auto: the whole image is the box, so the whole image is the mask.
-    const { data } = await sharp(join(dir, "out", img.outPrefix, "mask.png")).raw().toBuffer({ resolveWithObject: true });
+    const { data } = await sharp(join(dir, "out", img.outPrefix, "mask.png"))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     assert.ok(data.every((v) => v === 255));
 
     // refineMask reaches the mask stage's segmenter: a second decoder pass per image.
@@ -333,7 +376,10 @@ describe("formats that cannot give mask 0", () => {
     // select_masks gives mask 0 to a prompt of more than 2 points: a box with a point.
     const withPoint = await (await load(samexporter)).segment(image, [{ ...box, points: [{ x: 300, y: 200, label: 1 }] }]);
     assert.equal(withPoint.selection, "single");
-    await assert.rejects((await load(samexporter, { maskSelection: "single" })).segment(image, [box]), (e: unknown) => e instanceof ConfigError && /maskSelection single is not available.*EXPORT\.md/.test(e.message));
+    await assert.rejects(
+      (await load(samexporter, { maskSelection: "single" })).segment(image, [box]),
+      (e: unknown) => e instanceof ConfigError && /maskSelection single is not available.*EXPORT\.md/.test(e.message),
+    );
   });
 
   test("SAM 2's three candidates: best by default, single refused", async () => {

@@ -59,7 +59,10 @@ describe("shutdown", () => {
       assert.ok(prefix);
       assert.equal((await readdir(join(config.out, prefix, "results"))).length, 1);
       const manifest = JSON.parse(await readFile(join(config.out, prefix, "manifest.json"), "utf8"));
-      assert.deepEqual(manifest.results.map((r: { status: string; seed: number }) => [r.status, r.seed]), [["ok", 3]]);
+      assert.deepEqual(
+        manifest.results.map((r: { status: string; seed: number }) => [r.status, r.seed]),
+        [["ok", 3]],
+      );
     } finally {
       await first.close();
       await second?.close();

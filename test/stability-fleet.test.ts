@@ -162,12 +162,18 @@ describe("Stability AI Image Services end to end (maskfleet run, Redis, stand-in
         const { out } = await run(c.name, bedrock, [...c.flags, "--prompts", ...PROMPTS, "--seeds", "1-2", "--feather", "0"]);
         const requests = bedrock.requests.filter((q) => q.service === c.service);
         assert.equal(requests.length, bedrock.requests.length, "only the edit's service was called");
-        assert.ok(requests.every((q) => q.status === 200), JSON.stringify(requests.map((q) => [q.status, q.message])));
+        assert.ok(
+          requests.every((q) => q.status === 200),
+          JSON.stringify(requests.map((q) => [q.status, q.message])),
+        );
 
         // Every allowed (image, prompt, seed) answered exactly once; the filtered prompt asked once per (image, seed), never retried.
         const accepted = acceptedPerKey(requests);
         assert.equal(accepted.size, PHOTOS.length * 1 * 2);
-        assert.ok([...accepted.values()].every((n) => n === 1), "no result was paid for twice");
+        assert.ok(
+          [...accepted.values()].every((n) => n === 1),
+          "no result was paid for twice",
+        );
         assert.ok([...accepted.keys()].every((k) => !k.includes(BLOCKED)));
         const filtered = requests.filter((q) => q.filtered);
         assert.equal(filtered.length, PHOTOS.length * 2);
@@ -266,7 +272,10 @@ describe("Stability AI Image Services end to end (maskfleet run, Redis, stand-in
       const before = bedrock.requests.length;
       const { out: out2 } = await run("extend-inpaint", bedrock, ["--extend", "square", "--prompts", "a studio", "--seeds", "1-1", "--feather", "0"], chelsea);
       const calls = bedrock.requests.slice(before);
-      assert.deepEqual(calls.map((q) => q.service), ["outpaint", "inpaint"]);
+      assert.deepEqual(
+        calls.map((q) => q.service),
+        ["outpaint", "inpaint"],
+      );
       assert.deepEqual([calls[1]?.width, calls[1]?.height], [side, side]);
       const [m2] = [...(await manifests(out2)).values()];
       assert.ok(m2 && m2.results[0]?.status === "ok", JSON.stringify(m2?.results));
@@ -286,7 +295,13 @@ describe("Stability AI Image Services end to end (maskfleet run, Redis, stand-in
     const bedrock = await startBedrockStandIn();
     try {
       const { out } = await run("salient", bedrock, ["--salient-model", "bedrock:remove-background", "--prompts", "a studio", "--seeds", "1-1"], join(photos, "coffee.jpg"));
-      assert.deepEqual(bedrock.requests.map((q) => [q.service, q.status]), [["remove-background", 200], ["inpaint", 200]]);
+      assert.deepEqual(
+        bedrock.requests.map((q) => [q.service, q.status]),
+        [
+          ["remove-background", 200],
+          ["inpaint", 200],
+        ],
+      );
       const [m] = [...(await manifests(out)).values()];
       assert.ok(m && m.results.length === 1 && m.results[0]?.status === "ok", JSON.stringify(m?.results));
       // The stand-in's alpha is a centred ellipse with a soft edge. SAM, prompted with its box (the
@@ -306,8 +321,14 @@ describe("Stability AI Image Services end to end (maskfleet run, Redis, stand-in
       };
       const expected = bbox((i) => alpha[i]!);
       const got = bbox((i) => mask.data[i]!);
-      assert.ok(got.every((v, k) => Math.abs(v - expected[k]!) <= 3), `mask box ${got}, the alpha's ${expected}`);
-      assert.ok(mask.data.some((v) => v > 0 && v < 255), "the soft edge is kept");
+      assert.ok(
+        got.every((v, k) => Math.abs(v - expected[k]!) <= 3),
+        `mask box ${got}, the alpha's ${expected}`,
+      );
+      assert.ok(
+        mask.data.some((v) => v > 0 && v < 255),
+        "the soft edge is kept",
+      );
       const fraction = objectFraction(mask);
       assert.ok(fraction > 0.25 && fraction < 0.5, `object fraction ${fraction}`);
     } finally {
@@ -318,7 +339,10 @@ describe("Stability AI Image Services end to end (maskfleet run, Redis, stand-in
   it("seeds 0-3 with --generator stability: exit 2, one line saying seed 0 means random", async () => {
     const bedrock = await startBedrockStandIn();
     try {
-      const r = await runMaskfleet(["run", photos, "--target", "auto", "--sam-model", sam, "--generator", "stability", "--seeds", "0-3", "--bedrock-endpoint", bedrock.endpoint, "--redis", redis], { env });
+      const r = await runMaskfleet(
+        ["run", photos, "--target", "auto", "--sam-model", sam, "--generator", "stability", "--seeds", "0-3", "--bedrock-endpoint", bedrock.endpoint, "--redis", redis],
+        { env },
+      );
       assert.equal(r.code, 2, r.stderr);
       const lines = r.stderr.trimEnd().split("\n");
       assert.equal(lines.length, 1, r.stderr);

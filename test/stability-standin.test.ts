@@ -36,18 +36,30 @@ async function photo(width: number, height: number, format: "png" | "gif" = "png
 
 /** A flat image of any size, cheap to make (only its header is read when validating sizes). */
 async function flat(width: number, height: number): Promise<string> {
-  return (await sharp({ create: { width, height, channels: 3, background: "#808080" } }).png().toBuffer()).toString("base64");
+  return (
+    await sharp({ create: { width, height, channels: 3, background: "#808080" } })
+      .png()
+      .toBuffer()
+  ).toString("base64");
 }
 
 /** A grey (one channel) PNG mask: `value(x, y)` per pixel. */
 async function greyMask(width: number, height: number, value: (x: number, y: number) => number): Promise<string> {
   const data = Buffer.alloc(width * height);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data[y * width + x] = value(x, y);
-  return (await sharp(data, { raw: { width, height, channels: 1 } }).toColourspace("b-w").png().toBuffer()).toString("base64");
+  return (
+    await sharp(data, { raw: { width, height, channels: 1 } })
+      .toColourspace("b-w")
+      .png()
+      .toBuffer()
+  ).toString("base64");
 }
 
 /** Left third black (keep), middle third grey 128, right third white (regenerate). */
-const thirds = (width: number) => (x: number): number => (x < width / 3 ? 0 : x < (2 * width) / 3 ? 128 : 255);
+const thirds =
+  (width: number) =>
+  (x: number): number =>
+    x < width / 3 ? 0 : x < (2 * width) / 3 ? 128 : 255;
 
 async function decode(b64: string): Promise<{ data: Buffer; width: number; height: number; channels: number; format: string | undefined }> {
   const bytes = Buffer.from(b64, "base64");
@@ -95,10 +107,7 @@ describe("validateStabilityRequest", () => {
     assert.match((await validateBedrockRequest(SEARCH, { ...valid[SEARCH], mask })).problem ?? "", /mask/);
 
     const inpaint = (await validateStabilityRequest(INPAINT, valid[INPAINT])).facts;
-    assert.deepEqual(
-      [inpaint.prompt, inpaint.seed, inpaint.growMask, inpaint.outputFormat, inpaint.maskSameSize, inpaint.maskValues],
-      ["a sunlit kitchen", 7, 0, "png", true, 3],
-    );
+    assert.deepEqual([inpaint.prompt, inpaint.seed, inpaint.growMask, inpaint.outputFormat, inpaint.maskSameSize, inpaint.maskValues], ["a sunlit kitchen", 7, 0, "png", true, 3]);
     assert.ok(Math.abs(inpaint.maskWhiteFraction! - 64 / 96) < 1e-9, String(inpaint.maskWhiteFraction));
     const search = (await validateStabilityRequest(SEARCH, valid[SEARCH])).facts;
     assert.deepEqual([search.prompt, search.searchPrompt, search.growMask], ["a red sofa", "the chair", 3]);
@@ -158,7 +167,19 @@ describe("validateStabilityRequest", () => {
       ["a mask in bad base64", INPAINT, () => ({ ...valid[INPAINT], mask: "@@@@" }), /mask is not valid base64/],
       ["a non-image", ERASE, () => ({ image: notImage }), /image does not decode as an image/],
       ["a GIF", ERASE, async () => ({ image: await photo(96, 80, "gif") }), /must be PNG, JPEG or WebP, got gif/],
-      ["a mask with alpha", ERASE, async () => ({ image, mask: (await sharp({ create: { width: 96, height: 80, channels: 4, background: "#fff" } }).png().toBuffer()).toString("base64") }), /alpha/],
+      [
+        "a mask with alpha",
+        ERASE,
+        async () => ({
+          image,
+          mask: (
+            await sharp({ create: { width: 96, height: 80, channels: 4, background: "#fff" } })
+              .png()
+              .toBuffer()
+          ).toString("base64"),
+        }),
+        /alpha/,
+      ],
       ["a prompt that is not a string", INPAINT, () => ({ ...valid[INPAINT], prompt: 5 }), /prompt must be a string/],
       ["a body that is not an object", INPAINT, () => [valid[INPAINT]] as unknown as Body, /JSON object/],
     ];
@@ -227,7 +248,11 @@ describe("through the AWS SDK client", () => {
     const [r, g, b] = seedColour(7);
     const data = Buffer.alloc(64 * 64 * 3);
     for (let i = 0; i < data.length; i += 3) data.set([r, g, b], i);
-    const same = (await sharp(data, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer()).toString("base64");
+    const same = (
+      await sharp(data, { raw: { width: 64, height: 64, channels: 3 } })
+        .png()
+        .toBuffer()
+    ).toString("base64");
     const out = await decode((await invoke(ERASE, { image: same, seed: 7 })).images[0]!);
     assert.notDeepEqual([...out.data.subarray(0, 3)], [r, g, b]);
     assert.deepEqual([...out.data.subarray(0, 3)], seedColour(8));
@@ -242,7 +267,13 @@ describe("through the AWS SDK client", () => {
       assert.ok(a.seeds[0]! >= 1 && a.seeds[0]! <= MAX_SEED, String(a.seeds[0]));
     }
     assert.notEqual(zero.seeds[0], none.seeds[0]);
-    assert.deepEqual(standIn.requests.map((r) => [r.seed, r.answeredSeed]), [[0, zero.seeds[0]], [undefined, none.seeds[0]]]);
+    assert.deepEqual(
+      standIn.requests.map((r) => [r.seed, r.answeredSeed]),
+      [
+        [0, zero.seeds[0]],
+        [undefined, none.seeds[0]],
+      ],
+    );
     assert.equal((await decode(zero.images[0]!)).format, "webp");
     assert.equal((await decode((await invoke(ERASE, valid[ERASE])).images[0]!)).format, "jpeg");
 
@@ -258,7 +289,14 @@ describe("through the AWS SDK client", () => {
     const bySearch = await invoke(SEARCH, { ...valid[SEARCH], search_prompt: "the forbidden chair" });
     assert.deepEqual([bySearch.finish_reasons, bySearch.images], [["Filter reason: prompt"], []]);
     assert.deepEqual((await invoke(INPAINT, valid[INPAINT])).finish_reasons, [null]);
-    assert.deepEqual(standIn.requests.map((r) => [r.status, r.filtered]), [[200, "Filter reason: prompt"], [200, "Filter reason: prompt"], [200, undefined]]);
+    assert.deepEqual(
+      standIn.requests.map((r) => [r.status, r.filtered]),
+      [
+        [200, "Filter reason: prompt"],
+        [200, "Filter reason: prompt"],
+        [200, undefined],
+      ],
+    );
 
     const imaged = await serve({ blockPrompts: ["forbidden"], stabilityFilterAs: "image" });
     const blank = await imaged.invoke(INPAINT, { ...valid[INPAINT], prompt: "forbidden" });
@@ -284,7 +322,10 @@ describe("through the AWS SDK client", () => {
       assert.equal(e.$metadata?.httpStatusCode, 429);
       return true;
     });
-    assert.deepEqual(throttled.standIn.requests.map((r) => r.status), [200, 429]);
+    assert.deepEqual(
+      throttled.standIn.requests.map((r) => r.status),
+      [200, 429],
+    );
 
     const plain = await serve({ failFirst: 1 });
     await assert.rejects(plain.invoke(INPAINT, valid[INPAINT]), (e: Error) => e.name === "InternalServerException");
@@ -312,7 +353,15 @@ describe("through the AWS SDK client", () => {
     assert.deepEqual([out.format, out.width, out.height, out.channels], ["png", w, h, 4]);
     const alpha = (x: number, y: number): number => out.data[(y * w + x) * 4 + 3]!;
     assert.equal(alpha(w / 2, h / 2), 255);
-    for (const [x, y] of [[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [5, h / 2], [w / 2, 3]] as const) assert.equal(alpha(x, y), 0, `${x},${y}`);
+    for (const [x, y] of [
+      [0, 0],
+      [w - 1, 0],
+      [0, h - 1],
+      [w - 1, h - 1],
+      [5, h / 2],
+      [w / 2, 3],
+    ] as const)
+      assert.equal(alpha(x, y), 0, `${x},${y}`);
     // The edge: semi-axis 60 px along x; fully opaque 3 px inside, transparent 3 px outside, a ramp between.
     assert.equal(alpha(w / 2 + 56, h / 2), 255);
     assert.equal(alpha(w / 2 + 63, h / 2), 0);

@@ -85,7 +85,11 @@ describe("Stability AI Image Services generator", () => {
       const body = lastBody();
       assert.deepEqual([body.grow_mask, body.output_format, body.seed, body.prompt], [0, "png", 7, "a marble counter"]);
       assert.deepEqual([out.width, out.height], [300, 200]);
-      assert.equal(differing(image, out, mask, (m) => m === 255), 0, "kept pixels are the input's");
+      assert.equal(
+        differing(image, out, mask, (m) => m === 255),
+        0,
+        "kept pixels are the input's",
+      );
       assert.ok(differing(image, out, mask, (m) => m === 0) > 0.9 * 300 * 200 * 0.75, "the background was regenerated");
     } finally {
       await gen.close();
@@ -101,20 +105,32 @@ describe("Stability AI Image Services generator", () => {
     try {
       let out = await inpaint.generate(request(image, mask, { mode: "inpaint" }));
       assert.ok(Math.abs(standIn.requests.at(-1)!.maskWhiteFraction! - 0.25) < 0.02);
-      assert.equal(differing(image, out, mask, (m) => m === 0), 0, "inpaint keeps the background exactly");
+      assert.equal(
+        differing(image, out, mask, (m) => m === 0),
+        0,
+        "inpaint keeps the background exactly",
+      );
 
       out = await search.generate(request(image, mask));
       const body = lastBody();
       assert.equal(standIn.requests.at(-1)!.service, "search-replace");
       assert.equal(body.mask, undefined);
       assert.deepEqual([body.search_prompt, body.style_preset], ["background", "photographic"]);
-      assert.equal(differing(image, out, mask, (m) => m === 255), 0, "our mask still decides what is kept");
+      assert.equal(
+        differing(image, out, mask, (m) => m === 255),
+        0,
+        "our mask still decides what is kept",
+      );
 
       out = await erase.generate(request(image, mask, { mode: "outpaint" }));
       assert.equal(standIn.requests.at(-1)!.status, 200, standIn.requests.at(-1)!.message);
       assert.equal(lastBody().prompt, undefined);
       assert.ok(Math.abs(standIn.requests.at(-1)!.maskWhiteFraction! - 0.25) < 0.02, "erase sends the object");
-      assert.equal(differing(image, out, mask, (m) => m === 0), 0, "erase keeps the background, whatever the mode");
+      assert.equal(
+        differing(image, out, mask, (m) => m === 0),
+        0,
+        "erase keeps the background, whatever the mode",
+      );
     } finally {
       await Promise.all([inpaint.close(), search.close(), erase.close()]);
     }
@@ -134,7 +150,10 @@ describe("Stability AI Image Services generator", () => {
         assert.equal(q.status, 200, q.message);
         assert.ok(q.width! * q.height! <= 9_437_184 && Math.max(q.width!, q.height!) <= 2.5 * Math.min(q.width!, q.height!), `${q.width}x${q.height}`);
         assert.deepEqual([out.width, out.height], [w, h]);
-        assert.equal(differing(image, out, mask, (m) => m === 255), 0);
+        assert.equal(
+          differing(image, out, mask, (m) => m === 255),
+          0,
+        );
       }
     } finally {
       await gen.close();
@@ -153,7 +172,11 @@ describe("Stability AI Image Services generator", () => {
   test("a filtered prompt is a RejectedError (recorded, never retried); an inference error is transient", async () => {
     const gen = generator();
     const flaky = await startBedrockStandIn({ inferenceErrorFirst: 1 });
-    const flakyGen = new StabilityGenerator(createBedrockClient({ region: "us-east-1", endpoints: { bedrock: flaky.endpoint } }), { modelId: stabilityModelFor("inpaint"), edit: "inpaint", growMask: 0 });
+    const flakyGen = new StabilityGenerator(createBedrockClient({ region: "us-east-1", endpoints: { bedrock: flaky.endpoint } }), {
+      modelId: stabilityModelFor("inpaint"),
+      edit: "inpaint",
+      growMask: 0,
+    });
     try {
       const image = gradient(128, 128);
       const mask = boxMask(128, 128);
@@ -175,16 +198,23 @@ describe("Stability AI Image Services generator", () => {
     try {
       const out = await gen.generate(request(image, mask));
       const calls = standIn.requests.slice(before);
-      assert.deepEqual(calls.map((q) => [q.service, q.status]), [["outpaint", 200], ["inpaint", 200]]);
+      assert.deepEqual(
+        calls.map((q) => [q.service, q.status]),
+        [
+          ["outpaint", 200],
+          ["inpaint", 200],
+        ],
+      );
       assert.deepEqual(calls[0]!.extend, { left: 0, right: 0, up: 50, down: 50 });
       assert.deepEqual([out.width, out.height], [300, 300]);
       let moved = 0;
-      for (let y = 0; y < 200; y++) for (let x = 0; x < 300; x++) {
-        if (mask.data[y * 300 + x] !== 255) continue;
-        const a = (y * 300 + x) * 3;
-        const b = ((y + 50) * 300 + x) * 3;
-        if (image.data[a] !== out.data[b] || image.data[a + 1] !== out.data[b + 1] || image.data[a + 2] !== out.data[b + 2]) moved++;
-      }
+      for (let y = 0; y < 200; y++)
+        for (let x = 0; x < 300; x++) {
+          if (mask.data[y * 300 + x] !== 255) continue;
+          const a = (y * 300 + x) * 3;
+          const b = ((y + 50) * 300 + x) * 3;
+          if (image.data[a] !== out.data[b] || image.data[a + 1] !== out.data[b + 1] || image.data[a + 2] !== out.data[b + 2]) moved++;
+        }
       assert.equal(moved, 0, "the object's pixels are the input's, 50 px down");
       assert.ok(Math.abs(calls[1]!.maskWhiteFraction! - (1 - (150 * 100) / (300 * 300))) < 0.02, "the whole new background, extension included, is regenerated");
     } finally {

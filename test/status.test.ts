@@ -45,7 +45,10 @@ describe("status", () => {
     try {
       const state = new RunState(redis);
       const createdAt = Date.now() - 7_200_000;
-      await state.register("old-run", ["0011223344556677", "8899aabbccddeeff"].map((imageId) => ({ imageId, genTotal: 0 })));
+      await state.register(
+        "old-run",
+        ["0011223344556677", "8899aabbccddeeff"].map((imageId) => ({ imageId, genTotal: 0 })),
+      );
       for (const id of ["0011223344556677", "8899aabbccddeeff"]) {
         assert.equal(await state.finished("old-run", id, { outcome: "ok", stage: "finalize", name: `${id}.jpg`, failedResults: 0, causes: [] }), true);
         assert.equal(await state.finished("old-run", id, { outcome: "ok", stage: "finalize", name: `${id}.jpg`, failedResults: 0, causes: [] }), false, "an image finishes once");
@@ -60,7 +63,11 @@ describe("status", () => {
       const text = await runMaskfleet(["status", "old-run", "--redis", url]);
       assert.match(text.stdout, /^ {2}2\.0 images\/min, elapsed 1m00s, ETA 0s$/m);
 
-      for (const args of [["status", "nosuchrun"], ["status", "nosuchrun", "--wait"], ["status", "nosuchrun", "--json"]]) {
+      for (const args of [
+        ["status", "nosuchrun"],
+        ["status", "nosuchrun", "--wait"],
+        ["status", "nosuchrun", "--json"],
+      ]) {
         const res = await runMaskfleet([...args, "--redis", url]);
         assert.equal(res.stderr, "maskfleet: run nosuchrun: no such run\n", args.join(" "));
         assert.equal(res.code, 1, args.join(" "));

@@ -60,7 +60,10 @@ describe("CLIP tokenizer", () => {
     assert.equal(first.length, 16);
     assert.equal(first[0], 55);
     assert.equal(first[15], 56);
-    assert.equal([...enc.attentionMask.subarray(0, 16)].every((m) => m === 1n), true);
+    assert.equal(
+      [...enc.attentionMask.subarray(0, 16)].every((m) => m === 1n),
+      true,
+    );
     assert.deepEqual([...enc.inputIds.subarray(16, 20)].map(Number), [55, TINY_CAR_ID, 56, 0]);
   });
 
@@ -118,10 +121,16 @@ describe("OWLv2 detector (tiny graph)", () => {
     // 480 x 240 -> padded to 480 x 480 (grey below), resized x2: one patch = 8 px of the photo.
     const wide = picture(480, 240, [[200, 104, 208, 112]]);
     const boxes = await model.detector("car").detect(wide);
-    assert.deepEqual(boxes.map((b) => [b.x0, b.y0, b.x1, b.y1]), [[200, 104, 208, 112]]);
+    assert.deepEqual(
+      boxes.map((b) => [b.x0, b.y0, b.x1, b.y1]),
+      [[200, 104, 208, 112]],
+    );
     // Portrait: 240 x 480, padding on the right.
     const tall = picture(240, 480, [[104, 400, 112, 408]]);
-    assert.deepEqual((await model.detector("car").detect(tall)).map((b) => [b.x0, b.y0, b.x1, b.y1]), [[104, 400, 112, 408]]);
+    assert.deepEqual(
+      (await model.detector("car").detect(tall)).map((b) => [b.x0, b.y0, b.x1, b.y1]),
+      [[104, 400, 112, 408]],
+    );
     // The grey padding itself is never an object.
     assert.deepEqual(await model.detector("car").detect(picture(480, 240, [])), []);
   });
@@ -201,8 +210,12 @@ describe("fleet run with target Car and the local detector", () => {
     const input = join(dir, "in");
     await mkdir(input, { recursive: true });
     const withCar = picture(320, 200, [[96, 48, 128, 80]]);
-    await sharp(withCar.data, { raw: { width: 320, height: 200, channels: 3 } }).png().toFile(join(input, "car.png"));
-    await sharp(picture(320, 200, []).data, { raw: { width: 320, height: 200, channels: 3 } }).png().toFile(join(input, "empty.png"));
+    await sharp(withCar.data, { raw: { width: 320, height: 200, channels: 3 } })
+      .png()
+      .toFile(join(input, "car.png"));
+    await sharp(picture(320, 200, []).data, { raw: { width: 320, height: 200, channels: 3 } })
+      .png()
+      .toFile(join(input, "empty.png"));
     const config = resolveConfig({
       target: "Car",
       textDetectorModel: owl,

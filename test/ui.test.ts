@@ -26,7 +26,16 @@ import { cliEntry, freshRedis, repoRoot, runMaskfleet, scanKeys, scratchDir, unt
 
 const screenshot = join(repoRoot, "test", "artifacts", "queue-browser.png");
 const photos = join(repoRoot, "samples", "photos");
-const chromiumArgs = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const chromiumArgs = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 type Counts = Partial<Record<string, number>>;
 
@@ -214,7 +223,10 @@ describe("maskfleet ui", { timeout: 60_000 }, () => {
 
       // No retry or clean buttons...
       await page.goto(`${ui.url}queue/generate?status=failed`);
-      await page.getByText(failedGenerate[0] as string).first().waitFor();
+      await page
+        .getByText(failedGenerate[0] as string)
+        .first()
+        .waitFor();
       assert.equal(await page.getByRole("button", { name: /retry|clean/i }).count(), 0);
       // ...and the API refuses what they would do.
       for (const [method, path, body] of changes) {
@@ -286,7 +298,7 @@ describe("maskfleet ui", { timeout: 60_000 }, () => {
       await state.setQueuePrefix("local-8", privateQueuePrefix("local-8"));
       await state.listingStarted("local-8");
       assert.deepEqual(await names(), [...stages, ...ofRun("local-7"), ...ofRun("local-8")]);
-      assert.equal((await (await fetch(new URL("/api/queues?activeQueue=local-8%3Adetect", board.url))).json() as { queues: unknown[] }).queues.length, 12);
+      assert.equal(((await (await fetch(new URL("/api/queues?activeQueue=local-8%3Adetect", board.url))).json()) as { queues: unknown[] }).queues.length, 12);
       assert.deepEqual(await scanKeys(redis, `${privateQueuePrefix("local-8")}:*`), []);
 
       await state.listingDone("local-8"); // no images: finished

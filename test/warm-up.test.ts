@@ -105,7 +105,10 @@ describe("warm-up before the mask pool takes jobs", () => {
     // The run does not finish without a generate pool: the mask job is done once its generate job waits.
     await until("the mask job to be done", async () => (await base.queues.generate.getJobCounts("waiting")).waiting === 1, 60_000);
     assert.equal(taken.length, 1);
-    assert.ok(taken.every((at) => at >= opened), "taken after the warm-up");
+    assert.ok(
+      taken.every((at) => at >= opened),
+      "taken after the warm-up",
+    );
     assert.equal(segmented[0], "64x48", "the warm-up segmented its grey image first");
     assert.equal(segmented.length, 2, `then the photo: ${segmented.join(", ")}`);
     assert.equal(await ready(), "200 ready");

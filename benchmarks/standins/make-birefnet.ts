@@ -356,10 +356,13 @@ function deformConvBnRelu(ctx: Ctx, x: Value, prefix: string, cout: number, k: n
     bl: g.reshape(g.binary("Mul", dxInv, dy), wshape),
     tr: g.reshape(g.binary("Mul", dx, dyInv), wshape),
   };
-  const padded = g.reshape(
-    g.node("Pad", [x, g.ints([0, 0, pad + extra, pad + extra, 0, 0, pad + extra, pad + extra])], [n, cin, inH, inW], { mode: "constant" }),
-    [1, 1, cin, inH, inW],
-  );
+  const padded = g.reshape(g.node("Pad", [x, g.ints([0, 0, pad + extra, pad + extra, 0, 0, pad + extra, pad + extra])], [n, cin, inH, inW], { mode: "constant" }), [
+    1,
+    1,
+    cin,
+    inH,
+    inW,
+  ]);
   const m = kk * h * w;
   const gather = (py: Value, px: Value): Value => {
     const index = concat(g, [g.reshape(py, [1, 1, m, 1]), g.reshape(px, [1, 1, m, 1])], 3);
@@ -544,7 +547,9 @@ async function main(argv: string[]): Promise<void> {
   const file = getModel(v).files[0]?.file ?? "model.onnx";
   const size = (await stat(path.join(built.dir, file))).size;
   const pub = BIREFNET_PUBLISHED[v].onnxBytes;
-  console.log(`${built.dir}: ${file} ${(size / 1e6).toFixed(1)} MB (published ${(pub / 1e6).toFixed(1)} MB, ${(((size - pub) / pub) * 100).toFixed(1)} %), ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `${built.dir}: ${file} ${(size / 1e6).toFixed(1)} MB (published ${(pub / 1e6).toFixed(1)} MB, ${(((size - pub) / pub) * 100).toFixed(1)} %), ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   console.log(
     `params ${stats.params.toLocaleString("en-US")} learned (published file ${(pub / 4 / 1e6).toFixed(1)} M floats; ours ${(stats.fileFloats / 1e6).toFixed(1)} M floats ` +
       `with the folded constants: position biases, deform sampling grids), ${(stats.macs / 1e9).toFixed(1)} GMACs (${((2 * stats.macs) / 1e9).toFixed(1)} GFLOP) per image, ${stats.nodes} nodes`,

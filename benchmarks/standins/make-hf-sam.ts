@@ -101,7 +101,6 @@ function buildVisionEncoder(seed: number, encoder: SamVitEncoderOptions): GraphB
 // ---------------------------------------------------------------------------------------------
 // Prompt encoder + mask decoder.
 
-
 function buildDecoder(seed: number): GraphBuilder {
   const g = new GraphBuilder(seed);
   const PB = -1; // point_batch_size, dynamic
@@ -145,14 +144,23 @@ function buildDecoder(seed: number): GraphBuilder {
   const dense = g.param("prompt_encoder.no_mask_embed.weight", [1, DIM, 1, 1], normal);
 
   // SamMaskDecoder: output tokens before the prompt tokens, image embeddings repeated per point batch.
-  const outTokens = g.node("Concat", [g.param("mask_decoder.iou_token.weight", [1, DIM], normal), g.param("mask_decoder.mask_tokens.weight", [MASK_TOKENS, DIM], normal)], [1 + MASK_TOKENS, DIM], { axis: 0 });
+  const outTokens = g.node(
+    "Concat",
+    [g.param("mask_decoder.iou_token.weight", [1, DIM], normal), g.param("mask_decoder.mask_tokens.weight", [MASK_TOKENS, DIM], normal)],
+    [1 + MASK_TOKENS, DIM],
+    { axis: 0 },
+  );
   const tokens = g.node("Concat", [g.node("Expand", [g.unsqueeze(outTokens, 0), withPb([1 + MASK_TOKENS, DIM])], [PB, 1 + MASK_TOKENS, DIM]), sparse], [PB, T, DIM], { axis: 1 });
   const src = g.node("Expand", [g.binary("Add", image, dense), withPb([DIM, GRID, GRID])], [PB, DIM, GRID, GRID]);
   const pos = g.node("Expand", [imagePe, withPb([DIM, GRID, GRID])], [PB, DIM, GRID, GRID]);
   let keys = g.transpose(reshapeTo(g, src, [0, DIM, GRID * GRID], [PB, DIM, GRID * GRID]), [0, 2, 1]);
   const keyPe = g.transpose(reshapeTo(g, pos, [0, DIM, GRID * GRID], [PB, DIM, GRID * GRID]), [0, 2, 1]);
   let queries = tokens;
-  for (let i = 0; i < DEPTH; i++) [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, `mask_decoder.transformer.layers.${i}`, i === 0, { norms: ["layer_norm1", "layer_norm2", "layer_norm3", "layer_norm4"], mlp: ["mlp.lin1", "mlp.lin2"] });
+  for (let i = 0; i < DEPTH; i++)
+    [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, `mask_decoder.transformer.layers.${i}`, i === 0, {
+      norms: ["layer_norm1", "layer_norm2", "layer_norm3", "layer_norm4"],
+      mlp: ["mlp.lin1", "mlp.lin2"],
+    });
   const fq = g.binary("Add", queries, tokens);
   const fk = g.binary("Add", keys, keyPe);
   const final = attention(g, fq, fk, keys, "mask_decoder.transformer.final_attn_token_to_image", DOWNSAMPLE);
@@ -251,8 +259,6 @@ export function encodeHfSamDecoder(seed = 20230406): Uint8Array {
 
 const TOOL_VERSION = 1;
 
-
-
 /**
  * A loadable random-weight hf-sam folder <outDir>/<variant>/: vision_encoder.onnx (streamed to
  * disk), prompt_encoder_mask_decoder.onnx and model.json {format: hf-sam}, whose "name" is the
@@ -272,7 +278,10 @@ export async function makeHfSam(outDir: string, variant: HfSamVariant, opts: HfS
   const stats = hfSamStats(variant, opts);
   const built: BuiltModel = { dir, params: stats.encoderParams + stats.decoderParams, macs: stats.encoderMacs + stats.decoderMacsPerBox };
 
-  const previous = await readFile(jsonPath, "utf8").then((t) => JSON.parse(t) as { name?: unknown }, () => undefined);
+  const previous = await readFile(jsonPath, "utf8").then(
+    (t) => JSON.parse(t) as { name?: unknown },
+    () => undefined,
+  );
   if (!opts.force && previous?.name === stamp && (await fileExists(path.join(dir, files.encoder))) && (await fileExists(path.join(dir, files.decoder)))) return built;
   await mkdir(dir, { recursive: true });
   await rm(jsonPath, { force: true });
@@ -320,7 +329,9 @@ async function main(argv: string[]): Promise<void> {
   const pub = HF_SAM_VARIANTS[v].published;
   const M = (n: number) => `${(n / 1e6).toFixed(2)} M`;
   console.log(`${built.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s): ${await size("vision_encoder.onnx")}, ${await size("prompt_encoder_mask_decoder.onnx")}`);
-  console.log(`vision encoder: params ${s.encoderParams.toLocaleString("en-US")} (${M(s.encoderParams)}; published ${pub.encoder ? M(pub.encoder) : "?"}), ${((2 * s.encoderMacs) / 1e9).toFixed(1)} GFLOP per image (${(s.encoderMacs / 1e9).toFixed(2)} G multiply-adds)`);
+  console.log(
+    `vision encoder: params ${s.encoderParams.toLocaleString("en-US")} (${M(s.encoderParams)}; published ${pub.encoder ? M(pub.encoder) : "?"}), ${((2 * s.encoderMacs) / 1e9).toFixed(1)} GFLOP per image (${(s.encoderMacs / 1e9).toFixed(2)} G multiply-adds)`,
+  );
   console.log(`decoder:        params ${s.decoderParams.toLocaleString("en-US")}, ${((2 * s.decoderMacsPerBox) / 1e9).toFixed(2)} GFLOP per box`);
   console.log(`total:          params ${built.params.toLocaleString("en-US")} (${M(built.params)}; published ${pub.total ? M(pub.total) : "?"}: ${pub.note})`);
 }

@@ -136,7 +136,10 @@ export async function writeSalientFolder(outDir: string, f: SalientFolder, encod
   const onnxPath = path.join(dir, f.file);
   const stampText = JSON.stringify(f.stamp, null, 2) + "\n";
   const old = await readFile(stampPath, "utf8").catch(() => undefined);
-  const onnxThere = await stat(onnxPath).then((s) => s.isFile() && s.size > 0, () => false);
+  const onnxThere = await stat(onnxPath).then(
+    (s) => s.isFile() && s.size > 0,
+    () => false,
+  );
   if (old === stampText && onnxThere) return { dir, skipped: true };
 
   await mkdir(dir, { recursive: true });
@@ -327,7 +330,9 @@ async function main(argv: string[]): Promise<void> {
   const built = await makeIsnet(path.resolve(dir), variant as IsnetVariant, seed !== undefined ? { seed } : {});
   const file = getModel(variant).files[0]?.file ?? "model.onnx";
   const size = (await stat(path.join(built.dir, file))).size;
-  console.log(`${built.dir}: ${file} ${(size / 1e6).toFixed(1)} MB (published ${(RMBG_PUBLISHED.onnxBytes / 1e6).toFixed(0)} MB), ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `${built.dir}: ${file} ${(size / 1e6).toFixed(1)} MB (published ${(RMBG_PUBLISHED.onnxBytes / 1e6).toFixed(0)} MB), ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   console.log(
     `params ${built.params.toLocaleString("en-US")} (published ~${(RMBG_PUBLISHED.params / 1e6).toFixed(0)} M), ` +
       `${(built.macs / 1e9).toFixed(1)} GMACs (${((2 * built.macs) / 1e9).toFixed(1)} GFLOP) per image`,

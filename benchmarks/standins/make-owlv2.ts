@@ -409,7 +409,6 @@ export function clipTokenizerJson(vocabSize = CLIP_VOCAB): object {
 // ---------------------------------------------------------------------------------------------
 // Writing the folder
 
-
 export const OWLV2_FOLDER = "owlv2-base-patch16-ensemble";
 const FILES = { model: "model.onnx", tokenizer: "tokenizer.json" } as const;
 

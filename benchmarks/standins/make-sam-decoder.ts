@@ -46,7 +46,6 @@ export const DECODER_IO = {
   outputs: { iou_predictions: ["batch", MASK_TOKENS], low_res_masks: ["batch", MASK_TOKENS, LOW_RES, LOW_RES] },
 } as const;
 
-
 function buildDecoder(seed: number): GraphBuilder {
   const g = new GraphBuilder(seed);
   const B = -1;
@@ -89,7 +88,11 @@ function buildDecoder(seed: number): GraphBuilder {
   let keys = g.transpose(reshapeTo(g, src, [0, DIM, GRID * GRID], [B, DIM, GRID * GRID]), [0, 2, 1]);
   const keyPe = g.transpose(imagePe, [0, 2, 1]);
   let queries = tokens;
-  for (let i = 0; i < DEPTH; i++) [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, `transformer.layers.${i}`, i === 0, { norms: ["norm1", "norm2", "norm3", "norm4"], mlp: ["mlp.lin1", "mlp.lin2"] });
+  for (let i = 0; i < DEPTH; i++)
+    [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, `transformer.layers.${i}`, i === 0, {
+      norms: ["norm1", "norm2", "norm3", "norm4"],
+      mlp: ["mlp.lin1", "mlp.lin2"],
+    });
   const fq = g.binary("Add", queries, tokens);
   const fk = g.binary("Add", keys, keyPe);
   queries = g.layerNorm(g.binary("Add", queries, attention(g, fq, fk, keys, "transformer.final_attn_token_to_image", DOWNSAMPLE)), "transformer.norm_final_attn", DIM, 1e-5);

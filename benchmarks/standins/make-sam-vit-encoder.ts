@@ -25,7 +25,21 @@ import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { encodeSamDecoder, samDecoderStats } from "./make-sam-decoder.js";
-import { encodeModel, GraphBuilder, numel, OPSET, sfc32, valueInfo, writeModel, type BuiltModel, type ExternalDataOptions, type Value, type WrittenModel, writeFileAtomic, fileExists } from "../../test/support/onnx/onnx-graph.js";
+import {
+  encodeModel,
+  GraphBuilder,
+  numel,
+  OPSET,
+  sfc32,
+  valueInfo,
+  writeModel,
+  type BuiltModel,
+  type ExternalDataOptions,
+  type Value,
+  type WrittenModel,
+  writeFileAtomic,
+  fileExists,
+} from "../../test/support/onnx/onnx-graph.js";
 
 export { OPSET };
 
@@ -369,8 +383,6 @@ export interface SamVitFolderOptions {
   force?: boolean;
 }
 
-
-
 /**
  * A loadable full-size random-weight samexporter folder <outDir>/<variant>/: the encoder (HWC input
  * with the preprocessing inside, as the published --use-preprocess files; ViT-H's weights as
@@ -405,7 +417,10 @@ export async function makeSamVit(outDir: string, variant: SamVitFolder, opts: Sa
   const dec = samDecoderStats(seed + 1);
   const built: BuiltModel = { dir, params: enc.params + dec.params, macs: enc.macs + dec.macsPerBox };
 
-  const previous = await readFile(jsonPath, "utf8").then((t) => JSON.parse(t) as { name?: unknown }, () => undefined);
+  const previous = await readFile(jsonPath, "utf8").then(
+    (t) => JSON.parse(t) as { name?: unknown },
+    () => undefined,
+  );
   if (!opts.force && previous?.name === stamp && (await Promise.all(Object.values(files).map((f) => fileExists(path.join(dir, f))))).every(Boolean)) {
     return built;
   }
@@ -498,8 +513,10 @@ function published(variant: SamVitVariant, encoderParams: number): string {
   const p = SAM_VIT_PUBLISHED[variant];
   const pct = (ours: number, ref: number) => `${ours >= ref ? "+" : ""}${(((ours - ref) / ref) * 100).toFixed(1)} %`;
   const parts = [`published encoder ~${M(p.quoted)} (ours ${pct(encoderParams, p.quoted)})`];
-  if (p.exact !== null) parts.push(`exact from the published external data file ${p.exact.toLocaleString("en-US")} (ours ${encoderParams === p.exact ? "equal" : pct(encoderParams, p.exact)})`);
-  if (p.fileBound !== null) parts.push(`published encoder file holds at most ${p.fileBound.toLocaleString("en-US")} float32 (ours ${encoderParams <= p.fileBound ? "within" : "OVER"})`);
+  if (p.exact !== null)
+    parts.push(`exact from the published external data file ${p.exact.toLocaleString("en-US")} (ours ${encoderParams === p.exact ? "equal" : pct(encoderParams, p.exact)})`);
+  if (p.fileBound !== null)
+    parts.push(`published encoder file holds at most ${p.fileBound.toLocaleString("en-US")} float32 (ours ${encoderParams <= p.fileBound ? "within" : "OVER"})`);
   return parts.join("; ");
 }
 
@@ -507,7 +524,11 @@ async function mainFolder(dir: string, variant: SamVitFolder, opts: SamVitFolder
   const t0 = performance.now();
   const built = await makeSamVit(dir, variant, opts);
   const spec = SAM_VIT_FOLDERS[variant];
-  const enc = samVitEncoderStats({ variant: spec.variant, ...(opts.depth !== undefined && { depth: opts.depth }), ...(opts.globalAttnIndexes && { globalAttnIndexes: opts.globalAttnIndexes }) });
+  const enc = samVitEncoderStats({
+    variant: spec.variant,
+    ...(opts.depth !== undefined && { depth: opts.depth }),
+    ...(opts.globalAttnIndexes && { globalAttnIndexes: opts.globalAttnIndexes }),
+  });
   const dec = samDecoderStats((opts.seed ?? 20230405) + 1);
   const sizes: string[] = [];
   for (const f of [spec.encoder, spec.encoderData, spec.decoder]) {
@@ -518,7 +539,9 @@ async function mainFolder(dir: string, variant: SamVitFolder, opts: SamVitFolder
   console.log(`encoder: params ${enc.params.toLocaleString("en-US")} (${M(enc.params)}); ${published(spec.variant, enc.params)}`);
   console.log(`         ${enc.gflop.toFixed(1)} GFLOP per image (${(enc.macs / 1e9).toFixed(1)} G multiply-adds), ${enc.nodes} nodes`);
   console.log(`decoder: params ${dec.params.toLocaleString("en-US")}, ${dec.gflopPerBox.toFixed(2)} GFLOP per box`);
-  console.log(`total:   params ${built.params.toLocaleString("en-US")} (${M(built.params)}; segment_anything checkpoint ${M(p.checkpoint)}), ${(built.macs / 1e9).toFixed(1)} G multiply-adds for one image + one box`);
+  console.log(
+    `total:   params ${built.params.toLocaleString("en-US")} (${M(built.params)}; segment_anything checkpoint ${M(p.checkpoint)}), ${(built.macs / 1e9).toFixed(1)} G multiply-adds for one image + one box`,
+  );
 }
 
 async function mainEncoderOnly(dir: string, variant: SamVitVariant, layout: EncoderLayout, depth: number | undefined, seed: number | undefined, benchRuns: number): Promise<void> {

@@ -375,7 +375,6 @@ export const DECODER_IO = {
   outputs: { masks: ["num_labels", MULTIMASK, LOW_RES, LOW_RES], iou_predictions: ["num_labels", MULTIMASK] },
 } as const;
 
-
 /** PositionEmbeddingRandom's [2, 128] N(0, 1) matrix, seeded. */
 function gaussianMatrix(seed: number): number[] {
   const rand = sfc32(seed ^ 0x5a3d);
@@ -442,13 +441,21 @@ function buildDecoder(seed: number): GraphBuilder {
   // predict_masks: output tokens before the prompt tokens; image_embed + dense embedding per box.
   const batchDim = g.node("Slice", [g.node("Shape", [coords], [3]), g.ints([0]), g.ints([1])], [1]);
   const expandTo = (dims: readonly number[]) => g.node("Concat", [batchDim, g.ints(dims)], [1 + dims.length], { axis: 0 });
-  const outTokens = g.node("Expand", [g.param("sam_mask_decoder.output_tokens", [1, OUTPUT_TOKENS, D_MODEL], NORMAL), expandTo([OUTPUT_TOKENS, D_MODEL])], [B, OUTPUT_TOKENS, D_MODEL]);
+  const outTokens = g.node(
+    "Expand",
+    [g.param("sam_mask_decoder.output_tokens", [1, OUTPUT_TOKENS, D_MODEL], NORMAL), expandTo([OUTPUT_TOKENS, D_MODEL])],
+    [B, OUTPUT_TOKENS, D_MODEL],
+  );
   const tokens = g.node("Concat", [outTokens, sparse], [B, T, D_MODEL], { axis: 1 });
   const src = g.binary("Add", image, dense);
   const keyPe = densePe(g, gauss);
   let keys = g.transpose(reshapeTo(g, src, [0, D_MODEL, GRID * GRID], [B, D_MODEL, GRID * GRID]), [0, 2, 1]);
   let queries = tokens;
-  for (let i = 0; i < DEPTH; i++) [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, `sam_mask_decoder.transformer.layers.${i}`, i === 0, { norms: ["norm1", "norm2", "norm3", "norm4"], mlp: ["mlp.layers.0", "mlp.layers.1"] });
+  for (let i = 0; i < DEPTH; i++)
+    [queries, keys] = twoWayBlock(g, queries, keys, tokens, keyPe, `sam_mask_decoder.transformer.layers.${i}`, i === 0, {
+      norms: ["norm1", "norm2", "norm3", "norm4"],
+      mlp: ["mlp.layers.0", "mlp.layers.1"],
+    });
   const fq = g.binary("Add", queries, tokens);
   const fk = g.binary("Add", keys, keyPe);
   const tp = "sam_mask_decoder.transformer";
@@ -497,7 +504,14 @@ export function sam2Stats(variant: Sam2Variant, opts: Sam2Options = {}): Sam2Sta
   const cfg = resolveConfig(variant, opts);
   const enc = buildEncoder(cfg);
   const dec = buildDecoder(cfg.seed);
-  return { encoderParams: enc.params, decoderParams: dec.params, encoderMacs: enc.macs, decoderMacsPerBox: dec.macs, encoderNodes: enc.nodes.length, decoderNodes: dec.nodes.length };
+  return {
+    encoderParams: enc.params,
+    decoderParams: dec.params,
+    encoderMacs: enc.macs,
+    decoderMacsPerBox: dec.macs,
+    encoderNodes: enc.nodes.length,
+    decoderNodes: dec.nodes.length,
+  };
 }
 
 function stampOf(variant: Sam2Variant, cfg: ResolvedConfig): string {

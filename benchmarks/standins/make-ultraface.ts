@@ -53,7 +53,12 @@ const DEFAULT_SEED = 20191001;
 const BASE = 16;
 const WIDTH = 320;
 const HEIGHT = 240;
-const MIN_BOXES = [[10, 16, 24], [32, 48], [64, 96], [128, 192, 256]] as const;
+const MIN_BOXES = [
+  [10, 16, 24],
+  [32, 48],
+  [64, 96],
+  [128, 192, 256],
+] as const;
 const CENTER_VARIANCE = 0.1;
 const SIZE_VARIANCE = 0.2;
 
@@ -193,8 +198,7 @@ function buildGraph(seed: number): GraphBuilder {
   maps.forEach((m, i) => {
     const a = anchors[i]!;
     // Small head weights keep the random box offsets small (exp(0.2 * loc) stays finite).
-    const head = (name: string, out: number) =>
-      i < 3 ? separable(g, m, name, out, 3, 1, 1, 0.01) : conv(g, m, name, out, { k: 3, pad: 1, std: 0.01 });
+    const head = (name: string, out: number) => (i < 3 ? separable(g, m, name, out, 3, 1, 1, 0.01) : conv(g, m, name, out, { k: 3, pad: 1, std: 0.01 }));
     scores.push(flattenHeader(g, head(`classification_headers.${i}`, a * 2), 2));
     locations.push(flattenHeader(g, head(`regression_headers.${i}`, a * 4), 4));
   });
@@ -206,8 +210,14 @@ function buildGraph(seed: number): GraphBuilder {
   // convert_locations_to_boxes + center_form_to_corner_form, priors as constants.
   const priors = ultraFacePriors();
   if (priors.length !== total * 4) throw new Error(`${priors.length / 4} priors for ${total} anchors`);
-  const priorsXY = g.floats(priors.filter((_, k) => k % 4 < 2), [1, total, 2]);
-  const priorsWH = g.floats(priors.filter((_, k) => k % 4 >= 2), [1, total, 2]);
+  const priorsXY = g.floats(
+    priors.filter((_, k) => k % 4 < 2),
+    [1, total, 2],
+  );
+  const priorsWH = g.floats(
+    priors.filter((_, k) => k % 4 >= 2),
+    [1, total, 2],
+  );
   const half = (start: number) => g.node("Slice", [loc, g.ints([start]), g.ints([start + 2]), g.ints([2])], [1, total, 2]);
   const centers = g.binary("Add", g.binary("Mul", g.binary("Mul", half(0), g.scalar(CENTER_VARIANCE)), priorsWH), priorsXY);
   const sizes = g.binary("Mul", g.node("Exp", [g.binary("Mul", half(2), g.scalar(SIZE_VARIANCE))], [1, total, 2]), priorsWH);
@@ -246,7 +256,6 @@ export function encodeUltraFace(variant: UltraFaceVariant = "rfb-320", seed = DE
   if (!ULTRAFACE_VARIANTS.includes(variant)) throw new RangeError(`unknown UltraFace variant ${String(variant)}`);
   return encodeModel(buildGraph(seed), modelInfo(seed));
 }
-
 
 /**
  * Writes <outDir>/ultraface-rfb-320/ (version-RFB-320.onnx, model.json, build.json) unless it

@@ -59,7 +59,14 @@ const brief = (text: string) => (text.split(/ \(|; /)[0] ?? "").slice(0, 80);
 
 // ---- bash ----------------------------------------------------------------------------------------
 
-const bashWords = (values: Values) => (typeof values === "object" ? `COMPREPLY=($(compgen -W "${values.choices.join(" ")}" -- "$cur"))` : values === "dir" ? `COMPREPLY=($(compgen -d -- "$cur"))` : values === "file" ? `COMPREPLY=($(compgen -f -- "$cur"))` : "COMPREPLY=()");
+const bashWords = (values: Values) =>
+  typeof values === "object"
+    ? `COMPREPLY=($(compgen -W "${values.choices.join(" ")}" -- "$cur"))`
+    : values === "dir"
+      ? `COMPREPLY=($(compgen -d -- "$cur"))`
+      : values === "file"
+        ? `COMPREPLY=($(compgen -f -- "$cur"))`
+        : "COMPREPLY=()";
 
 function bashScript(root: Node): string {
   const nodes = walk(root);
@@ -67,14 +74,21 @@ function bashScript(root: Node): string {
   const known = nodes.filter((n) => n.path.length).map((n) => `"${n.path.slice(0, -1).join("/")}/${n.path.at(-1)}"`);
   // Value flags grouped by what their values complete to.
   const byValues = new Map<string, string[]>();
-  for (const n of nodes) for (const f of n.flags) if (f.values) for (const name of f.names) byValues.set(bashWords(f.values), [...(byValues.get(bashWords(f.values)) ?? []), `"${key(n)}:${name}"`]);
+  for (const n of nodes)
+    for (const f of n.flags) if (f.values) for (const name of f.names) byValues.set(bashWords(f.values), [...(byValues.get(bashWords(f.values)) ?? []), `"${key(n)}:${name}"`]);
   const valueCases = [...byValues].map(([action, pats]) => `    ${pats.join("|")})\n      ${action}; return ;;`).join("\n");
   const wordCases = nodes
     .map((n) => {
       const flags = n.flags.flatMap((f) => f.names).join(" ");
       const subs = n.commands.map((c) => c.path.at(-1)).join(" ");
       const arg = n.args[0];
-      const positional = subs ? `COMPREPLY=($(compgen -W "${subs}" -- "$cur"))` : arg && typeof arg.values === "object" ? bashWords(arg.values) : arg && arg.values === "none" ? "COMPREPLY=()" : `COMPREPLY=($(compgen -f -- "$cur"))`;
+      const positional = subs
+        ? `COMPREPLY=($(compgen -W "${subs}" -- "$cur"))`
+        : arg && typeof arg.values === "object"
+          ? bashWords(arg.values)
+          : arg && arg.values === "none"
+            ? "COMPREPLY=()"
+            : `COMPREPLY=($(compgen -f -- "$cur"))`;
       return `    "${key(n)}")\n      flags="${flags}"\n      positional() { ${positional}; } ;;`;
     })
     .join("\n");
@@ -109,9 +123,14 @@ complete -o default -F _maskfleet maskfleet
 // ---- zsh -----------------------------------------------------------------------------------------
 
 /** Text inside '...' and [...] of an _arguments spec. */
-const zshText = (text: string) => brief(text).replace(/\\/g, "\\\\").replace(/'/g, "'\\''").replace(/([[\]:])/g, "\\$1");
+const zshText = (text: string) =>
+  brief(text)
+    .replace(/\\/g, "\\\\")
+    .replace(/'/g, "'\\''")
+    .replace(/([[\]:])/g, "\\$1");
 
-const zshAction = (values: Values, label: string) => (typeof values === "object" ? `:${label}:(${values.choices.join(" ")})` : values === "file" ? `:${label}:_files` : values === "dir" ? `:${label}:_files -/` : `:${label}: `);
+const zshAction = (values: Values, label: string) =>
+  typeof values === "object" ? `:${label}:(${values.choices.join(" ")})` : values === "file" ? `:${label}:_files` : values === "dir" ? `:${label}:_files -/` : `:${label}: `;
 
 const zshFunction = (n: Node) => `_maskfleet${n.path.map((p) => `_${p.replace(/-/g, "_")}`).join("")}`;
 

@@ -40,6 +40,10 @@ export function warnUnknownEnv(warn: (line: string) => void, env: NodeJS.Process
   const known = knownEnvNames();
   for (const name of names.filter((n) => !known.has(n)).sort()) {
     const now = renamed[name];
-    warn(now ? `maskfleet: warning: ${name} is not read any more (ignored): set ${now} instead` : `maskfleet: warning: ${name} is not a maskfleet variable (ignored); \`maskfleet <command> --help\` shows each flag's`);
+    warn(
+      now
+        ? `maskfleet: warning: ${name} is not read any more (ignored): set ${now} instead`
+        : `maskfleet: warning: ${name} is not a maskfleet variable (ignored); \`maskfleet <command> --help\` shows each flag's`,
+    );
   }
 }

@@ -19,7 +19,10 @@ interface FlagRow extends ConfigFlag {
 }
 
 /** The flags in `--help` order: --config, then each key's flags in the table's order. */
-const flagRows: FlagRow[] = [configFileFlag, ...Object.entries(configTable).flatMap(([key, row]: [string, ConfigKeyRow]) => (row.flags ?? []).map((flag) => ({ ...flag, key: key as ConfigKey })))];
+const flagRows: FlagRow[] = [
+  configFileFlag,
+  ...Object.entries(configTable).flatMap(([key, row]: [string, ConfigKeyRow]) => (row.flags ?? []).map((flag) => ({ ...flag, key: key as ConfigKey }))),
+];
 
 /** Flag values that are not their key's value as given. */
 const fromFlag: Record<string, (value: string) => unknown> = {
@@ -130,5 +133,8 @@ function readPromptsFile(file: string): string[] {
   } catch (err) {
     throw new ConfigError("--prompts-file", `cannot read ${file}: ${(err as Error).message}`);
   }
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
 }

@@ -24,7 +24,6 @@ import { addUiCommand } from "./ui.js";
 import { serveMetrics } from "./serve-metrics.js";
 import { addEvalCommand } from "./eval.js";
 
-
 /** Config, inputs and services checked before any work: bad values, missing credentials, no Redis. */
 async function preflight(flags: ConfigFlags, inputs: readonly string[], models: "here" | "workers"): Promise<Config> {
   const config = configFromFlags(flags);
@@ -44,7 +43,13 @@ const warn = (line: string) => void process.stderr.write(`${line}\n`);
  * Streams the inputs into the run (src/producer/enqueue.ts), then says on stderr what discovery left
  * out (and why) and which symlinked folders it followed, and when the window is full.
  */
-async function enqueueAll(redis: Redis, config: Config, runId: string, inputs: readonly string[], opts: { window: number; queuePrefix?: string; onProgress?: () => void }): Promise<EnqueueSummary> {
+async function enqueueAll(
+  redis: Redis,
+  config: Config,
+  runId: string,
+  inputs: readonly string[],
+  opts: { window: number; queuePrefix?: string; onProgress?: () => void },
+): Promise<EnqueueSummary> {
   const skipped: SkippedInput[] = [];
   const followed: FollowedLink[] = [];
   let skippedCount = 0;
@@ -174,7 +179,10 @@ addConfigFlags(
   { worker: true },
 ).action(async (stage: string, flags: ConfigFlags & { concurrency?: number }, cmd: Command) => {
   const ignored = ignoredByWorker(cmd);
-  if (ignored.length) warn(`maskfleet: warning: a worker ignores ${ignored.join(", ")}: jobs carry ${ignored.length === 1 ? "it" : "them"} (give ${ignored.length === 1 ? "it" : "them"} to \`enqueue\`)`);
+  if (ignored.length)
+    warn(
+      `maskfleet: warning: a worker ignores ${ignored.join(", ")}: jobs carry ${ignored.length === 1 ? "it" : "them"} (give ${ignored.length === 1 ? "it" : "them"} to \`enqueue\`)`,
+    );
   const config = configFromFlags(flags, {}, { worker: true });
   useRedisCa(config.redisUrl, config.redisCa);
   if (needsAws(config, [])) await assertAwsCredentials(awsSettingsOf(config));

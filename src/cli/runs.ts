@@ -69,14 +69,20 @@ export function addRunCommands(program: Command): void {
     .option("--json", "machine-readable output")
     .addOption(redisFlag())
     .addOption(redisCaFlag())
-    .addOption(new Option("--metrics-port <n>", "with --wait: Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)").env("MASKFLEET_METRICS_PORT").argParser(portNumber))
+    .addOption(
+      new Option("--metrics-port <n>", "with --wait: Prometheus metrics port (0 = any free port; default 9464, or any free one when taken)")
+        .env("MASKFLEET_METRICS_PORT")
+        .argParser(portNumber),
+    )
     .addOption(new Option("--metrics-host <host>", "with --wait: address the metrics endpoint listens on (default 0.0.0.0, all interfaces)").env("MASKFLEET_METRICS_HOST"))
     .action(async (runId: string | undefined, flags: RedisFlags & { wait?: boolean; json?: boolean; metricsPort?: number; metricsHost?: string }) => {
       if (runId !== undefined) checkRunId(runId);
       const redisUrl = redisUrlOf(flags);
       // Only a waiting status serves metrics; its port and host come from the flag or MASKFLEET_METRICS_*.
       const config =
-        runId && flags.wait ? (await import("../config/config.js")).loadConfig({ overrides: { redisUrl, metricsPort: flags.metricsPort, metricsHost: flags.metricsHost } }) : undefined;
+        runId && flags.wait
+          ? (await import("../config/config.js")).loadConfig({ overrides: { redisUrl, metricsPort: flags.metricsPort, metricsHost: flags.metricsHost } })
+          : undefined;
       await assertRedisReachable(redisUrl);
       const redis = connect(redisUrl);
       let metrics: MetricsServer | undefined;

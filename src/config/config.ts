@@ -182,8 +182,7 @@ export function resolveConfig(...sources: ConfigInput[]): Config {
     for (const [key, value] of Object.entries(source)) {
       if (value === undefined) continue;
       const prev = merged[key];
-      merged[key] =
-        key === "concurrency" && isPlainObject(prev) && isPlainObject(value) ? { ...prev, ...value } : value;
+      merged[key] = key === "concurrency" && isPlainObject(prev) && isPlainObject(value) ? { ...prev, ...value } : value;
     }
   }
   if (merged.seeds !== undefined) merged.seeds = parseSeedRange(merged.seeds, "seeds");
@@ -207,7 +206,9 @@ export function resolveConfig(...sources: ConfigInput[]): Config {
   // The migration from the old script: `generator: stability` added to a YAML that still names a Titan/Nova model.
   const modelGenerator = modelId ? generatorOfModel(modelId) : undefined;
   if (data.generator === "stability" && (modelGenerator === "titan" || modelGenerator === "nova")) {
-    warnings.push(`modelId ${modelId} is a ${modelGenerator} model; generator stability calls Stability AI Image Services instead (remove modelId from the config to silence this)`);
+    warnings.push(
+      `modelId ${modelId} is a ${modelGenerator} model; generator stability calls Stability AI Image Services instead (remove modelId from the config to silence this)`,
+    );
     modelId = "";
   }
   const settled = { ...data, modelId, seeds: data.seeds ?? backend.seeds.default, warnings };
@@ -234,11 +235,7 @@ export function checkResultsPerImage(prompts: number, seeds: { from: number; to:
 
 /** The usual stack: defaults < file < env < overrides. */
 export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: ConfigInput } = {}): Config {
-  return resolveConfig(
-    opts.file ? readConfigFile(opts.file) : {},
-    fromEnv(opts.env ?? process.env),
-    opts.overrides ?? {},
-  );
+  return resolveConfig(opts.file ? readConfigFile(opts.file) : {}, fromEnv(opts.env ?? process.env), opts.overrides ?? {});
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -52,7 +52,11 @@ const seedRangeSchema = z
   .refine((r) => r.from <= r.to, { message: "seed range start must not exceed its end" });
 
 /** `-c, --config`: the YAML file the other keys come from; no key of its own. */
-export const configFileFlag: ConfigFlag = { spec: "-c, --config <file>", help: "YAML config (the old script's keys load unchanged; default: ./maskfleet.yaml if there is one)", scope: "process" };
+export const configFileFlag: ConfigFlag = {
+  spec: "-c, --config <file>",
+  help: "YAML config (the old script's keys load unchanged; default: ./maskfleet.yaml if there is one)",
+  scope: "process",
+};
 
 export const configTable = {
   /** Output folder (or s3:// prefix in the AWS issue); jobs carry it beside their options (imageIdOf hashes it on its own). */
@@ -73,7 +77,9 @@ export const configTable = {
   detector: {
     schema: z.enum(["local", "rekognition"]).default("local"),
     effect: "output",
-    flags: [{ spec: "--detector <name>", help: "where boxes come from", scope: "job", worker: "detect: rekognition has its AWS credentials checked at start (jobs carry their own)" }],
+    flags: [
+      { spec: "--detector <name>", help: "where boxes come from", scope: "job", worker: "detect: rekognition has its AWS credentials checked at start (jobs carry their own)" },
+    ],
     doc: { meaning: "`local` (ONNX models) or `rekognition`" },
   },
   /** Face detector: a manifest name or a local .onnx file / model folder. */
@@ -156,7 +162,8 @@ export const configTable = {
     ],
     doc: {
       default: "`single` where the model returns all masks, else `best`",
-      meaning: "`single`: SAM's mask 0, as the old script's `predict(multimask_output=False)`; `best`: the candidate with the highest predicted IoU ([src/models/EXPORT.md](src/models/EXPORT.md))",
+      meaning:
+        "`single`: SAM's mask 0, as the old script's `predict(multimask_output=False)`; `best`: the candidate with the highest predicted IoU ([src/models/EXPORT.md](src/models/EXPORT.md))",
     },
   },
   /** Images whose mask quality (0-1, mask.json's quality.score) is below this go to review instead of generation; unset = no bar. */
@@ -218,7 +225,9 @@ export const configTable = {
   generator: {
     schema: z.enum(GENERATOR_NAMES).default("composite"),
     effect: "output",
-    flags: [{ spec: "--generator <name>", help: generatorHelp(), scope: "job", worker: "generate: the generator whose Bedrock models are checked at start (jobs carry their own)" }],
+    flags: [
+      { spec: "--generator <name>", help: generatorHelp(), scope: "job", worker: "generate: the generator whose Bedrock models are checked at start (jobs carry their own)" },
+    ],
     doc: { meaning: "`composite` (local), `stability` (Bedrock), or `titan`, `nova` (end of life on Bedrock; accounts with access)" },
   },
   /** outpaint keeps the object and replaces the rest; inpaint replaces the object. */
@@ -305,13 +314,21 @@ export const configTable = {
     ],
     doc: {
       default: "per generator",
-      meaning: "stability: the `--edit`'s service (`us.stability.stable-image-inpaint-v1:0`, ...); titan: `amazon.titan-image-generator-v2:0`; nova: `amazon.nova-canvas-v1:0`; a model id alone picks its generator",
+      meaning:
+        "stability: the `--edit`'s service (`us.stability.stable-image-inpaint-v1:0`, ...); titan: `amazon.titan-image-generator-v2:0`; nova: `amazon.nova-canvas-v1:0`; a model id alone picks its generator",
     },
   },
   /** The keys only one generator reads: their schemas are its backend's (src/generators/stability.ts). */
   edit: {
     effect: "output",
-    flags: [{ spec: "--edit <edit>", help: "stability: inpaint (a mask) | search-replace | erase | extend (Stable Outpaint only)", scope: "job", worker: "generate: the Stability edit whose model is checked at start (jobs carry their own)" }],
+    flags: [
+      {
+        spec: "--edit <edit>",
+        help: "stability: inpaint (a mask) | search-replace | erase | extend (Stable Outpaint only)",
+        scope: "job",
+        worker: "generate: the Stability edit whose model is checked at start (jobs carry their own)",
+      },
+    ],
     doc: { default: "`inpaint`", meaning: "stability: `inpaint`, `search-replace`, `erase`, `extend`" },
   },
   searchPrompt: {
@@ -331,7 +348,14 @@ export const configTable = {
   },
   extend: {
     effect: "output",
-    flags: [{ spec: "--extend <l,r,u,d|square>", help: "stability: extend the canvas first with Stable Outpaint, pixels per side or square", scope: "job", worker: "generate: with Stable Outpaint checked at start too (jobs carry their own)" }],
+    flags: [
+      {
+        spec: "--extend <l,r,u,d|square>",
+        help: "stability: extend the canvas first with Stable Outpaint, pixels per side or square",
+        scope: "job",
+        worker: "generate: with Stable Outpaint checked at start too (jobs carry their own)",
+      },
+    ],
     doc: { meaning: "stability: extend the canvas first, `left,right,up,down` px or `square`" },
   },
   creativity: {
@@ -394,7 +418,13 @@ export const configTable = {
   rate: {
     schema: z.union([z.literal("unlimited"), z.strictObject({ max: z.number().int().min(1), durationMs: z.number().int().min(1) })]).optional(),
     effect: "process",
-    flags: [{ spec: "--rate <rate>", help: 'generator requests for the whole fleet, e.g. "60/min" or "2/s" (default: an adaptive rate the fleet finds; "unlimited": none)', scope: "process" }],
+    flags: [
+      {
+        spec: "--rate <rate>",
+        help: 'generator requests for the whole fleet, e.g. "60/min" or "2/s" (default: an adaptive rate the fleet finds; "unlimited": none)',
+        scope: "process",
+      },
+    ],
     doc: { default: "adaptive", meaning: "generator requests for the whole fleet: `60/min`, `2/s`, `19/4s`; unset: found by the fleet; `unlimited`" },
   },
   /** Queue pause after a throttle when the service names no wait (with a rate: one limiter slot, if shorter); doubles per throttle with no success between, up to 16x. */
@@ -522,7 +552,11 @@ export type TableShape = { -readonly [K in ConfigKey as Table[K] extends { schem
 
 /** The image options the table declares (a generator's own keys join them in image-options.ts). */
 export type TableImageShape = {
-  -readonly [K in ConfigKey as Table[K] extends { effect: "output" | "gate"; schema: z.ZodType } ? K : never]: Table[K] extends { job: infer J } ? J : Table[K] extends { schema: infer S } ? Unwrapped<S> : never;
+  -readonly [K in ConfigKey as Table[K] extends { effect: "output" | "gate"; schema: z.ZodType } ? K : never]: Table[K] extends { job: infer J }
+    ? J
+    : Table[K] extends { schema: infer S }
+      ? Unwrapped<S>
+      : never;
 };
 
 const rows = Object.entries(configTable) as [ConfigKey, ConfigKeyRow][];

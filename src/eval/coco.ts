@@ -53,7 +53,10 @@ export function parseCoco(value: unknown, source: string): CocoDataset {
   const parsed = cocoSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const path = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "");
+    const path = issue.path
+      .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+      .join("")
+      .replace(/^\./, "");
     throw new ConfigError(source, `${path || "(document)"}: ${issue.message}`);
   }
   const data = parsed.data;

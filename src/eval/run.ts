@@ -88,7 +88,8 @@ const area = (m: Mask) => m.data.reduce((n, v) => n + (v >= 128 ? 1 : 0), 0);
 export async function runEval(opts: EvalOptions): Promise<EvalReport> {
   const minArea = opts.minArea ?? 1;
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) throw new ConfigError("--limit", `expected a whole number >= 1, got ${opts.limit}`);
-  if (opts.boundaryTolerance !== undefined && !(opts.boundaryTolerance >= 0)) throw new ConfigError("--boundary-tolerance", `expected a number >= 0, got ${opts.boundaryTolerance}`);
+  if (opts.boundaryTolerance !== undefined && !(opts.boundaryTolerance >= 0))
+    throw new ConfigError("--boundary-tolerance", `expected a number >= 0, got ${opts.boundaryTolerance}`);
   if (!opts.segmenters && opts.models.length === 0) throw new ConfigError("--model", "at least one model is needed");
   const coco = await readCoco(opts.annotations);
   const categories = new Map(coco.categories.map((c) => [c.id, c.name]));
@@ -162,7 +163,10 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       const tolerance = opts.boundaryTolerance ?? defaultBoundaryTolerance(image.width, image.height);
       for (let m = 0; m < segmenters.length; m++) {
         const started = performance.now();
-        const result = await segmenters[m]!.segment(decoded, scored.map((s) => s.box));
+        const result = await segmenters[m]!.segment(
+          decoded,
+          scored.map((s) => s.box),
+        );
         ms[m]! += performance.now() - started;
         imagesPerModel[m]!++;
         scored.forEach((s, i) => {

@@ -26,7 +26,9 @@ export function startFleet(config: Config, stagesToRun: readonly Stage[], concur
   let reportFatal: (err: FatalServiceError) => void = () => undefined;
   const fatal = new Promise<never>((_, reject) => (reportFatal = reject));
   fatal.catch(() => undefined); // observed by whoever races it; never an unhandled rejection
-  const pools = stagesToRun.map((stage) => startPool(stage, ctx, { concurrency: poolConfig.concurrency[stage], onFatal: reportFatal, ...(processors?.[stage] && { processor: processors[stage] }) }));
+  const pools = stagesToRun.map((stage) =>
+    startPool(stage, ctx, { concurrency: poolConfig.concurrency[stage], onFatal: reportFatal, ...(processors?.[stage] && { processor: processors[stage] }) }),
+  );
   let closing: Promise<void> | undefined;
   return {
     ctx,

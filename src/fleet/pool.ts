@@ -72,7 +72,8 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
   let stopped = false;
   // The generator's counters; statistics: a Redis hiccup writing one must not fail the job.
   const count = async (data: JobData | undefined, name: "generatorCalls" | "throttles" | "rejected") => {
-    if (data?.kind === "generate") await ctx.runState.count(data.runId, name).catch((err: Error) => log.warn({ stage, runId: data.runId, name, err: err.message }, "counter not updated"));
+    if (data?.kind === "generate")
+      await ctx.runState.count(data.runId, name).catch((err: Error) => log.warn({ stage, runId: data.runId, name, err: err.message }, "counter not updated"));
   };
 
   // The histogram behind `maskfleet report`'s durations; statistics: a Redis hiccup must not fail the job.

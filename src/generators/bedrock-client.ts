@@ -60,9 +60,7 @@ export function createBedrockClient(aws: AwsSettings, opts: BedrockClientOptions
 export async function invokeModelJson(client: BedrockRuntimeClient, modelId: string, body: unknown): Promise<unknown> {
   let text: string;
   try {
-    const res = await client.send(
-      new InvokeModelCommand({ modelId, body: JSON.stringify(body), contentType: "application/json", accept: "application/json" }),
-    );
+    const res = await client.send(new InvokeModelCommand({ modelId, body: JSON.stringify(body), contentType: "application/json", accept: "application/json" }));
     text = Buffer.from(res.body ?? new Uint8Array()).toString("utf8");
   } catch (err) {
     throw mapBedrockError(err, modelId, await regionOf(client));
@@ -76,13 +74,7 @@ export async function invokeModelJson(client: BedrockRuntimeClient, modelId: str
 
 const THROTTLED = new Set(["ThrottlingException", "ModelNotReadyException", "ServiceQuotaExceededException"]);
 const REJECTED = new Set(["ValidationException"]);
-const FATAL = new Set([
-  "AccessDeniedException",
-  "ResourceNotFoundException",
-  "UnrecognizedClientException",
-  "InvalidSignatureException",
-  "CredentialsProviderError",
-]);
+const FATAL = new Set(["AccessDeniedException", "ResourceNotFoundException", "UnrecognizedClientException", "InvalidSignatureException", "CredentialsProviderError"]);
 
 /** What an error from the SDK means for the queue (see the module comment). Exported for tests. */
 export function mapBedrockError(err: unknown, modelId: string, region: string): Error {

@@ -334,7 +334,11 @@ async function resizeIfNeeded(img: RgbImage, width: number, height: number): Pro
 
 async function resizeMaskIfNeeded(mask: Mask, width: number, height: number): Promise<Mask> {
   if (mask.width === width && mask.height === height) return mask;
-  const data = await sharpRaw({ ...mask, channels: 1 }).resize(width, height, { fit: "fill" }).toColourspace("b-w").raw().toBuffer();
+  const data = await sharpRaw({ ...mask, channels: 1 })
+    .resize(width, height, { fit: "fill" })
+    .toColourspace("b-w")
+    .raw()
+    .toBuffer();
   if (data.length !== width * height) throw new Error(`mask resize returned ${data.length} bytes, expected ${width * height}`);
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
 }
@@ -361,14 +365,7 @@ export function textLength(text: string): number {
  * region that must not change pasted back from the original. Without a mask (the service found
  * the region from a maskPrompt) nothing is pasted back: the service's region is not ours.
  */
-export async function finishEdit(
-  original: RgbImage,
-  mask: Mask | undefined,
-  mode: "outpaint" | "inpaint",
-  plan: SizePlan,
-  outputBase64: string,
-  what: string,
-): Promise<RgbImage> {
+export async function finishEdit(original: RgbImage, mask: Mask | undefined, mode: "outpaint" | "inpaint", plan: SizePlan, outputBase64: string, what: string): Promise<RgbImage> {
   const output = await decodeModelImage(outputBase64, what);
   const restored = await fromModelOutput(output, plan);
   return mask ? pasteBack(original, restored, mask, mode) : restored;

@@ -82,7 +82,10 @@ async function backgroundPixels(image: RgbImage, background: CompositeBackground
       if (!(background.sigma >= 0.3 && background.sigma <= 1000)) {
         throw new RangeError(`blur sigma must be between 0.3 and 1000 pixels, got ${background.sigma}`);
       }
-      const data = await sharpRaw({ ...image, channels: 3 }).blur(background.sigma).raw().toBuffer();
+      const data = await sharpRaw({ ...image, channels: 3 })
+        .blur(background.sigma)
+        .raw()
+        .toBuffer();
       return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
     }
   }
@@ -128,10 +131,7 @@ export function parseColor(text: string, key = "background"): Rgb {
   if (m) return [parseInt(m[1]! + m[1]!, 16), parseInt(m[2]! + m[2]!, 16), parseInt(m[3]! + m[3]!, 16)];
   m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/.exec(t);
   if (m) return [parseInt(m[1]!, 16), parseInt(m[2]!, 16), parseInt(m[3]!, 16)];
-  throw new ConfigError(
-    key,
-    `${JSON.stringify(text)} is not a colour: use "#rgb", "#rrggbb" or a name (${Object.keys(NAMED_COLORS).join(", ")})`,
-  );
+  throw new ConfigError(key, `${JSON.stringify(text)} is not a colour: use "#rgb", "#rrggbb" or a name (${Object.keys(NAMED_COLORS).join(", ")})`);
 }
 
 /** What a `background` option names: "blur", a colour ("#rgb", "#rrggbb", a name), or an image path. */

@@ -30,16 +30,7 @@ import {
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { awsClientConfig, type AwsSettings } from "../runtime/aws.js";
 import { ConfigError } from "../runtime/errors.js";
-import {
-  BEDROCK_IMAGE_MODELS,
-  STABILITY_REGIONS,
-  familyOf,
-  isInferenceProfile,
-  knownModel,
-  stabilityServiceOf,
-  stripProfilePrefix,
-  type BedrockFamily,
-} from "./bedrock-models.js";
+import { BEDROCK_IMAGE_MODELS, STABILITY_REGIONS, familyOf, isInferenceProfile, knownModel, stabilityServiceOf, stripProfilePrefix, type BedrockFamily } from "./bedrock-models.js";
 
 export interface LifecycleOptions {
   /** Receives each warning, one line (Legacy model, lifecycle not checkable). */
@@ -268,11 +259,7 @@ export async function listImageEditingModels(aws: AwsSettings, now = new Date())
   } catch (err) {
     const name = errorName(err);
     const hint =
-      name === "AccessDeniedException"
-        ? " (the credentials lack bedrock:ListFoundationModels)"
-        : name === "CredentialsProviderError"
-          ? " (no usable AWS credentials)"
-          : "";
+      name === "AccessDeniedException" ? " (the credentials lack bedrock:ListFoundationModels)" : name === "CredentialsProviderError" ? " (no usable AWS credentials)" : "";
     throw new ConfigError("aws", `cannot list Bedrock models in ${region}: ${describe(err)}${hint}`, { cause: err });
   } finally {
     client.destroy();
@@ -298,7 +285,11 @@ export function formatCloudModels(rows: CloudModelRow[], region: string): string
   const header = ["status", "model (call as)", "name", "legacy", "end of life", "maskfleet"];
   const cells = rows.map((r) => [r.status, r.inferenceProfile ?? r.modelId, r.name, r.legacyDate ?? "-", r.endOfLife ?? "-", r.status === "EOL" ? "-" : r.maskfleet]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (c: string[]) => c.map((v, i) => v.padEnd(widths[i] as number)).join("  ").trimEnd();
+  const line = (c: string[]) =>
+    c
+      .map((v, i) => v.padEnd(widths[i] as number))
+      .join("  ")
+      .trimEnd();
   const out = [`Bedrock image-editing models in ${region}:`, line(header), ...cells.map(line)];
   if (rows.length === 0) out.push("(none)");
   if (!rows.some((r) => familyOf(r.modelId) === "stability") && !(STABILITY_REGIONS as readonly string[]).includes(region)) {

@@ -27,4 +27,9 @@ export class NovaCanvasGenerator extends BedrockImageEditor {
   }
 }
 
-export const novaBackend = editorBackend(NOVA_CANVAS, { name: "nova", family: "nova", summary: "Amazon Nova Canvas (end of life on Bedrock 2026-09-30; accounts that still have access)", make: NovaCanvasGenerator });
+export const novaBackend = editorBackend(NOVA_CANVAS, {
+  name: "nova",
+  family: "nova",
+  summary: "Amazon Nova Canvas (end of life on Bedrock 2026-09-30; accounts that still have access)",
+  make: NovaCanvasGenerator,
+});

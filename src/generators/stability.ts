@@ -140,7 +140,13 @@ async function encodeRegion(objectMask: Mask, regenerates: "object" | "backgroun
 }
 
 /** `src` copied into `target` (same channel count) with its top-left corner at (x, y). */
-function pasteInto<T extends { data: Uint8Array; width: number; height: number }>(target: T, src: { data: Uint8Array; width: number; height: number }, x: number, y: number, channels: number): T {
+function pasteInto<T extends { data: Uint8Array; width: number; height: number }>(
+  target: T,
+  src: { data: Uint8Array; width: number; height: number },
+  x: number,
+  y: number,
+  channels: number,
+): T {
   const out = new Uint8Array(target.data);
   for (let row = 0; row < src.height; row++) {
     out.set(src.data.subarray(row * src.width * channels, (row + 1) * src.width * channels), ((row + y) * target.width + x) * channels);
@@ -181,7 +187,9 @@ export const stabilityBackend: GeneratorBackend = {
     /** Stability's own grow_mask (0-20); maskfleet's mask growing is growPx. */
     growMask: z.number().int().min(0).max(20).optional(),
     /** Extend the canvas first with Stable Outpaint: pixels per side of the original, or "square". */
-    extend: z.union([z.literal("square"), z.strictObject({ left: z.number().int().min(0), right: z.number().int().min(0), up: z.number().int().min(0), down: z.number().int().min(0) })]).optional(),
+    extend: z
+      .union([z.literal("square"), z.strictObject({ left: z.number().int().min(0), right: z.number().int().min(0), up: z.number().int().min(0), down: z.number().int().min(0) })])
+      .optional(),
     /** Stable Outpaint's creativity, 0.1-1.0. */
     creativity: z.number().min(0.1).max(1).optional(),
   },
@@ -202,7 +210,10 @@ export const stabilityBackend: GeneratorBackend = {
     const o = stabilitySettings(s);
     const { from, to } = s.seeds;
     if (from < 1 || to > STABILITY_MAX_SEED) {
-      throw new ConfigError("seeds", `Stability AI Image Services read seed 0 as "pick a random seed", so that result could never be made again: give seeds 1-${STABILITY_MAX_SEED} (e.g. --seeds 1-13); the range is ${from}-${to}`);
+      throw new ConfigError(
+        "seeds",
+        `Stability AI Image Services read seed 0 as "pick a random seed", so that result could never be made again: give seeds 1-${STABILITY_MAX_SEED} (e.g. --seeds 1-13); the range is ${from}-${to}`,
+      );
     }
     if (o.edit === "search-replace" && !o.searchPrompt) throw new ConfigError("searchPrompt", "--edit search-replace needs --search-prompt (what to replace, e.g. background)");
     if (o.edit !== "search-replace" && o.searchPrompt) throw new ConfigError("searchPrompt", `only --edit search-replace uses a search prompt (the edit is ${o.edit})`);

@@ -27,4 +27,9 @@ export class TitanGenerator extends BedrockImageEditor {
   }
 }
 
-export const titanBackend = editorBackend(TITAN, { name: "titan", family: "titan", summary: "Amazon Titan Image Generator (end of life on Bedrock 2026-06-30; accounts that still have access)", make: TitanGenerator });
+export const titanBackend = editorBackend(TITAN, {
+  name: "titan",
+  family: "titan",
+  summary: "Amazon Titan Image Generator (end of life on Bedrock 2026-06-30; accounts that still have access)",
+  make: TitanGenerator,
+});

@@ -90,7 +90,9 @@ export function estimateForeground(image: RgbImage, alpha: Mask, opts: Partial<F
     throw new RangeError(`estimateForeground: size must be positive integers, got ${width}x${height}`);
   }
   if (image.data.length !== width * height * 3 || alpha.data.length !== width * height) {
-    throw new RangeError(`estimateForeground: ${width}x${height} needs ${width * height * 3} RGB and ${width * height} alpha bytes, got ${image.data.length} and ${alpha.data.length}`);
+    throw new RangeError(
+      `estimateForeground: ${width}x${height} needs ${width * height * 3} RGB and ${width * height} alpha bytes, got ${image.data.length} and ${alpha.data.length}`,
+    );
   }
   if (!(o.regularization > 0) || !(o.gradientWeight >= 0) || !(o.bandRadius >= 0)) {
     throw new RangeError("estimateForeground: regularization must be > 0, gradientWeight and bandRadius >= 0");
@@ -142,7 +144,7 @@ function writeEstimate(chain: Level[], photo: Uint8Array, alpha8: Uint8Array, wi
     const col = cols[k]!;
     const ly = rows[k]![y]!;
     const tileRow = Math.floor(ly / level.tile) * level.tilesX;
-    for (let x = start; x < end; ) {
+    for (let x = start; x < end;) {
       const tile = Math.floor(col[x]! / level.tile);
       const nextTile = (tile + 1) * level.tile;
       let runEnd = x + 1;

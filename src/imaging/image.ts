@@ -117,7 +117,7 @@ export function channelsOf(img: RawPixels): 1 | 2 | 3 | 4 {
     throw new RangeError(`invalid image size ${width}x${height}`);
   }
   const n = width * height;
-  const channels = img.channels ?? (data.length / n);
+  const channels = img.channels ?? data.length / n;
   if (channels !== 1 && channels !== 2 && channels !== 3 && channels !== 4) {
     throw new RangeError(`pixel buffer of ${data.length} bytes does not fit ${width}x${height} with 1-4 channels`);
   }
@@ -146,7 +146,10 @@ export async function encodeJpeg(img: RgbImage | Mask | RawPixels, quality = 90)
   if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
     throw new RangeError(`JPEG quality must be an integer 1-100, got ${quality}`);
   }
-  return sharpRaw(img).flatten({ background: { r: 255, g: 255, b: 255 } }).jpeg({ quality }).toBuffer();
+  return sharpRaw(img)
+    .flatten({ background: { r: 255, g: 255, b: 255 } })
+    .jpeg({ quality })
+    .toBuffer();
 }
 
 /** Cutout: the image's RGB with the mask as alpha (0 = transparent background). */
@@ -170,12 +173,7 @@ export function rgbaFrom(image: RgbImage, mask: Mask): RawPixels {
  * centre-crops; "contain" letterboxes onto white; "inside" keeps the aspect ratio within the box
  * (so the result may be smaller than asked in one dimension).
  */
-export async function resizeRgb(
-  img: RgbImage,
-  width: number,
-  height: number,
-  fit: "fill" | "cover" | "contain" | "inside" = "fill",
-): Promise<RgbImage> {
+export async function resizeRgb(img: RgbImage, width: number, height: number, fit: "fill" | "cover" | "contain" | "inside" = "fill"): Promise<RgbImage> {
   const { data, info } = await sharpRaw({ ...img, channels: 3 })
     .resize(width, height, { fit, position: "centre", background: { r: 255, g: 255, b: 255 } })
     .raw()

@@ -84,7 +84,11 @@ export async function featherMask(mask: Mask, sigmaPx: number): Promise<Mask> {
   if (!Number.isFinite(sigmaPx)) throw new RangeError(`featherMask: sigma must be finite, got ${sigmaPx}`);
   if (sigmaPx <= 0) return { data: Uint8Array.from(mask.data), width: mask.width, height: mask.height };
   // toColourspace("b-w") keeps one channel: sharp would otherwise output sRGB.
-  const data = await sharpRaw({ ...mask, channels: 1 }).blur(Math.max(0.3, sigmaPx)).toColourspace("b-w").raw().toBuffer();
+  const data = await sharpRaw({ ...mask, channels: 1 })
+    .blur(Math.max(0.3, sigmaPx))
+    .toColourspace("b-w")
+    .raw()
+    .toBuffer();
   if (data.length !== mask.data.length) throw new Error(`featherMask: sharp returned ${data.length} bytes, expected ${mask.data.length}`);
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: mask.width, height: mask.height };
 }
@@ -119,10 +123,10 @@ function components(mask: Mask, threshold: number, above: boolean, diagonal: boo
     const base = y * w;
     let x = 0;
     while (x < w) {
-      while (x < w && (src[base + x]! >= threshold) !== above) x++;
+      while (x < w && src[base + x]! >= threshold !== above) x++;
       if (x === w) break;
       const start = x;
-      while (x < w && (src[base + x]! >= threshold) === above) x++;
+      while (x < w && src[base + x]! >= threshold === above) x++;
       if (n === cap) {
         cap *= 2;
         const grow = (a: Int32Array) => {
@@ -321,8 +325,8 @@ export function squaredDistanceTo(mask: Mask, toObject: boolean): Float64Array {
   // Vertical distance (in pixels) to the nearest pixel of the class in the same column.
   const g = new Float64Array(n);
   const none = w + h; // more than any real distance
-  for (let x = 0; x < w; x++) g[x] = (src[x]! >= OBJECT_THRESHOLD) === toObject ? 0 : none;
-  for (let i = w; i < n; i++) g[i] = (src[i]! >= OBJECT_THRESHOLD) === toObject ? 0 : g[i - w]! + 1;
+  for (let x = 0; x < w; x++) g[x] = src[x]! >= OBJECT_THRESHOLD === toObject ? 0 : none;
+  for (let i = w; i < n; i++) g[i] = src[i]! >= OBJECT_THRESHOLD === toObject ? 0 : g[i - w]! + 1;
   for (let i = n - w - 1; i >= 0; i--) {
     const below = g[i + w]! + 1;
     if (below < g[i]!) g[i] = below;

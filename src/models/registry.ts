@@ -54,7 +54,10 @@ export const preprocessSchema = z.strictObject({
 });
 export type Preprocess = z.infer<typeof preprocessSchema>;
 
-const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 is 64 lower-case hex digits").nullable();
+const sha256Schema = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, "a sha256 is 64 lower-case hex digits")
+  .nullable();
 const fileSchema = z.strictObject({
   role: z.string().min(1),
   file: z.string().regex(/^[^/\\]+$/, "a plain file name"),
@@ -256,7 +259,8 @@ async function resolveLocal(spec: string, opts: ResolveOptions): Promise<Resolve
 async function resolveFolder(spec: string, dir: string): Promise<ResolvedModel> {
   const jsonPath = join(dir, "model.json");
   const text = await readFile(jsonPath, "utf8").catch((err: NodeJS.ErrnoException) => {
-    if (err.code === "ENOENT") throw new ModelError(`${dir}: a model folder needs a model.json like {"format": "samexporter", "files": {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}}`);
+    if (err.code === "ENOENT")
+      throw new ModelError(`${dir}: a model folder needs a model.json like {"format": "samexporter", "files": {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}}`);
     throw err;
   });
   let raw: unknown;
@@ -315,7 +319,10 @@ export async function pullModel(name: string, opts: PullOptions = {}): Promise<{
   }
   if (needed.length === 0) return { name: entry.name, dir, files: result };
 
-  const unpinned = [...(entry.archive && entry.archive.sha256 === null ? [basename(new URL(entry.archive.url).pathname)] : []), ...needed.filter((f) => !f.sha256).map((f) => f.file)];
+  const unpinned = [
+    ...(entry.archive && entry.archive.sha256 === null ? [basename(new URL(entry.archive.url).pathname)] : []),
+    ...needed.filter((f) => !f.sha256).map((f) => f.file),
+  ];
   if (unpinned.length && !opts.allowUnverified) {
     throw new ModelError(
       `model "${entry.name}": the manifest pins no sha256 for ${unpinned.join(", ")}, so it cannot be verified. ` +

@@ -94,7 +94,7 @@ export async function listZip(path: string): Promise<ZipEntry[]> {
 
 /** ZIP64 extra field (id 1): 8-byte values for the fields whose 4-byte value is 0xffffffff, in order. */
 function readZip64Extra(extra: Buffer, e: ZipEntry): void {
-  for (let q = 0; q + 4 <= extra.length; ) {
+  for (let q = 0; q + 4 <= extra.length;) {
     const id = extra.readUInt16LE(q);
     const len = extra.readUInt16LE(q + 2);
     if (id === 1) {

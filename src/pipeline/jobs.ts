@@ -20,7 +20,6 @@ export const boxSchema = z.object({
   points: z.array(z.object({ x: z.number(), y: z.number(), label: z.union([z.literal(0), z.literal(1)]) })).optional(),
 });
 
-
 /**
  * The image a detect, mask or finalize job is about, as queued: a reference to the run, whose
  * options and output are stored once (src/runs/run-state.ts), never copied into every job. Parsing
@@ -129,7 +128,15 @@ export function resolveImageJob(queued: QueuedImage, run: { options: ImageOption
 /** What is queued for an image job: the run holds the rest, under `settings` (its options, whose prompts a manifest row may replace). */
 export function queuedImageOf(job: ImageJob, settings: string, runOptions: ImageOptions): QueuedImage {
   const own = stableJson(job.options.prompts) !== stableJson(runOptions.prompts);
-  return { runId: job.runId, settings, imageId: job.imageId, input: job.input, name: job.name, ...(job.boxes && { boxes: job.boxes }), ...(own && { prompts: job.options.prompts }) };
+  return {
+    runId: job.runId,
+    settings,
+    imageId: job.imageId,
+    input: job.input,
+    name: job.name,
+    ...(job.boxes && { boxes: job.boxes }),
+    ...(own && { prompts: job.options.prompts }),
+  };
 }
 
 /** One prompt x seed of an image, resolved: the image, the filled prompt and the result's store key. */
@@ -141,7 +148,6 @@ export interface GenerateJob {
   /** Store key of the result, deterministic in (image, prompt, seed, generator options). */
   resultKey: string;
 }
-
 
 /** Whether an image's mask comes from the salient model (target auto with salientModel set): a soft alpha. */
 export function usesSalient(opts: { target: string; salientModel?: string | undefined }): boolean {
@@ -159,7 +165,11 @@ export function imageIdOf(content: Buffer, out: string, options: ImageOptions, b
 
 /** Output key prefix: a readable stem plus the id, so names never collide and never change. */
 export function outPrefixOf(name: string, imageId: string): string {
-  const stem = name.replace(/\.[^./\\]+$/, "").replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^_+|_+$/g, "").slice(-60);
+  const stem = name
+    .replace(/\.[^./\\]+$/, "")
+    .replace(/[^A-Za-z0-9._-]+/g, "_")
+    .replace(/^_+|_+$/g, "")
+    .slice(-60);
   return `${stem || "image"}-${imageId.slice(0, 10)}`;
 }
 

@@ -45,8 +45,45 @@ export const imageExtensions: readonly string[] = [
  * for builds without them).
  */
 const imageLikeExtensions = new Set([
-  "bmp", "dib", "heic", "heif", "hif", "jp2", "j2k", "jpf", "jpx", "jxl", "ico", "cur", "psd", "tga", "ppm", "pgm", "pbm", "pnm", "pfm",
-  "exr", "hdr", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "srw", "pef", "jpg", "jpeg", "png", "webp", "tif", "tiff", "gif", "avif",
+  "bmp",
+  "dib",
+  "heic",
+  "heif",
+  "hif",
+  "jp2",
+  "j2k",
+  "jpf",
+  "jpx",
+  "jxl",
+  "ico",
+  "cur",
+  "psd",
+  "tga",
+  "ppm",
+  "pgm",
+  "pbm",
+  "pnm",
+  "pfm",
+  "exr",
+  "hdr",
+  "dng",
+  "cr2",
+  "cr3",
+  "nef",
+  "arw",
+  "orf",
+  "rw2",
+  "raf",
+  "srw",
+  "pef",
+  "jpg",
+  "jpeg",
+  "png",
+  "webp",
+  "tif",
+  "tiff",
+  "gif",
+  "avif",
 ]);
 
 const readable = new Set(imageExtensions);
@@ -99,9 +136,11 @@ const point = z
   .transform(([x, y, label]) => ({ x, y, label }))
   .or(z.object({ x: z.number(), y: z.number(), label: pointLabel }));
 
-const boxArray = z.array(z.tuple([z.number(), z.number(), z.number(), z.number()]).or(
-  z.object({ x0: z.number(), y0: z.number(), x1: z.number(), y1: z.number(), label: z.string().optional(), points: z.array(point).optional() }),
-));
+const boxArray = z.array(
+  z
+    .tuple([z.number(), z.number(), z.number(), z.number()])
+    .or(z.object({ x0: z.number(), y0: z.number(), x1: z.number(), y1: z.number(), label: z.string().optional(), points: z.array(point).optional() })),
+);
 
 const manifestRow = z.object({
   path: z.string().min(1),
@@ -574,7 +613,12 @@ function csvRow(r: Record<string, string>, line: number, file: string): unknown 
   return {
     path: r.path,
     boxes: r.boxes ? parseJsonCell(r.boxes, file, `line ${line} boxes`) : undefined,
-    prompts: r.prompts ? r.prompts.split("|").map((s) => s.trim()).filter(Boolean) : undefined,
+    prompts: r.prompts
+      ? r.prompts
+          .split("|")
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : undefined,
   };
 }
 

@@ -118,7 +118,11 @@ export async function contentIdOf(input: string, aws: AwsSettings): Promise<Buff
       const { store, key } = storeOf(input, aws);
       const head = await store.head(key);
       if (!head) return Buffer.from(`unreadable:${input}:not found`);
-      return head.contentTag !== undefined ? Buffer.from(head.contentTag) : createHash("sha256").update(await store.read(key)).digest();
+      return head.contentTag !== undefined
+        ? Buffer.from(head.contentTag)
+        : createHash("sha256")
+            .update(await store.read(key))
+            .digest();
     }
     const hash = createHash("sha256");
     for await (const chunk of createReadStream(input)) hash.update(chunk as Buffer);
@@ -289,7 +293,9 @@ export async function enqueueSource(
     const missing = new Set(unsure.filter((_, i) => exists[i]?.[1] === 0).map((j) => j.imageId));
     const toAdd = jobs.filter((j, i) => registered[i] === "new" || missing.has(j.imageId));
     if (toAdd.length) {
-      await (queue as StageQueue<"detect">).addBulk(toAdd.map((j) => ({ name: "detect", data: { ...queuedImageOf(j, settingsId, base), kind: "detect" }, opts: { ...jobOptions(config.attempts), jobId: jobId(j) } })));
+      await (queue as StageQueue<"detect">).addBulk(
+        toAdd.map((j) => ({ name: "detect", data: { ...queuedImageOf(j, settingsId, base), kind: "detect" }, opts: { ...jobOptions(config.attempts), jobId: jobId(j) } })),
+      );
     }
     const cursor = batch[batch.length - 1]?.cursor;
     if (cursor !== undefined) await opts.checkpoint?.(cursor);

@@ -47,11 +47,7 @@ interface CursorState {
 const skipsPerTurn = 10_000;
 
 /** Every input of these specs in a deterministic order, one at a time, with the cursor that resumes right after it. */
-export async function* streamInputs(
-  specs: readonly string[],
-  aws: AwsSettings,
-  opts: InputStreamOptions = {},
-): AsyncGenerator<{ item: StreamedInput; cursor: InputCursor }> {
+export async function* streamInputs(specs: readonly string[], aws: AwsSettings, opts: InputStreamOptions = {}): AsyncGenerator<{ item: StreamedInput; cursor: InputCursor }> {
   const fingerprint = fingerprintOf(specs);
   const from = opts.after === undefined ? undefined : parseCursor(opts.after, specs, fingerprint);
   const events = { onSkipped: opts.onSkipped, onFollowed: opts.onFollowed };

@@ -82,7 +82,12 @@ export async function cleanRun(redis: Redis, runId: string, opts: { force?: bool
     const activeOf = async (stage: Stage) => (await queues[stage].getActive()).filter((job) => job && safeParseJobData(stage, job.data)?.runId === runId);
     const active = (await Promise.all(stages.map(activeOf))).flat();
     if (active.length > 0 && !opts.force) {
-      throw new AdminError(`run ${runId} has ${active.length} active jobs (${active.slice(0, 3).map((j) => `${j.queueName} ${j.id}`).join(", ")}${active.length > 3 ? ", ..." : ""}): wait for them, stop the workers, or use --force`);
+      throw new AdminError(
+        `run ${runId} has ${active.length} active jobs (${active
+          .slice(0, 3)
+          .map((j) => `${j.queueName} ${j.id}`)
+          .join(", ")}${active.length > 3 ? ", ..." : ""}): wait for them, stop the workers, or use --force`,
+      );
     }
     const removed = { detect: 0, mask: 0, generate: 0, finalize: 0 } as Record<Stage, number>;
     let left = 0;
@@ -110,7 +115,9 @@ export async function cleanRun(redis: Redis, runId: string, opts: { force?: bool
 
 export function formatClean(s: CleanSummary): string {
   const total = stages.reduce((n, st) => n + s.removed[st], 0);
-  const lines = [`run ${s.runId} cleaned: ${total} jobs removed (${stages.map((st) => `${st} ${s.removed[st]}`).join(", ")}), state of ${s.forgotten} images deleted; outputs untouched`];
+  const lines = [
+    `run ${s.runId} cleaned: ${total} jobs removed (${stages.map((st) => `${st} ${s.removed[st]}`).join(", ")}), state of ${s.forgotten} images deleted; outputs untouched`,
+  ];
   if (s.left) lines.push(`  ${s.left} running jobs (or their flow parents) could not be removed: run clean again once they have finished`);
   return lines.join("\n");
 }

@@ -80,7 +80,10 @@ export async function startQueueBrowser(o: QueueBrowserOptions): Promise<QueueBr
       if (runs.has(runId)) continue;
       const added = adapters(prefix, `${runId}:`, `maskfleet run ${runId}`);
       board.setQueues(added);
-      runs.set(runId, stages.map((s) => queues.get(`${runId}:${s}`) as Queue));
+      runs.set(
+        runId,
+        stages.map((s) => queues.get(`${runId}:${s}`) as Queue),
+      );
     }
     for (const [runId, qs] of runs) {
       if (current.has(runId)) continue;
@@ -132,17 +135,23 @@ export async function startQueueBrowser(o: QueueBrowserOptions): Promise<QueueBr
 
   let server: Server;
   try {
-    server = await listen(o.port, o.host, (req, res) =>
-      void handle(req, res).catch((err: Error) => {
-        log.warn({ err: err.message, url: req.url }, "queue browser: request failed");
-        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" }).end(`${err.message}\n`);
-      }),
+    server = await listen(
+      o.port,
+      o.host,
+      (req, res) =>
+        void handle(req, res).catch((err: Error) => {
+          log.warn({ err: err.message, url: req.url }, "queue browser: request failed");
+          if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" }).end(`${err.message}\n`);
+        }),
     );
   } catch (err) {
     await closeAll([...queues.values()], redis);
     const e = err as NodeJS.ErrnoException;
     if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND") throw new ConfigError("host", `cannot listen on ${o.host}: ${e.message}`);
-    throw new ConfigError("port", e.code === "EADDRINUSE" ? `port ${o.port} on ${o.host} is in use (give another with --port, or 0 for any free one)` : `cannot listen on ${o.host}:${o.port}: ${e.message}`);
+    throw new ConfigError(
+      "port",
+      e.code === "EADDRINUSE" ? `port ${o.port} on ${o.host} is in use (give another with --port, or 0 for any free one)` : `cannot listen on ${o.host}:${o.port}: ${e.message}`,
+    );
   }
   await fresh();
 
@@ -183,7 +192,13 @@ async function redisAnswers(redis: Redis): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000)));
   try {
-    return await Promise.race([redis.ping().then((r) => r === "PONG", () => false), late]);
+    return await Promise.race([
+      redis.ping().then(
+        (r) => r === "PONG",
+        () => false,
+      ),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }

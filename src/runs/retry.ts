@@ -95,7 +95,13 @@ async function requeue(record: FailureRecord, image: QueuedImage, imageJobId: st
     case "generate":
     case "finalize": {
       if (!record.promptVars) throw new AdminError(`${record.name}: its failure record has no prompt variables: enqueue the image again`);
-      const generate = (record.failedResults ?? []).map((g) => ({ kind: "generate" as const, runId: image.runId, imageId: image.imageId, promptIndex: g.promptIndex, seed: g.seed }));
+      const generate = (record.failedResults ?? []).map((g) => ({
+        kind: "generate" as const,
+        runId: image.runId,
+        imageId: image.imageId,
+        promptIndex: g.promptIndex,
+        seed: g.seed,
+      }));
       await to.flows.add(finalizeFlow({ ...image, kind: "finalize", promptVars: record.promptVars }, generate, { jobId: imageJobId, attempts: to.attempts }));
     }
   }

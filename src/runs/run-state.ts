@@ -447,7 +447,13 @@ export class RunState {
         const tab = cause.indexOf("\t");
         const prefix = cause.slice(0, tab);
         const kind = prefix === "result" ? ("result" as const) : ("image" as const);
-        return { kind, stage: kind === "result" ? "generate" : (prefix as Stage), reason: cause.slice(tab + 1), count: Number(count), examples: JSON.parse(examples[cause] ?? "[]") as string[] };
+        return {
+          kind,
+          stage: kind === "result" ? "generate" : (prefix as Stage),
+          reason: cause.slice(tab + 1),
+          count: Number(count),
+          examples: JSON.parse(examples[cause] ?? "[]") as string[],
+        };
       })
       .filter((g) => g.count > 0)
       .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
@@ -527,7 +533,11 @@ export class RunState {
       cursor = next;
       if (found.length) await this.redis.unlink(...found);
     } while (cursor !== "0");
-    await this.redis.multi().unlink(...Object.values(keys)).zrem(runsKey, runId).exec();
+    await this.redis
+      .multi()
+      .unlink(...Object.values(keys))
+      .zrem(runsKey, runId)
+      .exec();
   }
 
   /** Records the BullMQ prefix of a run's queues when they are not the shared ones (`maskfleet run`). */

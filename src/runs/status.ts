@@ -99,7 +99,10 @@ export function formatStatus(s: RunStatus): string {
   for (const stage of stages) {
     const c = s.stages[stage];
     const q = s.queues[stage];
-    const qs = Object.entries(q).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ");
+    const qs = Object.entries(q)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ");
     lines.push(`  ${stage.padEnd(9)} ${String(c.done).padStart(6)}/${c.total}${qs ? `   queue: ${qs}` : ""}`);
   }
   const rate = s.imagesPerMin === null ? "-" : s.imagesPerMin.toFixed(1);
@@ -114,7 +117,11 @@ export function formatStatus(s: RunStatus): string {
 
 function formatSeconds(sec: number): string {
   const s = Math.round(sec);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`
+    : s >= 60
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+      : `${s}s`;
 }
 
 /** Polls until every image of the run is finished; draws a progress bar on a terminal and keeps the run's metrics gauges current. */

@@ -61,8 +61,7 @@ export function resolveRegion(o: { region?: string | undefined; profile?: string
 /** The profile's `region`: the config file's `[profile NAME]` (`[default]` or `[profile default]`), then the credentials file's `[NAME]`. */
 function profileRegion(profile: string, env: NodeJS.ProcessEnv): string | undefined {
   const home = env.HOME || env.USERPROFILE || homedir();
-  const path = (override: string | undefined, file: string) =>
-    override ? (override.startsWith("~/") ? join(home, override.slice(2)) : override) : join(home, ".aws", file);
+  const path = (override: string | undefined, file: string) => (override ? (override.startsWith("~/") ? join(home, override.slice(2)) : override) : join(home, ".aws", file));
   const config = readIni(path(env.AWS_CONFIG_FILE, "config"));
   const credentials = readIni(path(env.AWS_SHARED_CREDENTIALS_FILE, "credentials"));
   const fromConfig = config[`profile ${profile}`]?.region ?? (profile === "default" ? config.default?.region : undefined);

@@ -46,19 +46,38 @@ const gauge = <L extends string>(name: string, help: string, labelNames: L[]) =>
 const histogram = <L extends string>(name: string, help: string, labelNames: L[]) => new Histogram({ name, help, labelNames, buckets, registers: [registry] });
 
 export const jobsCompleted = counter("maskfleet_jobs_completed_total", "Jobs completed, per stage", ["stage"]);
-export const jobsFailed = counter("maskfleet_jobs_failed_total", "Jobs failed for good (bad input, a refused request, or no attempt left), per stage and failure class", ["stage", "reason"]);
+export const jobsFailed = counter("maskfleet_jobs_failed_total", "Jobs failed for good (bad input, a refused request, or no attempt left), per stage and failure class", [
+  "stage",
+  "reason",
+]);
 export const jobsRetried = counter("maskfleet_jobs_retried_total", "Job attempts that failed and will be retried with backoff, per stage and failure class", ["stage", "reason"]);
 const jobsActive = gauge("maskfleet_jobs_active", "Jobs running in this process, per stage", ["stage"]);
-export const workerConcurrency = gauge("maskfleet_worker_concurrency", "Jobs this process runs at once at most, per stage (utilisation: rate of worker_busy_seconds_total / this)", ["stage"]);
+export const workerConcurrency = gauge(
+  "maskfleet_worker_concurrency",
+  "Jobs this process runs at once at most, per stage (utilisation: rate of worker_busy_seconds_total / this)",
+  ["stage"],
+);
 export const stageDuration = histogram("maskfleet_stage_duration_seconds", "Time of one completed job, per stage", ["stage"]);
-const stepDuration = histogram("maskfleet_step_duration_seconds", "Time of one step inside a job: input read, image decode, SAM encoder and decoder, generator request, store I/O", ["step"]);
+const stepDuration = histogram(
+  "maskfleet_step_duration_seconds",
+  "Time of one step inside a job: input read, image decode, SAM encoder and decoder, generator request, store I/O",
+  ["step"],
+);
 const generatorRequests = counter("maskfleet_generator_requests_total", "Generator requests, per generator and outcome (ok, or the failure class)", ["generator", "outcome"]);
 export const throttles = counter("maskfleet_throttles_total", "Jobs a service throttled, per stage", ["stage"]);
 export const rateLimitPauses = counter("maskfleet_rate_limit_pauses_total", "Queue pauses this process started after a throttle, per queue", ["queue"]);
 export const rateLimitPauseSeconds = counter("maskfleet_rate_limit_pause_seconds_total", "Seconds of queue pause this process asked for after throttles, per queue", ["queue"]);
-const onnxSessions = gauge("maskfleet_onnx_session_info", "1 for each ONNX model loaded in this process, with its task and the execution provider it runs on", ["model", "task", "ep"]);
+const onnxSessions = gauge("maskfleet_onnx_session_info", "1 for each ONNX model loaded in this process, with its task and the execution provider it runs on", [
+  "model",
+  "task",
+  "ep",
+]);
 const runImages = gauge("maskfleet_run_images", "Images of a run this process watches, by state (total, finished, succeeded, failed)", ["run", "state"]);
-const runImagesFinished = counter("maskfleet_run_images_finished_total", "Images of a run that finished in this process, by outcome (ok, failed, review): each image is counted once, by the worker that recorded its outcome", ["run", "outcome"]);
+const runImagesFinished = counter(
+  "maskfleet_run_images_finished_total",
+  "Images of a run that finished in this process, by outcome (ok, failed, review): each image is counted once, by the worker that recorded its outcome",
+  ["run", "outcome"],
+);
 
 /** Jobs running now, with the time up to which their busy seconds are counted. */
 const runningJobs = new Set<{ stage: Stage; countedTo: number }>();
@@ -302,7 +321,9 @@ export async function startMetricsServer(port: number | undefined, host = "0.0.0
     const e = err as NodeJS.ErrnoException;
     throw new ConfigError(
       e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND" ? "metricsHost" : "metricsPort",
-      e.code === "EADDRINUSE" ? `port ${port} on ${host} is in use (give each process on a host its own port, or 0 for any free one)` : `cannot listen on ${host}:${port ?? DEFAULT_METRICS_PORT}: ${e.message}`,
+      e.code === "EADDRINUSE"
+        ? `port ${port} on ${host} is in use (give each process on a host its own port, or 0 for any free one)`
+        : `cannot listen on ${host}:${port ?? DEFAULT_METRICS_PORT}: ${e.message}`,
     );
   }
   const address = server.address() as AddressInfo;
@@ -348,4 +369,8 @@ function listen(port: number, host: string, limits: Required<MetricsServerLimits
 }
 
 /** Set by the generate pool: mode "fixed" (the configured --rate) or "adaptive" (src/rate/adaptive-rate.ts). */
-export const generateRate = gauge("maskfleet_generate_rate_per_second", "Generator requests per second in force for the fleet: the configured --rate, or the adaptive rate the fleet found", ["mode"]);
+export const generateRate = gauge(
+  "maskfleet_generate_rate_per_second",
+  "Generator requests per second in force for the fleet: the configured --rate, or the adaptive rate the fleet found",
+  ["mode"],
+);

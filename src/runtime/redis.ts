@@ -150,7 +150,10 @@ export async function assertRedisReachable(url: string, o: { timeoutMs?: number;
   probe.on("error", (err: Error) => void (cause ??= err));
   let timer: NodeJS.Timeout | undefined;
   const silent = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RedisUnusableError(`cannot reach Redis at ${shown}: no reply within ${timeoutMs / 1000} s (is it a Redis server? a TLS one needs rediss://)`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new RedisUnusableError(`cannot reach Redis at ${shown}: no reply within ${timeoutMs / 1000} s (is it a Redis server? a TLS one needs rediss://)`)),
+      timeoutMs,
+    );
   });
   let policy: string | undefined;
   try {

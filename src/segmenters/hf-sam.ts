@@ -92,7 +92,11 @@ export class HfSamSegmenter extends EncoderDecoderSegmenter implements Segmenter
     const p = boxPrompts(boxes, (x, y) => [x * sx, y * sy], PAD_LABEL);
     const n = p.boxes;
     const labels = this.int64Labels
-      ? new Tensor("int64", BigInt64Array.from(p.labels, (l) => BigInt(l)), [1, n, p.points])
+      ? new Tensor(
+          "int64",
+          BigInt64Array.from(p.labels, (l) => BigInt(l)),
+          [1, n, p.points],
+        )
       : new Tensor("float32", Float32Array.from(p.labels), [1, n, p.points]);
     const out = await this.decoder.run(
       {

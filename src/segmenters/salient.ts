@@ -114,7 +114,10 @@ export class SalientModel {
 /** The photo resized to the model's size (sharp, aspect not kept), normalised, planar RGB. */
 async function toNchw(image: RgbImage, pre: Preprocess): Promise<Float32Array> {
   const [w, h] = pre.size;
-  const resized = await sharpRaw({ ...image, channels: 3 }).resize(w, h, { fit: "fill", kernel: "linear" }).raw().toBuffer();
+  const resized = await sharpRaw({ ...image, channels: 3 })
+    .resize(w, h, { fit: "fill", kernel: "linear" })
+    .raw()
+    .toBuffer();
   const plane = w * h;
   const out = new Float32Array(plane * 3);
   for (let c = 0; c < 3; c++) {
@@ -139,11 +142,14 @@ export function toAlpha8(values: Float32Array, kind: Preprocess["output"]): Uint
 /** 8-bit alpha upscaled (or downscaled) to width x height by sharp, one grey channel. */
 export async function upscaleAlpha(low: Mask, width: number, height: number): Promise<Mask> {
   if (low.width === width && low.height === height) return low;
-  const data = await sharpRaw({ ...low, channels: 1 }).resize(width, height, { fit: "fill", kernel: "linear" }).toColourspace("b-w").raw().toBuffer();
+  const data = await sharpRaw({ ...low, channels: 1 })
+    .resize(width, height, { fit: "fill", kernel: "linear" })
+    .toColourspace("b-w")
+    .raw()
+    .toBuffer();
   if (data.length !== width * height) throw new Error(`upscaleAlpha: sharp returned ${data.length} bytes, expected ${width * height}`);
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
 }
-
 
 /** The band around SAM's boundary where the salient soft edge is kept: 2% of the shorter side, at least 3 px. */
 export function refineBandPx(width: number, height: number): number {
@@ -192,7 +198,12 @@ export class SalientSegmenter implements Segmenter {
       ...(refined.stability && { stability: refined.stability.slice(0, 1) }),
       ...(refined.selection && { selection: refined.selection }),
       salientAgreement: maskIoU(alpha, hard),
-      timings: { preprocessMs: timings.preprocessMs, encodeMs: t1 - t0 - timings.preprocessMs - timings.postprocessMs, decodeMs: t2 - t1, postprocessMs: timings.postprocessMs + (performance.now() - t2) },
+      timings: {
+        preprocessMs: timings.preprocessMs,
+        encodeMs: t1 - t0 - timings.preprocessMs - timings.postprocessMs,
+        decodeMs: t2 - t1,
+        postprocessMs: timings.postprocessMs + (performance.now() - t2),
+      },
     };
   }
 

@@ -94,7 +94,10 @@ export function selectionFor(asked: MaskSelection | undefined, k: number, decode
   }
   if (asked && asked !== given) {
     const what = k === 1 ? `one mask chosen by the export (${given})` : "only the three multimask candidates";
-    throw new ConfigError("maskSelection", `${decoder.model}: maskSelection ${asked} is not available: the decoder returns ${what}; use maskSelection ${given}, or a decoder exported with all four masks (src/models/EXPORT.md)`);
+    throw new ConfigError(
+      "maskSelection",
+      `${decoder.model}: maskSelection ${asked} is not available: the decoder returns ${what}; use maskSelection ${given}, or a decoder exported with all four masks (src/models/EXPORT.md)`,
+    );
   }
   return given;
 }

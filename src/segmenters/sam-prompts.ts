@@ -20,11 +20,7 @@ export interface PromptBatch {
 
 /** Point prompts of each box: corners (labels 2, 3) then its points, padded with `padLabel`. */
 export function boxPrompts(boxes: readonly Box[], toFrame: (x: number, y: number) => [number, number], padLabel: number): PromptBatch {
-  const perBox = boxes.map((b) => [
-    { x: b.x0, y: b.y0, label: 2 },
-    { x: b.x1, y: b.y1, label: 3 },
-    ...(b.points ?? []).map((p) => ({ x: p.x, y: p.y, label: p.label as number })),
-  ]);
+  const perBox = boxes.map((b) => [{ x: b.x0, y: b.y0, label: 2 }, { x: b.x1, y: b.y1, label: 3 }, ...(b.points ?? []).map((p) => ({ x: p.x, y: p.y, label: p.label as number }))]);
   const points = Math.max(...perBox.map((p) => p.length));
   const coords = new Float32Array(boxes.length * points * 2);
   const labels: number[] = new Array<number>(boxes.length * points).fill(padLabel);

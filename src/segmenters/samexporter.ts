@@ -142,6 +142,4 @@ export class SamexporterSegmenter extends EncoderDecoderSegmenter implements Seg
     const rule = selectionFor(this.maskSelection, k, { model: this.name, oneMaskRule: p.points > 2 ? "single" : "best" });
     return chooseCandidates(low.data as Float32Array, iou.data as Float32Array, n, k, h, rule);
   }
-
 }
-

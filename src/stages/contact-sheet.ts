@@ -33,7 +33,11 @@ export async function contactSheet(tiles: readonly ContactSheetTile[], opts: Con
   const tileHeight = opts.tileHeight ?? 256;
   const columns = opts.columns ?? 4;
   const maxTiles = opts.maxTiles ?? DEFAULT_MAX_TILES;
-  for (const [k, v, min] of [["tileHeight", tileHeight, 16], ["columns", columns, 1], ["maxTiles", maxTiles, 1]] as const) {
+  for (const [k, v, min] of [
+    ["tileHeight", tileHeight, 16],
+    ["columns", columns, 1],
+    ["maxTiles", maxTiles, 1],
+  ] as const) {
     if (!Number.isInteger(v) || v < min) throw new RangeError(`contactSheet: ${k} must be an integer >= ${min}, got ${v}`);
   }
   if (tiles.length === 0) throw new RangeError("contactSheet: no tiles");
@@ -44,10 +48,7 @@ export async function contactSheet(tiles: readonly ContactSheetTile[], opts: Con
   if (opts.note) notes.push(opts.note);
 
   // Cells share one width: the widest tile at tileHeight, capped at 3:1 (wider tiles letterbox).
-  const cellWidth = Math.min(
-    3 * tileHeight,
-    Math.max(...shown.map((t) => Math.max(1, Math.round((t.image.width * tileHeight) / t.image.height)))),
-  );
+  const cellWidth = Math.min(3 * tileHeight, Math.max(...shown.map((t) => Math.max(1, Math.round((t.image.width * tileHeight) / t.image.height)))));
   const fontSize = Math.min(24, Math.max(10, Math.round(tileHeight / 18)));
   const captionHeight = Math.round(fontSize * 1.6);
   const cols = Math.min(columns, shown.length);
@@ -88,10 +89,7 @@ export async function contactSheet(tiles: readonly ContactSheetTile[], opts: Con
 }
 
 function textElement(x: number, y: number, size: number, anchor: "start" | "middle", text: string): string {
-  return (
-    `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" font-family="${FONT}" font-size="${size}" ` +
-    `text-anchor="${anchor}" fill="#222">${escapeXml(text)}</text>`
-  );
+  return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" font-family="${FONT}" font-size="${size}" ` + `text-anchor="${anchor}" fill="#222">${escapeXml(text)}</text>`;
 }
 
 /** Shorten to at most n characters, marking the cut with an ellipsis. */

@@ -151,16 +151,14 @@ export function createLocalContext(config: Config): LocalContext {
       ),
     salient: (spec) =>
       salients.get(spec, async () =>
-        isBedrockSalient(spec) ? new BedrockRemoveBackground(createBedrockClient(aws, { timeoutMs: config.requestTimeoutMs })) : SalientModel.load(spec, modelOpts).then(marked("salient")),
+        isBedrockSalient(spec)
+          ? new BedrockRemoveBackground(createBedrockClient(aws, { timeoutMs: config.requestTimeoutMs }))
+          : SalientModel.load(spec, modelOpts).then(marked("salient")),
       ),
     faceDetector: (spec, minConfidence) =>
-      detectors.get(JSON.stringify([spec, minConfidence]), () =>
-        loadFaceDetector(spec, { ...modelOpts, scoreThreshold: minConfidence }).then(marked("face-detect")),
-      ),
+      detectors.get(JSON.stringify([spec, minConfidence]), () => loadFaceDetector(spec, { ...modelOpts, scoreThreshold: minConfidence }).then(marked("face-detect"))),
     rekognition: (target, minConfidence, maxObjects) =>
-      detectors.get(JSON.stringify(["rekognition", target, minConfidence, maxObjects]), async () =>
-        createRekognitionDetector({ aws, target, minConfidence, maxObjects }),
-      ),
+      detectors.get(JSON.stringify(["rekognition", target, minConfidence, maxObjects]), async () => createRekognitionDetector({ aws, target, minConfidence, maxObjects })),
     textDetector: async (spec, target, minConfidence, maxObjects) =>
       (await textModels.get(spec, () => loadTextDetectionModel(spec, modelOpts).then(marked("detect")))).detector(target, { scoreThreshold: minConfidence, maxObjects }),
     generator: (options) => {
@@ -174,7 +172,13 @@ export function createLocalContext(config: Config): LocalContext {
     },
     async close() {
       prepared.clear();
-      const settled = await Promise.allSettled<{ close(): Promise<void> }>([...segmenters.values(), ...salients.values(), ...detectors.values(), ...textModels.values(), ...generators.values()]);
+      const settled = await Promise.allSettled<{ close(): Promise<void> }>([
+        ...segmenters.values(),
+        ...salients.values(),
+        ...detectors.values(),
+        ...textModels.values(),
+        ...generators.values(),
+      ]);
       for (const s of settled) if (s.status === "fulfilled") await s.value.close();
       for (const u of unmark.splice(0)) u();
     },
@@ -238,7 +242,10 @@ export function createContext(config: Config, redis: Redis, queuePrefix = keyPre
         const rate = adaptive;
         // The rate the fleet found, for the metrics: read again every few seconds, not per request.
         gaugeTimer = setInterval(() => {
-          rate.current().then((s) => metrics.generateRate.set({ mode: "adaptive" }, s.perSecond), () => undefined);
+          rate.current().then(
+            (s) => metrics.generateRate.set({ mode: "adaptive" }, s.perSecond),
+            () => undefined,
+          );
         }, 5000).unref();
       }
       return adaptive;

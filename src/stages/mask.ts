@@ -95,7 +95,14 @@ export async function maskStage(job: Job, ctx: WorkerContext): Promise<{ area: n
  * blend with: the mask feathered by featherPx (a salient model's soft mask as it is), so the
  * whole blended edge loses the old background's colour.
  */
-async function writeMaskImages(store: Store, keys: ReturnType<typeof outputKeys>, image: RgbImage, mask: Mask, opts: ImageJob["options"], o: { withMask: boolean }): Promise<{ foregroundMs: number }> {
+async function writeMaskImages(
+  store: Store,
+  keys: ReturnType<typeof outputKeys>,
+  image: RgbImage,
+  mask: Mask,
+  opts: ImageJob["options"],
+  o: { withMask: boolean },
+): Promise<{ foregroundMs: number }> {
   const foregroundStart = performance.now();
   const colours = opts.estimateForeground ? estimateForeground(image, await featherMask(mask, usesSalient(opts) ? 0 : opts.featherPx)) : image;
   const foregroundMs = performance.now() - foregroundStart;

@@ -35,7 +35,13 @@ export function openStore(root: string, aws?: AwsSettings, configKey = "out"): S
   const scheme = schemeOf(root);
   if (scheme === undefined) return new LocalStore(root);
   const open = schemes[scheme];
-  if (!open) throw new ConfigError(configKey, `${root}: ${scheme}:// is not supported as a store (use ${Object.keys(schemes).map((s) => `${s}://bucket/prefix/`).join(", ")} or a local folder)`);
+  if (!open)
+    throw new ConfigError(
+      configKey,
+      `${root}: ${scheme}:// is not supported as a store (use ${Object.keys(schemes)
+        .map((s) => `${s}://bucket/prefix/`)
+        .join(", ")} or a local folder)`,
+    );
   return open(root, aws, configKey);
 }
 

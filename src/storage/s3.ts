@@ -185,7 +185,8 @@ export class S3Store implements Store {
           }),
         );
       } catch (err) {
-        if ((err as Error).name === "NoSuchBucket" || (httpStatusOf(err) === 404 && firstPage)) throw new StoreError("no such bucket", `bucket ${this.bucket} not found`, { cause: err });
+        if ((err as Error).name === "NoSuchBucket" || (httpStatusOf(err) === 404 && firstPage))
+          throw new StoreError("no such bucket", `bucket ${this.bucket} not found`, { cause: err });
         if (isAccessDenied(err)) throw new StoreError("permission denied", `permission denied listing s3://${this.bucket}/${under}`, { cause: err });
         throw err;
       }
@@ -242,4 +243,3 @@ export class S3Store implements Store {
     }
   }
 }
-

@@ -34,9 +34,7 @@ export const titanLegacyCatalog: ControlModel[] = [
  * this process until closed; the previous value comes back on close. Children given `env` gate
  * against it in its region (us-east-1, whatever a profile of this machine says).
  */
-export async function startTitanControl(
-  catalog: ControlModel[] = titanLegacyCatalog,
-): Promise<ControlStandIn & { env: { AWS_ENDPOINT_URL_BEDROCK: string; AWS_REGION: string } }> {
+export async function startTitanControl(catalog: ControlModel[] = titanLegacyCatalog): Promise<ControlStandIn & { env: { AWS_ENDPOINT_URL_BEDROCK: string; AWS_REGION: string } }> {
   const control = await startBedrockControlStandIn({ catalog });
   const previous = process.env.AWS_ENDPOINT_URL_BEDROCK;
   process.env.AWS_ENDPOINT_URL_BEDROCK = control.endpoint;
@@ -124,11 +122,16 @@ export async function runAwsFleet(opts: AwsFleetOptions): Promise<AwsFleetResult
     attempts: 4,
   });
   const workerArgs = [
-    "--concurrency", String(opts.generateConcurrency),
-    "--redis", opts.redisUrl,
-    "--generator", "titan",
-    "--s3-endpoint", s3.endpoint,
-    "--bedrock-endpoint", bedrock.endpoint,
+    "--concurrency",
+    String(opts.generateConcurrency),
+    "--redis",
+    opts.redisUrl,
+    "--generator",
+    "titan",
+    "--s3-endpoint",
+    s3.endpoint,
+    "--bedrock-endpoint",
+    bedrock.endpoint,
     ...(opts.rate ? ["--rate", opts.rate] : []),
   ];
   const workerEnv = { MASKFLEET_THROTTLE_BACKOFF_MS: String(config.throttleBackoffMs), MASKFLEET_ATTEMPTS: String(config.attempts), ...control.env };
@@ -186,7 +189,10 @@ export function acceptedRate(requests: StandInRequest[]): number {
 
 /** Most requests (any status but 429) that arrived within any `windowMs` window. */
 export function peakInWindow(requests: StandInRequest[], windowMs: number): number {
-  const times = requests.filter((r) => r.status !== 429).map((r) => r.at).sort((a, b) => a - b);
+  const times = requests
+    .filter((r) => r.status !== 429)
+    .map((r) => r.at)
+    .sort((a, b) => a - b);
   let peak = 0;
   for (let i = 0, j = 0; i < times.length; i++) {
     while ((times[i] as number) - (times[j] as number) >= windowMs) j++;
@@ -194,4 +200,3 @@ export function peakInWindow(requests: StandInRequest[], windowMs: number): numb
   }
   return peak;
 }
-

@@ -214,13 +214,21 @@ export class WorkerSet {
     const [command = process.execPath, ...prefix] = [...(where.launcher ?? []), process.execPath];
     const args = [
       ...prefix,
-      cliEntry(), "worker", stage,
-      "--concurrency", String(concurrency),
-      "--redis", this.env.redis.url,
-      "--generator", "titan",
-      "--s3-endpoint", this.env.s3.endpoint,
-      "--bedrock-endpoint", this.env.bedrock.endpoint,
-      "--rate", "unlimited",
+      cliEntry(),
+      "worker",
+      stage,
+      "--concurrency",
+      String(concurrency),
+      "--redis",
+      this.env.redis.url,
+      "--generator",
+      "titan",
+      "--s3-endpoint",
+      this.env.s3.endpoint,
+      "--bedrock-endpoint",
+      this.env.bedrock.endpoint,
+      "--rate",
+      "unlimited",
     ];
     const child = spawn(command, args, {
       cwd: repoRoot,
@@ -475,7 +483,13 @@ export async function verifyOutputs(env: ChaosEnv, runId: string, o: { results: 
   let objects = 0;
   const status = await runStatus(env.conn, runId);
   if (status.finished !== status.total) problems.push(`run: ${status.finished}/${status.total} images finished`);
-  if (status.failed !== 0) problems.push(`run: ${status.failed} images failed: ${status.failures.slice(0, 5).map((f) => `${f.name} [${f.stage}] ${f.reason}`).join("; ")}`);
+  if (status.failed !== 0)
+    problems.push(
+      `run: ${status.failed} images failed: ${status.failures
+        .slice(0, 5)
+        .map((f) => `${f.name} [${f.stage}] ${f.reason}`)
+        .join("; ")}`,
+    );
   for (const stage of stages) {
     const c = status.stages[stage];
     const expected = stage === "generate" ? status.total * o.results : status.total;

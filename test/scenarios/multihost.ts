@@ -256,7 +256,11 @@ export async function runMultihost(o: MultihostOptions = {}): Promise<MultihostR
   const topo = await createTopology(["redis", "A", "B", "C"]);
   const byAddress = new Map([[topo.gateway, "root"], ...Object.values(topo.hosts).map((h) => [h.address, h.name] as [string, string])]);
   const redisHost = topo.hosts.redis as { address: string };
-  say(`topology ${topo.prefix}: bridge ${topo.bridge} ${topo.gateway}, ${Object.values(topo.hosts).map((h) => `${h.name} ${h.address} (${h.ns})`).join(", ")}`);
+  say(
+    `topology ${topo.prefix}: bridge ${topo.bridge} ${topo.gateway}, ${Object.values(topo.hosts)
+      .map((h) => `${h.name} ${h.address} (${h.ns})`)
+      .join(", ")}`,
+  );
   let env: ChaosEnv | undefined;
   let fleet: Fleet | undefined;
   let model: string | undefined;
@@ -269,14 +273,28 @@ export async function runMultihost(o: MultihostOptions = {}): Promise<MultihostR
     model = await maskModel(env.samModel, o.encoderDepth ?? 0);
     await uploadSmallPhotos(env.s3, images);
     const config = catalogConfig({ ...env, samModel: model }, { prompts: ["a studio backdrop"], seeds: { from: 1, to: 1 } });
-    fleet = new Fleet(topo, new WorkerSet(env, { MASKFLEET_LOCK_DURATION_MS: String(lockDurationMs), MASKFLEET_ATTEMPTS: "4", MASKFLEET_SHUTDOWN_GRACE_MS: "5000" }), o.othersNice ?? 19);
+    fleet = new Fleet(
+      topo,
+      new WorkerSet(env, { MASKFLEET_LOCK_DURATION_MS: String(lockDurationMs), MASKFLEET_ATTEMPTS: "4", MASKFLEET_SHUTDOWN_GRACE_MS: "5000" }),
+      o.othersNice ?? 19,
+    );
     const layout: [string, Stage, number][] = [
-      ["A", "detect", 2], ["A", "mask", 1], ["A", "generate", 4], ["A", "finalize", 2],
-      ["B", "detect", 2], ["B", "generate", 4], ["B", "finalize", 2],
+      ["A", "detect", 2],
+      ["A", "mask", 1],
+      ["A", "generate", 4],
+      ["A", "finalize", 2],
+      ["B", "detect", 2],
+      ["B", "generate", 4],
+      ["B", "finalize", 2],
     ];
     for (const [host, stage, c] of layout) fleet.start(host, stage, c);
     await fleet.ready();
-    say(`workers up: ${fleet.describe().map((w) => `${w.host}/${w.stage} ${w.metricsUrl}`).join(", ")}`);
+    say(
+      `workers up: ${fleet
+        .describe()
+        .map((w) => `${w.host}/${w.stage} ${w.metricsUrl}`)
+        .join(", ")}`,
+    );
 
     const started = performance.now();
     const enqueuedAt = Date.now();
@@ -365,7 +383,9 @@ export async function runMultihost(o: MultihostOptions = {}): Promise<MultihostR
       }
     }
     await Promise.all(Object.values(queues).map((q) => q.close()));
-    say(`taken over: ${takenOver.map((j) => `${j.queue} ${j.jobId}: back in the queue after ${j.releasedAfterMs} ms, restarted after ${j.retakenAfterMs} ms, done after ${j.finishedAfterMs} ms`).join("; ") || "none"}`);
+    say(
+      `taken over: ${takenOver.map((j) => `${j.queue} ${j.jobId}: back in the queue after ${j.releasedAfterMs} ms, restarted after ${j.retakenAfterMs} ms, done after ${j.finishedAfterMs} ms`).join("; ") || "none"}`,
+    );
 
     // The cut host's processes can reach nothing, not even to shut down: killed.
     for (const w of onB) fleet.set.signal(w, "SIGKILL");

@@ -110,17 +110,36 @@ export async function startRedisServer(name = "redis-server", o: RedisServerOpti
       [
         ...prefix,
         ...(o.tls
-          ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", o.tls.certFile, "--tls-key-file", o.tls.keyFile, "--tls-ca-cert-file", o.tls.caFile, "--tls-auth-clients", "no"]
+          ? [
+              "--port",
+              "0",
+              "--tls-port",
+              String(port),
+              "--tls-cert-file",
+              o.tls.certFile,
+              "--tls-key-file",
+              o.tls.keyFile,
+              "--tls-ca-cert-file",
+              o.tls.caFile,
+              "--tls-auth-clients",
+              "no",
+            ]
           : ["--port", String(port)]),
-        "--bind", host,
-        "--dir", dir,
+        "--bind",
+        host,
+        "--dir",
+        dir,
         ...(o.persistence === false ? ["--appendonly", "no"] : ["--appendonly", "yes", "--appendfsync", "always"]),
-        "--save", "",
-        "--daemonize", "no",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
         // Protected mode refuses every client but loopback ones when there is no password; bound to
         // another address (a test bridge), the clients come from that network.
-        "--protected-mode", host === "127.0.0.1" ? "yes" : "no",
-        "--loglevel", "warning",
+        "--protected-mode",
+        host === "127.0.0.1" ? "yes" : "no",
+        "--loglevel",
+        "warning",
         ...(o.password !== undefined ? ["--requirepass", o.password] : []),
         ...(o.maxmemoryPolicy !== undefined ? ["--maxmemory-policy", o.maxmemoryPolicy] : []),
         ...(o.extraArgs ?? []),

@@ -86,9 +86,7 @@ const STARTED = "2024-09-01T00:00:00Z";
 /** The catalog as of 2026-12 (see the module comment). */
 export function defaultCatalog(): ControlModel[] {
   return [
-    ...BEDROCK_IMAGE_MODELS.map(
-      (m): ControlModel => ({ modelId: stripProfilePrefix(m.id), status: m.family === "stability" ? "ACTIVE" : "GONE" }),
-    ),
+    ...BEDROCK_IMAGE_MODELS.map((m): ControlModel => ({ modelId: stripProfilePrefix(m.id), status: m.family === "stability" ? "ACTIVE" : "GONE" })),
     { modelId: "stability.stable-image-ultra-v1:1", status: "ACTIVE", name: "Stable Image Ultra" },
     { modelId: "amazon.nova-pro-v1:0", status: "ACTIVE", name: "Nova Pro", outputModalities: ["TEXT"] },
   ];
@@ -132,11 +130,7 @@ export async function startBedrockControlStandIn(opts: ControlStandInOptions = {
   const notFound = (what: string) => ({ status: 404, type: "ResourceNotFoundException", message: `The provided ${what} identifier is invalid.` });
 
   /** The answer to one signed request: a JSON payload, or an error. */
-  const answer = (
-    op: ControlOperation,
-    param: string,
-    query: URLSearchParams,
-  ): { status: number; payload: unknown } | { status: number; type: string; message: string } => {
+  const answer = (op: ControlOperation, param: string, query: URLSearchParams): { status: number; payload: unknown } | { status: number; type: string; message: string } => {
     if (deny.has(op)) {
       return {
         status: 403,
@@ -216,8 +210,7 @@ export async function startBedrockControlStandIn(opts: ControlStandInOptions = {
       if (!scope) return reply(403, { message: "The security token included in the request is invalid." }, "UnrecognizedClientException");
       rec.region = scope[1];
       if (scope[1] !== region || scope[2] !== "bedrock") {
-        const message =
-          scope[2] !== "bedrock" ? `Credential should be scoped to correct service: 'bedrock'.` : `Credential should be scoped to a valid region, not '${scope[1]}'.`;
+        const message = scope[2] !== "bedrock" ? `Credential should be scoped to correct service: 'bedrock'.` : `Credential should be scoped to a valid region, not '${scope[1]}'.`;
         return reply(403, { message }, "InvalidSignatureException");
       }
       const url = new URL(req.url ?? "/", "http://standin");

@@ -97,8 +97,7 @@ interface Contract {
   size(width: number, height: number): string | null;
 }
 
-const TITAN_SIZE = (w: number, h: number): string | null =>
-  Math.max(w, h) > 1408 ? `image ${w}x${h}: the longer side must be at most 1408 px` : null;
+const TITAN_SIZE = (w: number, h: number): string | null => (Math.max(w, h) > 1408 ? `image ${w}x${h}: the longer side must be at most 1408 px` : null);
 
 const NOVA_SIZE = (w: number, h: number): string | null => {
   if (w < 320 || h < 320 || w > 4096 || h > 4096) return `image ${w}x${h}: each side must be 320-4096 px`;
@@ -113,7 +112,6 @@ export const CONTRACTS: Record<string, Contract> = {
   "amazon.titan-image-generator-v2:0": { family: "titan", maxText: 512, maxSeed: 2_147_483_646, maxImageBytes: 5_000_000, size: TITAN_SIZE },
   "amazon.nova-canvas-v1:0": { family: "nova", maxText: 1024, maxSeed: 858_993_459, size: NOVA_SIZE },
 };
-
 
 /**
  * Checks `body` against the contract of `modelId`: the problem (one line), or null when valid.
@@ -341,10 +339,11 @@ export async function startBedrockStandIn(opts: BedrockStandInOptions = {}): Pro
   };
 }
 
-
 async function flatImage(width: number, height: number, seed: number): Promise<Buffer> {
   const [r, g, b] = seedColour(seed);
-  return sharp({ create: { width, height, channels: 3, background: { r, g, b } } }).png().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: { r, g, b } } })
+    .png()
+    .toBuffer();
 }
 
 function sendJson(res: ServerResponse, status: number, payload: unknown): void {

@@ -91,8 +91,20 @@ const MAX_BYTES = 5 * 1024 * 1024;
 const MAX_S3_BYTES = 15 * 1024 * 1024;
 const MAX_BODY = 16 * 1024 * 1024;
 const FACE_ATTRIBUTES = new Set([
-  "DEFAULT", "ALL", "AGE_RANGE", "BEARD", "EMOTIONS", "EYE_DIRECTION", "EYEGLASSES", "EYES_OPEN", "GENDER", "MOUTH_OPEN", "MUSTACHE",
-  "FACE_OCCLUDED", "SMILE", "SUNGLASSES",
+  "DEFAULT",
+  "ALL",
+  "AGE_RANGE",
+  "BEARD",
+  "EMOTIONS",
+  "EYE_DIRECTION",
+  "EYEGLASSES",
+  "EYES_OPEN",
+  "GENDER",
+  "MOUTH_OPEN",
+  "MUSTACHE",
+  "FACE_OCCLUDED",
+  "SMILE",
+  "SUNGLASSES",
 ]);
 const FILTER_KEYS = ["LabelInclusionFilters", "LabelExclusionFilters", "LabelCategoryInclusionFilters", "LabelCategoryExclusionFilters"];
 
@@ -283,7 +295,8 @@ async function readImage(image: unknown, s3Objects: Map<string, Buffer> | undefi
     if (!isObject(o)) throw invalid("InvalidParameterException", "Image.S3Object must be an object");
     onlyKeys(o, ["Bucket", "Name", "Version"], "Image.S3Object.");
     const { Bucket, Name } = o;
-    if (typeof Bucket !== "string" || !/^[0-9A-Za-z.\-_]{3,255}$/.test(Bucket)) throw invalid("InvalidParameterException", `Image.S3Object.Bucket invalid: ${JSON.stringify(Bucket)}`);
+    if (typeof Bucket !== "string" || !/^[0-9A-Za-z.\-_]{3,255}$/.test(Bucket))
+      throw invalid("InvalidParameterException", `Image.S3Object.Bucket invalid: ${JSON.stringify(Bucket)}`);
     if (typeof Name !== "string" || Name.length < 1 || Name.length > 1024) throw invalid("InvalidParameterException", `Image.S3Object.Name invalid: ${JSON.stringify(Name)}`);
     s3 = { bucket: Bucket, key: Name };
     const found = s3Objects?.get(`${Bucket}/${Name}`);
@@ -323,6 +336,10 @@ function magicFormat(b: Buffer): "jpeg" | "png" | undefined {
 }
 
 async function decodeFrame(file: Buffer, format: "jpeg" | "png"): Promise<{ data: Buffer; width: number; height: number }> {
-  const { data, info } = await sharp(file, { autoOrient: format === "jpeg" }).removeAlpha().toColourspace("srgb").raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(file, { autoOrient: format === "jpeg" })
+    .removeAlpha()
+    .toColourspace("srgb")
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height };
 }

@@ -220,14 +220,19 @@ export async function startS3Server(host?: string): Promise<S3Server> {
           if (!part || part.etag.replaceAll('"', "") !== p.etag.replaceAll('"', "")) {
             throw new S3Failure(400, "InvalidPart", "One or more of the specified parts could not be found.");
           }
-          if (i < listed.length - 1 && part.body.length < MIN_PART) throw new S3Failure(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.");
+          if (i < listed.length - 1 && part.body.length < MIN_PART)
+            throw new S3Failure(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.");
           bodies.push(part.body);
           digests.push(md5(part.body));
         });
         const etag = `"${md5(Buffer.concat(digests)).toString("hex")}-${listed.length}"`;
         bucketOf(bucket).set(key, { body: Buffer.concat(bodies), contentType: upload.contentType, metadata: upload.metadata, etag, lastModified: new Date() });
         uploads.delete(uploadId ?? "");
-        return sendXml(res, "CompleteMultipartUploadResult", `<Location>${esc(`/${bucket}/${key}`)}</Location><Bucket>${esc(bucket)}</Bucket><Key>${esc(key)}</Key><ETag>${esc(etag)}</ETag>`);
+        return sendXml(
+          res,
+          "CompleteMultipartUploadResult",
+          `<Location>${esc(`/${bucket}/${key}`)}</Location><Bucket>${esc(bucket)}</Bucket><Key>${esc(key)}</Key><ETag>${esc(etag)}</ETag>`,
+        );
       }
       case "AbortMultipartUpload": {
         const uploadId = q.get("uploadId");
@@ -242,7 +247,9 @@ export async function startS3Server(host?: string): Promise<S3Server> {
     bucketOf(bucket);
     const upload = uploadId ? uploads.get(uploadId) : undefined;
     if (!upload || upload.bucket !== bucket || upload.key !== key) {
-      throw new S3Failure(404, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.", { UploadId: uploadId ?? "" });
+      throw new S3Failure(404, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.", {
+        UploadId: uploadId ?? "",
+      });
     }
     return upload;
   }
@@ -251,7 +258,9 @@ export async function startS3Server(host?: string): Promise<S3Server> {
     handle(req, res).catch((err: unknown) => {
       const f = err instanceof S3Failure ? err : new S3Failure(500, "InternalError", `We encountered an internal error: ${(err as Error).message}`);
       if (res.headersSent) return void res.destroy();
-      const extra = Object.entries(f.extra).map(([k, v]) => `<${k}>${esc(v)}</${k}>`).join("");
+      const extra = Object.entries(f.extra)
+        .map(([k, v]) => `<${k}>${esc(v)}</${k}>`)
+        .join("");
       const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${f.code}</Code><Message>${esc(f.message)}</Message>${extra}<RequestId>${randomBytes(8).toString("hex")}</RequestId></Error>`;
       if (req.method === "HEAD") {
         res.writeHead(f.status).end();
@@ -353,7 +362,9 @@ function listObjects(bucket: string, objects: Bucket, q: URLSearchParams): strin
       at = end;
     } else {
       const o = objects.get(k) as StoredObject;
-      contents.push(`<Contents><Key>${enc(k)}</Key><LastModified>${o.lastModified.toISOString()}</LastModified><ETag>${esc(o.etag)}</ETag><Size>${o.body.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`);
+      contents.push(
+        `<Contents><Key>${enc(k)}</Key><LastModified>${o.lastModified.toISOString()}</LastModified><ETag>${esc(o.etag)}</ETag><Size>${o.body.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`,
+      );
       last = k;
       at = index.after(at);
     }
@@ -380,7 +391,8 @@ function parseCompleteBody(xml: string): { partNumber: number; etag: string }[] 
     const inner = m[1] ?? "";
     const n = /<PartNumber>\s*(\d+)\s*<\/PartNumber>/.exec(inner)?.[1];
     const etag = /<ETag>([\s\S]*?)<\/ETag>/.exec(inner)?.[1];
-    if (n === undefined || etag === undefined) throw new S3Failure(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
+    if (n === undefined || etag === undefined)
+      throw new S3Failure(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
     return { partNumber: Number(n), etag: unesc(etag) };
   });
 }

@@ -14,10 +14,7 @@ import { BEDROCK_IMAGE_MODELS, stabilityServiceOf, stripProfilePrefix, type Stab
 import { seedColour, type RequestFacts } from "./request-facts.js";
 
 /** Every Stability id served: the `us.` inference profiles and their bare `stability.` ids. */
-export const STABILITY_MODELS: readonly string[] = BEDROCK_IMAGE_MODELS.filter((m) => m.family === "stability").flatMap((m) => [
-  m.id,
-  stripProfilePrefix(m.id),
-]);
+export const STABILITY_MODELS: readonly string[] = BEDROCK_IMAGE_MODELS.filter((m) => m.family === "stability").flatMap((m) => [m.id, stripProfilePrefix(m.id)]);
 
 /** What the stand-in reads from a Stability body (the Stability fields of RequestFacts). */
 export type StabilityFacts = Omit<RequestFacts, "taskType" | "maskPrompt">;
@@ -30,8 +27,23 @@ export interface StabilityAnswer {
 }
 
 export const STYLE_PRESETS = [
-  "3d-model", "analog-film", "anime", "cinematic", "comic-book", "digital-art", "enhance", "fantasy-art", "isometric",
-  "line-art", "low-poly", "modeling-compound", "neon-punk", "origami", "photographic", "pixel-art", "tile-texture",
+  "3d-model",
+  "analog-film",
+  "anime",
+  "cinematic",
+  "comic-book",
+  "digital-art",
+  "enhance",
+  "fantasy-art",
+  "isometric",
+  "line-art",
+  "low-poly",
+  "modeling-compound",
+  "neon-punk",
+  "origami",
+  "photographic",
+  "pixel-art",
+  "tile-texture",
 ] as const;
 
 export const MAX_SEED = 4_294_967_294;
@@ -80,9 +92,7 @@ async function check(service: StabilityService, body: unknown, facts: StabilityF
   };
   const promptMin = service === "inpaint" || service === "search-replace" ? 1 : 0;
   const textProblem =
-    (KEYS[service].includes("prompt") ? text("prompt", promptMin) : null) ??
-    (service === "search-replace" ? text("search_prompt", 1) : null) ??
-    text("negative_prompt", 0);
+    (KEYS[service].includes("prompt") ? text("prompt", promptMin) : null) ?? (service === "search-replace" ? text("search_prompt", 1) : null) ?? text("negative_prompt", 0);
   if (typeof body.prompt === "string") facts.prompt = body.prompt;
   if (typeof body.search_prompt === "string") facts.searchPrompt = body.search_prompt;
   if (textProblem) return textProblem;
@@ -164,15 +174,14 @@ async function readImage(value: unknown, what: string): Promise<{ bytes: Buffer;
  * set here). With `finish`, the request is refused with that finish reason and no image, or a
  * blank (black) one when `finish.image`.
  */
-export async function buildStabilityAnswer(
-  body: Record<string, unknown>,
-  facts: StabilityFacts,
-  finish?: { reason: string; image: boolean },
-): Promise<StabilityAnswer> {
+export async function buildStabilityAnswer(body: Record<string, unknown>, facts: StabilityFacts, finish?: { reason: string; image: boolean }): Promise<StabilityAnswer> {
   const seed = facts.service === "remove-background" ? 0 : facts.seed || randomInt(1, MAX_SEED + 1);
   facts.answeredSeed = seed;
   const format = (facts.outputFormat ?? "png") as OutputFormat;
-  const input = sharp(Buffer.from(body.image as string, "base64")).removeAlpha().toColourspace("srgb").raw();
+  const input = sharp(Buffer.from(body.image as string, "base64"))
+    .removeAlpha()
+    .toColourspace("srgb")
+    .raw();
   const { data, info } = await input.toBuffer({ resolveWithObject: true });
   const { width, height } = info;
   const e = facts.extend ?? { left: 0, right: 0, up: 0, down: 0 };

@@ -153,12 +153,7 @@ export function tinySamDecoder(batched = false): Uint8Array {
   const centres = Array.from({ length: 256 }, (_, i) => i + 0.5);
   const gx = g.f32(centres, [1, 1, 1, 256]);
   const gy = g.f32(centres, [1, 1, 256, 1]);
-  const geo = g.op("Min", [
-    g.op("Sub", [gx, corner(0, 2)]),
-    g.op("Sub", [corner(0, 3), gx]),
-    g.op("Sub", [gy, corner(1, 2)]),
-    g.op("Sub", [corner(1, 3), gy]),
-  ]);
+  const geo = g.op("Min", [g.op("Sub", [gx, corner(0, 2)]), g.op("Sub", [corner(0, 3), gx]), g.op("Sub", [gy, corner(1, 2)]), g.op("Sub", [corner(1, 3), gy])]);
   const maskTerm = g.op("Mul", ["has_mask_input", g.op("ReduceMean", ["mask_input"], { keepdims: 1 })]);
   const low = g.op("Add", [geo, maskTerm], {}, "low_res_masks");
 
@@ -166,8 +161,7 @@ export function tinySamDecoder(batched = false): Uint8Array {
   const batchOnes = g.op("Slice", [g.op("Shape", [low]), g.i64([0]), g.i64([2])]); // [B, 1]
   g.op("Expand", [g.op("Sigmoid", [e]), batchOnes], {}, "iou_predictions");
 
-  const resize = (x: string, sizes: string, out?: string) =>
-    g.op("Resize", [x, "", "", sizes], { mode: "linear", coordinate_transformation_mode: "half_pixel" }, out);
+  const resize = (x: string, sizes: string, out?: string) => g.op("Resize", [x, "", "", sizes], { mode: "linear", coordinate_transformation_mode: "half_pixel" }, out);
   const up = resize(low, g.op("Concat", [batchOnes, g.i64([1024, 1024])], { axis: 0 }));
   const scale = g.op("Div", [g.f32([1024], []), g.op("ReduceMax", ["orig_im_size"], { keepdims: 0 })]);
   const prepadded = g.op("Cast", [g.op("Floor", [g.op("Add", [g.op("Mul", ["orig_im_size", scale]), g.f32([0.5], [])])])], { to: INT64 });
@@ -175,11 +169,7 @@ export function tinySamDecoder(batched = false): Uint8Array {
   const origSize = g.op("Cast", ["orig_im_size"], { to: INT64 });
   resize(cropped, g.op("Concat", [batchOnes, origSize], { axis: 0 }), "masks");
 
-  const outputs = [
-    valueInfo("masks", [B, 1, "height", "width"]),
-    valueInfo("iou_predictions", [B, 1]),
-    valueInfo("low_res_masks", [B, 1, 256, 256]),
-  ];
+  const outputs = [valueInfo("masks", [B, 1, "height", "width"]), valueInfo("iou_predictions", [B, 1]), valueInfo("low_res_masks", [B, 1, 256, 256])];
   return encodeModel(g, "tiny_sam_decoder", inputs, outputs);
 }
 
@@ -268,10 +258,7 @@ export async function makeTinyModels(dir: string, opts: TinySamOptions = {}): Pr
   await mkdir(face, { recursive: true });
   await writeFile(join(sam, "encoder.onnx"), tinySamEncoder(opts.encoderLayout ?? "hwc"));
   await writeFile(join(sam, "decoder.onnx"), tinySamDecoder(opts.batchedDecoder ?? false));
-  await writeFile(
-    join(sam, "model.json"),
-    JSON.stringify({ format: "samexporter", task: "segment", files: { encoder: "encoder.onnx", decoder: "decoder.onnx" } }, null, 2) + "\n",
-  );
+  await writeFile(join(sam, "model.json"), JSON.stringify({ format: "samexporter", task: "segment", files: { encoder: "encoder.onnx", decoder: "decoder.onnx" } }, null, 2) + "\n");
   await writeFile(join(face, "model.onnx"), tinyUltraFace());
   await writeFile(join(face, "model.json"), JSON.stringify({ format: "ultraface", task: "face-detect", files: { model: "model.onnx" } }, null, 2) + "\n");
   return { sam, face };

@@ -86,7 +86,13 @@ function promptLogits(g: Graph, coords: string, labels: string): string {
 function candidates(g: Graph, logits: string, offsets: number[], iou: number[], used: string[], masksOut: string | undefined, iouOut: string | undefined) {
   const k = offsets.length;
   const masks = g.op("Add", [logits, g.f32(offsets, [1, k, 1, 1])], {}, masksOut);
-  const zero = g.op("Mul", [g.op("Sum", used.map((u) => g.op("ReduceMean", [u], { keepdims: 0 }))), g.f32([0], [])]);
+  const zero = g.op("Mul", [
+    g.op(
+      "Sum",
+      used.map((u) => g.op("ReduceMean", [u], { keepdims: 0 })),
+    ),
+    g.f32([0], []),
+  ]);
   const batchK = g.op("Concat", [g.op("Slice", [g.op("Shape", [logits]), g.i64([0]), g.i64([1])]), g.i64([k])], { axis: 0 });
   const scores = g.op("Expand", [g.op("Add", [g.f32(iou, [1, k]), zero]), batchK], {}, iouOut);
   return { masks, scores };
@@ -171,7 +177,15 @@ export function tinyAllMasksDecoder(): Uint8Array {
     valueInfo("has_mask_input", [1]),
     valueInfo("orig_im_size", [2]),
   ];
-  candidates(g, promptLogits(g, "point_coords", "point_labels"), ALL_MASKS_OFFSETS, ALL_MASKS_IOU, ["image_embeddings", "mask_input", "has_mask_input", "orig_im_size"], "low_res_masks", "iou_predictions");
+  candidates(
+    g,
+    promptLogits(g, "point_coords", "point_labels"),
+    ALL_MASKS_OFFSETS,
+    ALL_MASKS_IOU,
+    ["image_embeddings", "mask_input", "has_mask_input", "orig_im_size"],
+    "low_res_masks",
+    "iou_predictions",
+  );
   const outputs = [valueInfo("iou_predictions", [1, 4]), valueInfo("low_res_masks", [1, 4, 256, 256])];
   return encodeModel(g, "tiny_sam_all_masks_decoder", inputs, outputs);
 }

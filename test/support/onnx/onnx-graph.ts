@@ -259,7 +259,12 @@ export class GraphBuilder {
   }
 
   transpose(x: Value, perm: readonly number[]): Value {
-    return this.node("Transpose", [x], perm.map((p) => x.shape[p] as number), { perm: [...perm] });
+    return this.node(
+      "Transpose",
+      [x],
+      perm.map((p) => x.shape[p] as number),
+      { perm: [...perm] },
+    );
   }
 
   unsqueeze(x: Value, axis: number): Value {
@@ -277,7 +282,12 @@ export class GraphBuilder {
   /** Zero padding at the end of each axis. */
   padEnd(x: Value, amounts: readonly number[]): Value {
     const pads = [...x.shape.map(() => 0), ...amounts];
-    return this.node("Pad", [x, this.ints(pads)], x.shape.map((d, i) => d + (amounts[i] ?? 0)), { mode: "constant" });
+    return this.node(
+      "Pad",
+      [x, this.ints(pads)],
+      x.shape.map((d, i) => d + (amounts[i] ?? 0)),
+      { mode: "constant" },
+    );
   }
 
   /** x[..., :end, ...] on the given axes. */
@@ -328,7 +338,6 @@ export function valueInfo(name: string, dims: readonly (number | string)[]): Onn
   };
 }
 
-
 export interface ModelInfo {
   graphName: string;
   producerName: string;
@@ -378,7 +387,6 @@ export function encodeModel(g: GraphBuilder, info: ModelInfo): Uint8Array {
   };
   return onnx.ModelProto.encode(model).finish();
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Streaming writer, with optional ONNX external data.
