@@ -123,7 +123,10 @@ describe("pipeline contract", () => {
       promptIndex: 1,
       seed: 34,
     });
-    assert.throws(() => parseJobData("mask", { ...image, kind: "detect" }), /a detect job on the mask queue/);
+    // Handed on by an older detect (its own payload): a mask job without boxes; a later stage's job is refused.
+    assert.deepEqual(parseJobData("mask", { ...image, kind: "detect" }), { ...image, kind: "mask" });
+    assert.equal(parseJobData("finalize", { ...image, kind: "mask", promptVars: { label: "cat", color: "white" } }).kind, "finalize");
+    assert.throws(() => parseJobData("detect", { ...image, kind: "mask" }), /a mask job on the detect queue/);
     assert.throws(() => parseJobData("finalize", { ...image, kind: "finalize" }), /promptVars/);
     assert.equal(safeParseJobData("generate", { seed: 37 }), undefined, "no job of this version");
     assert.equal(safeParseJobData("detect", { ...image, kind: "generate" }), undefined);
@@ -214,5 +217,48 @@ describe("pipeline contract", () => {
       broken.mask.stats.area = "big";
       assert.deepEqual(violations(published, broken), ["$.mask.stats.area: string, not integer", "$.results[0]: fits 0 of oneOf", "$.finishedAt: integer, not string"]);
     });
+  });
+
+  it("rolling update: an image payload handed on by an older detect is masked; one no stage of this version reads fails its image instead of vanishing", async () => {
+    const redisUrl = await freshRedis(2);
+    const models = await tinyModels();
+    const dir = await scratchDir("contract-rolling");
+    await scratchDir("contract-rolling/in");
+    for (const photo of ["chelsea.jpg", "coffee.jpg"]) await copyFile(join(repoRoot, "samples", "photos", photo), join(dir, "in", photo));
+    const config = resolveConfig({ target: "auto", samModel: models.sam, out: join(dir, "out"), redisUrl, prompts: ["a {label}"], seeds: { from: 1, to: 1 }, attempts: 1 });
+    const redis = connect(redisUrl);
+    const queues = openQueues(redis);
+    let fleet: Fleet | undefined;
+    try {
+      await enqueueImages(redis, config, "rolling", discoverInputs([join(dir, "in")]));
+      const state = new RunState(redis);
+      const tag = (await state.tag("rolling")) as string;
+      const records = await state.images("rolling");
+      assert.equal(records.length, 2);
+      const [first, second] = records as [(typeof records)[number], (typeof records)[number]];
+      const [handedOn, unreadable] = await Promise.all(records.map(async (r) => (await queues.detect.getJob(jobIdOf(tag, r.imageId)))?.data));
+      assert.equal(handedOn?.kind, "detect");
+      // This version's detect finds the boxes and writes detections.json; its mask jobs are then swapped for
+      // what an older detect worker queued: its own payload (kind "detect", no boxes) under the image's job id.
+      fleet = startFleet(config, ["detect"]);
+      await until("the mask jobs", async () => (await queues.mask.getJobCounts("wait")).wait === 2, 60_000, 50);
+      await fleet.close();
+      for (const r of records) await (await queues.mask.getJob(jobIdOf(tag, r.imageId)))?.remove();
+      await queues.mask.add("mask", handedOn as unknown as DataOf<"mask">, { jobId: jobIdOf(tag, first.imageId) });
+      // A payload of a kind the mask stage cannot take, naming its image.
+      await queues.mask.add("mask", { ...unreadable, kind: "generate" } as unknown as DataOf<"mask">, { jobId: jobIdOf(tag, second.imageId) });
+      fleet = startFleet(config, ["mask", "generate", "finalize"]);
+      const status = await waitForRun(redis, "rolling", { intervalMs: 100, timeoutMs: 60_000 });
+      assert.deepEqual([status.finished, status.succeeded, status.failed], [2, 1, 1]);
+      const failed = await state.failures("rolling", 10);
+      assert.deepEqual(
+        failed.map((f) => [f.name, f.stage]),
+        [[unreadable?.name, "mask"]],
+      );
+    } finally {
+      await fleet?.close();
+      await Promise.all(Object.values(queues).map((q) => q.close()));
+      await redis.quit();
+    }
   });
 });

@@ -9,6 +9,8 @@ import { mkdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { AwsSettings } from "../src/runtime/aws.js";
 import { openStore, StoreError } from "../src/storage/index.js";
+import { readInput } from "../src/storage/input.js";
+import { discoverStoreInputs } from "../src/producer/discover-store.js";
 import type { Store, StoreEntry } from "../src/storage/store.js";
 import { scratchDir } from "./helpers.js";
 import { startS3Server, type S3Server } from "./standins/s3-server.js";
@@ -113,5 +115,19 @@ describe("Store.list and Store.head", () => {
       assert.equal(err.miss, "no such bucket");
       return true;
     });
+  });
+
+  it("an S3 key with an empty segment is listed and read as itself, not as its neighbour without one", async () => {
+    const store = openStore("s3://list-bucket/", aws);
+    const [doubled, single] = [randomBytes(64), randomBytes(80)];
+    await store.write("odd/catalog//x.jpg", doubled);
+    await store.write("odd/catalog/x.jpg", single);
+    const items = await discoverStoreInputs("s3://list-bucket/odd/catalog/", aws);
+    assert.deepEqual(
+      items.map((i) => i.path),
+      ["s3://list-bucket/odd/catalog//x.jpg", "s3://list-bucket/odd/catalog/x.jpg"],
+    );
+    assert.ok((await readInput("s3://list-bucket/odd/catalog//x.jpg", "x.jpg", aws)).equals(doubled));
+    assert.ok((await readInput("s3://list-bucket/odd/catalog/x.jpg", "x.jpg", aws)).equals(single));
   });
 });

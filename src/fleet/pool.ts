@@ -82,12 +82,14 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
   };
 
   /** An image that failed for good at this stage: its outcome, cause and record (for `retry`) in its run's state. */
-  const recordFailure = async (job: Job, data: JobData, reason: string) => {
+  const recordFailure = async (job: Job, data: JobData | undefined, reason: string) => {
     // A failed generate job is one result of the image: finalize records it; the image goes on.
-    if (data.kind === "generate") return;
+    if (stage === "generate") return;
     // The image as queued, and a finalize job's prompt variables: `retry` queues the job again from them.
-    const queued = queuedImageSchema.parse(data);
-    const promptVars = data.kind === "finalize" ? data.promptVars : undefined;
+    // A payload this stage cannot read still fails its image when it names one, so no image is lost.
+    const queued = data ? queuedImageSchema.parse(data) : queuedImageSchema.safeParse(job.data).data;
+    if (!queued) return; // no image of a run: nothing to record it in
+    const promptVars = data?.kind === "finalize" ? data.promptVars : undefined;
     const image = await ctx.imageJob(queued).catch(() => undefined);
     const cause = causeOf(stage, normaliseReason(reason, image ?? queued));
     // The results it will not make (none when finalize failed: they were made).
@@ -147,8 +149,7 @@ export function startPool(stage: Stage, ctx: WorkerContext, opts: PoolOptions): 
       const reason = err instanceof Error ? err.message : String(err);
       (final ? metrics.jobsFailed : metrics.jobsRetried).inc({ stage, reason: failureClass(err) });
       if (final) await recordDuration(data, Date.now() - started);
-      // A job that is no job of this stage belongs to no run: nothing to record it in.
-      if (final && data) await recordFailure(job, data, reason);
+      if (final) await recordFailure(job, data, reason);
       log[final ? "warn" : "info"]({ stage, jobId: job.id, attempt: job.attemptsMade + 1, reason }, final ? "job failed" : "job will retry");
       if (permanent) throw new UnrecoverableError(reason);
       throw err;

@@ -91,11 +91,20 @@ const _kindsAreStages: [JobData["kind"], Stage] extends [Stage, JobData["kind"]]
 
 const isJobOf = <S extends Stage>(stage: S, job: JobData): job is DataOf<S> => job.kind === stage;
 
+/** The image stages in their order: an earlier version of each handed its own payload on to the next. */
+const imageStages: readonly Stage[] = ["detect", "mask", "finalize"];
+
 /**
- * A payload without a kind was queued by a version before payloads named theirs (during a
- * rolling update): it is its queue's own.
+ * Payloads from a version before this one (during a rolling update) are their queue's own: one
+ * without a kind was queued before payloads named theirs, and one of an earlier image stage was
+ * handed on as it was (an older detect passed its own data to mask, an older mask to finalize).
  */
-const withKind = (stage: Stage, data: unknown): unknown => (typeof data === "object" && data !== null && !("kind" in data) ? { ...data, kind: stage } : data);
+const withKind = (stage: Stage, data: unknown): unknown => {
+  if (typeof data !== "object" || data === null) return data;
+  if (!("kind" in data)) return { ...data, kind: stage };
+  const from = imageStages.indexOf(data.kind as Stage);
+  return from >= 0 && from < imageStages.indexOf(stage) ? { ...data, kind: stage } : data;
+};
 
 /** A job's data as the stage of its queue reads it; a job of another kind is refused. */
 export function parseJobData<S extends Stage>(stage: S, data: unknown): DataOf<S> {

@@ -45,9 +45,9 @@ export function openStore(root: string, aws?: AwsSettings, configKey = "out"): S
   return open(root, aws, configKey);
 }
 
-/** The store holding one object named by a path or URI, and the object's key in it (the last segment). */
+/** The store holding one object named by a path or URI, and the object's key in it (a URI's whole key, under the bucket's root: `a//b.jpg` stays itself). */
 export function storeOf(spec: string, aws?: AwsSettings): { store: Store; key: string } {
   if (!isStoreUri(spec)) return { store: new LocalStore(dirname(spec)), key: basename(spec) };
-  const cut = spec.lastIndexOf("/");
-  return { store: openStore(spec.slice(0, cut + 1), aws, "inputs"), key: spec.slice(cut + 1) };
+  const [, bucket = "", key = ""] = /^[^:]+:\/\/([^/]*)\/?(.*)$/.exec(spec) ?? [];
+  return { store: openStore(`${schemeOf(spec)}://${bucket}/`, aws, "inputs"), key };
 }

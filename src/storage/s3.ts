@@ -130,9 +130,9 @@ export class S3Store implements Store {
     this.client = s3Client(aws);
   }
 
-  /** The object key for a store key. */
+  /** The object key for a store key: never outside the root (no leading '/', no '.' or '..'); S3 keeps an empty segment (`a//b.jpg`) as it is. */
   objectKey(key: string): string {
-    if (!key || key.split("/").some((s) => s === "" || s === "." || s === "..")) {
+    if (!key || key.startsWith("/") || key.split("/").some((s) => s === "." || s === "..")) {
       throw new Error(`key ${JSON.stringify(key)} is not a valid key under ${this.root}`);
     }
     return this.prefix + key;
