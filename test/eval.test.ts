@@ -273,6 +273,9 @@ test("maskfleet eval: a table and a JSON report for two models; bad inputs are o
     [[badJson, "--images", images, "--model", sam], 2, /bad\.json: not valid JSON/],
     [[missingImage, "--images", images, "--model", sam], 2, /missing\.json: images\[1\]\.file_name: cannot read .*nope\.png: ENOENT/],
     [[annotations, "--images", images, "--model", join(dir, "no-such-model"), "--no-download"], 1, /no-such-model/],
+    // --sam-model, as in run (--model, its earlier name here, is the Bedrock model elsewhere).
+    [[annotations, "--images", images, "--sam-model", join(dir, "no-such-sam"), "--no-download"], 1, /no-such-sam/],
+    [[annotations, "--images", images], 2, /^maskfleet: required option '--sam-model <spec\.\.\.>' not specified/],
   ] as const) {
     const bad = await cli([...args]);
     assert.equal(bad.code, code, bad.stderr);

@@ -1,7 +1,7 @@
 /** `maskfleet eval`: mask quality (mIoU, boundary F) of segmentation models on a COCO-format dataset. */
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { InvalidArgumentError, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { ConfigError, InputError } from "../runtime/errors.js";
 import { defaultIntraOpThreads, type ExecutionProvider } from "../runtime/onnx.js";
 import { formatEvalTable, runEval } from "../eval/run.js";
@@ -23,7 +23,9 @@ const provider = (v: string): ExecutionProvider => {
 
 interface EvalFlags {
   images: string;
-  model: string[];
+  samModel?: string[];
+  /** The flag's earlier name, kept hidden: `--model` is the Bedrock model everywhere else. */
+  model?: string[];
   limit?: number;
   out?: string;
   threads?: number;
@@ -41,7 +43,8 @@ export function addEvalCommand(program: Command): void {
     .description("mask quality on a COCO-format dataset: each instance prompted with its ground-truth box; mIoU, boundary F and ms/image per model")
     .argument("<annotations>", "COCO instances JSON (images, annotations with polygon or RLE segmentation, categories)")
     .requiredOption("--images <dir>", "folder the images' file_name values are relative to")
-    .requiredOption("--model <spec...>", "segmentation models: manifest names or local folders (several: one row each)")
+    .option("--sam-model <spec...>", "segmentation models, as run's --sam-model: manifest names or local folders (several: one row each)")
+    .addOption(new Option("--model <spec...>").hideHelp())
     .option("--limit <n>", "only the first n images that have instances", wholeNumber(1))
     .option("--out <file>", "write the JSON report (per-model aggregates and one row per instance)")
     .option("--threads <n>", "onnxruntime threads per session (0 = default: all cores, as one model runs at a time)", wholeNumber(0))
@@ -51,8 +54,9 @@ export function addEvalCommand(program: Command): void {
     .option("--cache <dir>", "model cache folder (default: $MASKFLEET_CACHE or ~/.cache/maskfleet/models)")
     .option("--no-download", "do not download missing manifest models")
     .option("--no-progress", "no per-image progress on stderr")
-    .action(async (annotations: string, flags: EvalFlags) => {
-      const models = [...new Set(flags.model)];
+    .action(async (annotations: string, flags: EvalFlags, command: Command) => {
+      const models = [...new Set([...(flags.samModel ?? []), ...(flags.model ?? [])])];
+      if (models.length === 0) command.error("error: required option '--sam-model <spec...>' not specified", { exitCode: 2, code: "commander.missingMandatoryOptionValue" });
       let report;
       try {
         report = await runEval({
