@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { outPrefixOf } from "../src/pipeline/jobs.js";
 import { RunState, type ImageRecord } from "../src/runs/run-state.js";
+import type { Store } from "../src/storage/store.js";
 
 import { repoRoot } from "./support/scratch.js";
 import { freePort, redisServerBinary } from "./scenarios/redis-server.js";
@@ -298,4 +299,17 @@ export async function runImages(redis: Redis, runId: string, outDir?: string): P
     out.set(name, { ...record, name, outPrefix: outPrefixOf(name, record.imageId) });
   }
   return out;
+}
+
+/** `inner` with its writes going through `write` instead (a disk that fails some of them); everything else is inner's. */
+export function storeWithWrite(inner: Store, write: Store["write"]): Store {
+  return {
+    root: inner.root,
+    read: (key) => inner.read(key),
+    exists: (key) => inner.exists(key),
+    head: (key) => inner.head(key),
+    list: (prefix, options) => inner.list(prefix, options),
+    locate: (key) => inner.locate(key),
+    write,
+  };
 }

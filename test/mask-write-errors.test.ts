@@ -16,7 +16,7 @@ import { RunState } from "../src/runs/run-state.js";
 import type { Store } from "../src/storage/store.js";
 import { createContext, type WorkerContext } from "../src/stages/context.js";
 import { startPool, type Pool } from "../src/fleet/pool.js";
-import { freshRedis, repoRoot, scratchDir, tinyModels, runImages } from "./helpers.js";
+import { freshRedis, repoRoot, scratchDir, storeWithWrite, tinyModels, runImages } from "./helpers.js";
 
 const stages = ["detect", "mask", "generate", "finalize"] as const;
 
@@ -34,20 +34,12 @@ function failingBody(code: string): Buffer {
 
 /** The real store, whose writes of the keys `failures` picks fail mid-write with that errno code. */
 function failingStore(inner: Store, failures: (key: string) => string | undefined, seen: string[]): Store {
-  return {
-    root: inner.root,
-    read: (key) => inner.read(key),
-    exists: (key) => inner.exists(key),
-    head: (key) => inner.head(key),
-    list: (prefix, options) => inner.list(prefix, options),
-    locate: (key) => inner.locate(key),
-    write: (key, body, contentType) => {
-      const code = failures(key);
-      if (!code) return inner.write(key, body, contentType);
-      seen.push(`${code} ${key}`);
-      return inner.write(key, failingBody(code), contentType);
-    },
-  };
+  return storeWithWrite(inner, (key, body, contentType) => {
+    const code = failures(key);
+    if (!code) return inner.write(key, body, contentType);
+    seen.push(`${code} ${key}`);
+    return inner.write(key, failingBody(code), contentType);
+  });
 }
 
 describe("mask stage: a store error on one of its three writes", () => {

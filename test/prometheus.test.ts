@@ -24,7 +24,7 @@ import { enqueueImages } from "../src/producer/enqueue.js";
 import { waitForRun } from "../src/runs/status.js";
 import type { Store } from "../src/storage/store.js";
 import { startFleet, type Fleet } from "../src/fleet/fleet.js";
-import { cliEntry, freshRedis, repoRoot, scratchDir, sleep, tinyModels, until } from "./helpers.js";
+import { cliEntry, freshRedis, repoRoot, scratchDir, sleep, storeWithWrite, tinyModels, until } from "./helpers.js";
 import { freePort } from "./scenarios/redis-server.js";
 
 const prometheusBinary = "/usr/bin/prometheus";
@@ -133,19 +133,11 @@ describe("the Grafana board in a real Prometheus", () => {
     let failedOnce = false;
     fleet.ctx.store = (root: string): Store => {
       const inner = openStore(root);
-      return {
-        root: inner.root,
-        read: (key) => inner.read(key),
-        exists: (key) => inner.exists(key),
-        head: (key) => inner.head(key),
-        list: (prefix, options) => inner.list(prefix, options),
-        locate: (key) => inner.locate(key),
-        write: (key, body, contentType) => {
-          if (failedOnce || !key.endsWith("mask.json")) return inner.write(key, body, contentType);
-          failedOnce = true;
-          return Promise.reject(Object.assign(new Error(`EIO: i/o error, write ${key}`), { code: "EIO" }));
-        },
-      };
+      return storeWithWrite(inner, (key, body, contentType) => {
+        if (failedOnce || !key.endsWith("mask.json")) return inner.write(key, body, contentType);
+        failedOnce = true;
+        return Promise.reject(Object.assign(new Error(`EIO: i/o error, write ${key}`), { code: "EIO" }));
+      });
     };
 
     await until("the finalize worker's metrics endpoint", () => /metrics on http:\/\/(127\.0\.0\.1:\d+)\/metrics/.test(childErr) || child.exitCode !== null, 30_000, 100);
