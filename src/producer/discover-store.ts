@@ -5,7 +5,7 @@
  */
 import type { AwsSettings } from "../runtime/aws.js";
 import { ConfigError } from "../runtime/errors.js";
-import { openStore, schemeOf, StoreError } from "../storage/index.js";
+import { isStoreUri, storeOf, StoreError } from "../storage/index.js";
 import { imageExtensions, type InputItem, type StreamedInput } from "./discover.js";
 
 export interface DiscoverStoreOptions {
@@ -37,12 +37,9 @@ export async function discoverStoreInputs(uri: string, aws: AwsSettings, options
  * missing bucket or a denied listing is a ConfigError.
  */
 export async function* listStoreInputs(uri: string, aws: AwsSettings, options: DiscoverStoreOptions = {}): AsyncGenerator<ListedInput> {
-  const parts = /^[^:]+:\/\/([^/]*)\/?(.*)$/.exec(uri);
-  const scheme = schemeOf(uri);
-  if (!parts || !scheme) throw new ConfigError("inputs", `${uri}: not a store URI`);
-  const [, bucket = "", key = ""] = parts;
-  const bucketRoot = `${scheme}://${bucket}/`;
-  const store = openStore(bucketRoot, aws, "inputs");
+  if (!isStoreUri(uri)) throw new ConfigError("inputs", `${uri}: not a store URI`);
+  const { store, key } = storeOf(uri, aws);
+  const bucketRoot = store.root;
   if (key && !key.endsWith("/") && imagePattern.test(key)) {
     if (options.startAfter === undefined || Buffer.compare(Buffer.from(key), Buffer.from(options.startAfter)) > 0) {
       yield { item: { path: bucketRoot + key, name: key.slice(key.lastIndexOf("/") + 1) }, key };

@@ -45,9 +45,15 @@ export function openStore(root: string, aws?: AwsSettings, configKey = "out"): S
   return open(root, aws, configKey);
 }
 
-/** The store holding one object named by a path or URI, and the object's key in it (a URI's whole key, under the bucket's root: `a//b.jpg` stays itself). */
+/** A store URI's bucket and its whole key (`a//b.jpg` stays itself; '' for the bucket alone). */
+export function storeUriParts(uri: string): { bucket: string; key: string } {
+  const [, bucket = "", key = ""] = /^[^:]+:\/\/([^/]*)\/?(.*)$/.exec(uri) ?? [];
+  return { bucket, key };
+}
+
+/** The store holding one object named by a path or URI, and the object's key in it: a URI's whole key, under its bucket's root. */
 export function storeOf(spec: string, aws?: AwsSettings): { store: Store; key: string } {
   if (!isStoreUri(spec)) return { store: new LocalStore(dirname(spec)), key: basename(spec) };
-  const [, bucket = "", key = ""] = /^[^:]+:\/\/([^/]*)\/?(.*)$/.exec(spec) ?? [];
+  const { bucket, key } = storeUriParts(spec);
   return { store: openStore(`${schemeOf(spec)}://${bucket}/`, aws, "inputs"), key };
 }
