@@ -20,7 +20,7 @@ import { handOn } from "../src/stages/detect.js";
 import { fanOut } from "../src/stages/mask.js";
 import { recordOutcome } from "../src/stages/finalize.js";
 import { startFleet, type Fleet } from "../src/fleet/fleet.js";
-import type { StageProcessor } from "../src/fleet/pool.js";
+import type { StageProcessor } from "../src/stages/index.js";
 
 const promptVars = { label: "object", color: "white" };
 

@@ -4,7 +4,8 @@ import type { FatalServiceError } from "../runtime/errors.js";
 import { type Stage } from "../pipeline/queues.js";
 import { closeConnection, connect } from "../runtime/redis.js";
 import { createContext, type WorkerContext } from "../stages/context.js";
-import { startPool, type Pool, type StageProcessor } from "./pool.js";
+import { startPool, type Pool } from "./pool.js";
+import type { StageProcessor } from "../stages/index.js";
 
 export interface Fleet {
   ctx: WorkerContext;

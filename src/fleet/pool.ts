@@ -30,8 +30,6 @@ import type { WorkerContext } from "../stages/context.js";
 import { stageProcessors, type StageProcessor } from "../stages/index.js";
 import { warmUp } from "./warm-up.js";
 
-export type { StageProcessor };
-
 /** Pause after a throttle: what the service asked for, else the base doubling per throttle with no success between (up to 16x). */
 export function throttlePauseMs(baseMs: number, inARow: number, retryAfterMs?: number): number {
   return retryAfterMs ?? baseMs * 2 ** Math.min(inARow, 4);
